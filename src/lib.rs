@@ -1,0 +1,7 @@
+//! cfdr: a disaster-recovery console for Cloudflare storage (D1, Workers KV, R2, SQLite files).
+//! The binary is a thin shell over this library, so tests drive the same code the CLI runs.
+
+pub mod cli;
+pub mod config;
+pub mod emulator;
+pub mod exit;
