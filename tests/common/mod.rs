@@ -1,0 +1,189 @@
+//! Shared test helpers: an in-process emulator reached over real HTTP, and a small client.
+#![allow(dead_code)]
+
+use cfdr::emulator::{self, EmulatorConfig, RunningEmulator};
+use serde_json::Value;
+
+pub struct Api {
+    pub emu: RunningEmulator,
+    pub http: reqwest::Client,
+}
+
+pub async fn start() -> Api {
+    start_with(EmulatorConfig::ephemeral()).await
+}
+
+pub async fn start_with(config: EmulatorConfig) -> Api {
+    let emu = emulator::start(config).await.expect("emulator starts");
+    Api {
+        emu,
+        http: reqwest::Client::new(),
+    }
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub bytes: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.bytes)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.bytes)))
+    }
+
+    pub fn result(&self) -> Value {
+        let v = self.json();
+        assert_eq!(v["success"], true, "{v}");
+        v["result"].clone()
+    }
+
+    /// Asserts the documented failure envelope and returns the first error code.
+    pub fn error_code(&self) -> u64 {
+        let v = self.json();
+        assert_eq!(v["success"], false, "{v}");
+        assert!(v["result"].is_null(), "{v}");
+        assert!(v["messages"].is_array(), "{v}");
+        v["errors"][0]["code"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no error code: {v}"))
+    }
+}
+
+impl Api {
+    pub fn account(&self) -> String {
+        format!("{}/accounts/{}", self.emu.api_url, self.emu.account_id)
+    }
+
+    pub async fn send(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
+        let url = if path.starts_with("http") {
+            path.to_string()
+        } else {
+            format!("{}{path}", self.account())
+        };
+        let mut req = self
+            .http
+            .request(method.parse().expect("method"), url)
+            .bearer_auth(&self.emu.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        Self::reply(req).await
+    }
+
+    pub async fn send_raw(&self, req: reqwest::RequestBuilder) -> Reply {
+        Self::reply(req).await
+    }
+
+    async fn reply(req: reqwest::RequestBuilder) -> Reply {
+        let r = req.send().await.expect("request sent");
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let bytes = r.bytes().await.expect("body").to_vec();
+        Reply {
+            status,
+            headers,
+            bytes,
+        }
+    }
+
+    pub async fn control(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let url = format!("{}{path}", self.emu.origin());
+        self.send(method, &url, body).await.result()
+    }
+
+    /// Creates a D1 database and returns its UUID.
+    pub async fn d1_create(&self, name: &str) -> String {
+        let r = self
+            .send(
+                "POST",
+                "/d1/database",
+                Some(serde_json::json!({ "name": name })),
+            )
+            .await;
+        r.result()["uuid"].as_str().expect("uuid").to_string()
+    }
+
+    pub async fn d1_sql(&self, db: &str, sql: &str) -> Reply {
+        self.send(
+            "POST",
+            &format!("/d1/database/{db}/query"),
+            Some(serde_json::json!({ "sql": sql })),
+        )
+        .await
+    }
+
+    /// Runs the export polling flow to the end and downloads the dump.
+    pub async fn d1_export(&self, db: &str, options: Value) -> Result<String, String> {
+        let path = format!("/d1/database/{db}/export");
+        let mut body = serde_json::json!({ "output_format": "polling", "dump_options": options });
+        loop {
+            let r = self.send("POST", &path, Some(body.clone())).await;
+            let result = r.result();
+            match result["status"].as_str() {
+                Some("active") => {
+                    assert_eq!(r.status, 202);
+                    body["current_bookmark"] = result["at_bookmark"].clone();
+                }
+                Some("complete") => {
+                    let url = result["result"]["signed_url"].as_str().expect("signed_url");
+                    let dl = self.http.get(url).send().await.expect("download");
+                    assert_eq!(dl.status(), 200);
+                    return Ok(dl.text().await.expect("text"));
+                }
+                _ => return Err(result["error"].as_str().unwrap_or_default().to_string()),
+            }
+        }
+    }
+
+    /// The import flow: init (MD5), PUT to the upload URL, ingest, poll.
+    pub async fn d1_import(&self, db: &str, sql: &str) -> Value {
+        let path = format!("/d1/database/{db}/import");
+        let etag = hex::encode(<md5::Md5 as md5::Digest>::digest(sql.as_bytes()));
+        let init = self
+            .send(
+                "POST",
+                &path,
+                Some(serde_json::json!({ "action": "init", "etag": etag })),
+            )
+            .await
+            .result();
+        let url = init["upload_url"].as_str().expect("upload_url");
+        let put = self
+            .http
+            .put(url)
+            .body(sql.to_string())
+            .send()
+            .await
+            .expect("upload");
+        assert_eq!(put.status(), 200);
+        assert_eq!(
+            put.headers()["etag"].to_str().unwrap().trim_matches('"'),
+            etag
+        );
+        let mut r = self
+            .send("POST", &path, Some(serde_json::json!({ "action": "ingest", "etag": etag, "filename": init["filename"] })))
+            .await
+            .result();
+        while r["status"] == "active" {
+            r = self.send("POST", &path, Some(serde_json::json!({ "action": "poll", "current_bookmark": r["at_bookmark"] }))).await.result();
+        }
+        r
+    }
+
+    pub async fn kv_create(&self, title: &str) -> String {
+        let r = self
+            .send(
+                "POST",
+                "/storage/kv/namespaces",
+                Some(serde_json::json!({ "title": title })),
+            )
+            .await;
+        r.result()["id"].as_str().expect("id").to_string()
+    }
+
+    pub async fn stats(&self) -> Value {
+        self.control("GET", "/__emulator/stats", None).await
+    }
+}
