@@ -20,6 +20,9 @@ use super::kv;
 use super::r2;
 use super::state::Shared;
 
+/// The largest request body read at all (D1 imports of big dumps go through `/__signed`).
+pub const MAX_BODY_BYTES: usize = 2 << 30;
+
 /// The matched route template, copied onto the response for the stats.
 #[derive(Clone)]
 pub struct RouteLabel(pub String);
@@ -111,7 +114,9 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/__emulator/stats/reset", post(stats_reset))
         .route("/__emulator/faults", get(faults_get).post(faults_set))
         .route("/__signed/{token}", get(signed_get).put(signed_put))
-        .route_layer(middleware::from_fn(label));
+        .route_layer(middleware::from_fn(label))
+        // KV bulk writes take 100 MB and imports far more; each route enforces its own limit.
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES));
     api.fallback(|| async { ApiError::no_route() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .with_state(shared)

@@ -372,10 +372,20 @@ async fn truncate(response: Response<Body>) -> Response<Body> {
     parts
         .headers
         .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
-    let stream = futures_util::stream::iter([
-        Ok::<Bytes, std::io::Error>(half),
-        Err(std::io::Error::other("truncated by injected fault")),
-    ]);
+    // The pause lets the head and the first half reach the client before the body ends short
+    // of its `Content-Length`, which makes hyper close the connection.
+    let stream = futures_util::stream::unfold(0u8, move |step| {
+        let half = half.clone();
+        async move {
+            match step {
+                0 => Some((Ok::<Bytes, std::io::Error>(half), 1)),
+                _ => {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    None
+                }
+            }
+        }
+    });
     Response::from_parts(parts, Body::from_stream(stream))
 }
 
