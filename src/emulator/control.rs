@@ -207,8 +207,11 @@ impl Faults {
 }
 
 /// A fixed window per token, as Cloudflare's global limit counts: N requests per W seconds.
+/// Per token: when its window opened and how many requests it has made in it.
+type Windows = HashMap<String, (Instant, u32)>;
+
 pub struct RateLimiter {
-    inner: Mutex<(RateLimitConfig, HashMap<String, (Instant, u32)>)>,
+    inner: Mutex<(RateLimitConfig, Windows)>,
 }
 
 /// The limiter's verdict and what the `Ratelimit` headers say.

@@ -173,7 +173,7 @@ where
             let handler = handler.clone();
             let mut stopped = stopped.clone();
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req| handler(req));
+                let service = hyper::service::service_fn(&handler);
                 let conn = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(socket), service);
                 tokio::pin!(conn);

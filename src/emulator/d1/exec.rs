@@ -44,6 +44,7 @@ pub struct Timings {
     pub sql_duration_ms: f64,
 }
 
+#[derive(Debug)]
 pub struct Execution {
     pub outcomes: Vec<Outcome>,
     pub statements: usize,

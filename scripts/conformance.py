@@ -1,0 +1,236 @@
+#!/usr/bin/env python3
+"""Conformance of cfdr's emulator against real peers (run by scripts/peers.sh).
+
+1. D1 export: the emulator's export of a database holding every SQLite value type, AUTOINCREMENT,
+   indexes, triggers and views is byte-identical to `wrangler d1 export --local` of the same
+   content (also with --no-data, --no-schema and --table), and each side imports the other's dump.
+2. R2's S3 endpoint: Debian's AWS CLI and rclone put, list, get and delete objects; a wrong secret
+   is refused.
+Prints one line per check and closes with `N passed, N failed`.
+"""
+import argparse, hashlib, json, os, shutil, subprocess, sys, tempfile, urllib.request
+
+FIXTURE = """CREATE TABLE vals(id INTEGER PRIMARY KEY AUTOINCREMENT, i INTEGER, r REAL, t TEXT, b BLOB, n);
+INSERT INTO vals(i, r, t, b, n) VALUES (9223372036854775807, 1e300, 'plain', X'00ff10', NULL);
+INSERT INTO vals(i, r, t, b, n) VALUES (-9223372036854775808, -0.0, 'it''s "quoted"', X'', NULL);
+INSERT INTO vals(i, r, t, b, n) VALUES (9007199254740993, 0.1, 'line1
+line2', NULL, 1);
+INSERT INTO vals(i, r, t, b, n) VALUES (0, 100.0, 'cr' || char(13) || 'lf' || char(10) || 'end \\n', X'deadbeef', 'x');
+INSERT INTO vals(i, r, t, b, n) VALUES (42, 2.5e-8, 'unicode é ☃ 🚀', NULL, 3.5);
+INSERT INTO vals(i, r, t, b, n) VALUES (7, -1.5, 'gone', NULL, NULL);
+DELETE FROM vals WHERE i = 7;
+CREATE TABLE "odd name" ("a b" TEXT, "q""uote" INTEGER, [br] TEXT);
+INSERT INTO "odd name" VALUES ('x', 1, 'y'), (NULL, NULL, NULL);
+CREATE TABLE parent(id INTEGER PRIMARY KEY, name TEXT UNIQUE);
+CREATE TABLE child(id INTEGER PRIMARY KEY, parent_id INTEGER REFERENCES parent(id), v TEXT);
+INSERT INTO parent VALUES (1, 'p1'), (2, 'p2');
+INSERT INTO child VALUES (1, 1, 'c1'), (2, 2, 'c2');
+CREATE TABLE kv(k TEXT PRIMARY KEY, v) WITHOUT ROWID;
+INSERT INTO kv VALUES ('a', 1), ('b', X'01');
+CREATE INDEX child_parent ON child(parent_id);
+CREATE VIEW child_names AS SELECT c.id, p.name FROM child c JOIN parent p ON p.id = c.parent_id;
+CREATE TRIGGER vals_touch AFTER UPDATE ON vals BEGIN
+  UPDATE vals SET n = 'touched' WHERE id = new.id;
+END;
+"""
+
+results = []
+
+
+def check(name, ok, detail=""):
+    results.append(ok)
+    print(f"{'ok  ' if ok else 'FAIL'} {name}" + (f"\n     {detail}" if detail and not ok else ""), flush=True)
+
+
+class Emulator:
+    def __init__(self, cfdr):
+        self.proc = subprocess.Popen([cfdr, "emulator", "--listen", "127.0.0.1:0", "--s3-listen", "127.0.0.1:0"],
+                                     stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        fields = dict(w.split("=", 1) for w in line.split()[1:])
+        self.api, self.s3, self.account = fields["api"], fields["s3"], fields["account"]
+        self.token = "cfdr-emulator-token"
+
+    def call(self, method, path, body=None, raw=None, auth=True, url=None):
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        req = urllib.request.Request(url or f"{self.api}/accounts/{self.account}{path}", data=data, method=method)
+        if auth:
+            req.add_header("Authorization", f"Bearer {self.token}")
+        try:
+            with urllib.request.urlopen(req) as r:
+                return r.status, r.headers, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.headers, e.read()
+
+    def json(self, method, path, body=None):
+        status, _, data = self.call(method, path, body)
+        v = json.loads(data)
+        if not v.get("success"):
+            raise RuntimeError(f"{method} {path}: {status} {v}")
+        return v["result"]
+
+    def create(self, name):
+        return self.json("POST", "/d1/database", {"name": name})["uuid"]
+
+    def export(self, db, options):
+        body = {"output_format": "polling", "dump_options": options}
+        while True:
+            r = self.json("POST", f"/d1/database/{db}/export", body)
+            if r["status"] == "active":
+                body["current_bookmark"] = r["at_bookmark"]
+                continue
+            if r["status"] != "complete":
+                raise RuntimeError(f"export failed: {r}")
+            status, _, data = self.call("GET", "", url=r["result"]["signed_url"], auth=False)
+            assert status == 200, status
+            return data
+
+    def import_sql(self, db, sql):
+        etag = hashlib.md5(sql).hexdigest()
+        init = self.json("POST", f"/d1/database/{db}/import", {"action": "init", "etag": etag})
+        status, headers, _ = self.call("PUT", "", raw=sql, url=init["upload_url"], auth=False)
+        assert status == 200 and headers["ETag"].strip('"') == etag, (status, headers)
+        r = self.json("POST", f"/d1/database/{db}/import", {"action": "ingest", "etag": etag, "filename": init["filename"]})
+        while r["status"] == "active":
+            r = self.json("POST", f"/d1/database/{db}/import", {"action": "poll", "current_bookmark": r["at_bookmark"]})
+        if r["status"] != "complete":
+            raise RuntimeError(f"import failed: {r}")
+        return r
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+
+
+class Wrangler:
+    def __init__(self, exe, work):
+        self.exe, self.work = exe, work
+        shutil.rmtree(work, ignore_errors=True)
+        os.makedirs(work)
+        with open(os.path.join(work, "wrangler.toml"), "w") as f:
+            f.write('name = "conformance"\ncompatibility_date = "2025-01-01"\n')
+            for i, name in enumerate(["fixture", "from_emulator"]):
+                f.write(f'[[d1_databases]]\nbinding = "DB{i}"\ndatabase_name = "{name}"\ndatabase_id = "00000000-0000-4000-8000-00000000000{i}"\n')
+
+    def run(self, *args):
+        r = subprocess.run([self.exe, *args], cwd=self.work, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(f"wrangler {' '.join(args)}: {r.stdout}\n{r.stderr}")
+
+    def execute_file(self, db, sql):
+        path = os.path.join(self.work, f"in-{db}.sql")
+        with open(path, "wb") as f:
+            f.write(sql)
+        self.run("d1", "execute", db, "--local", "--file", path)
+
+    def export(self, db, *flags):
+        out = os.path.join(self.work, f"out-{db}.sql")
+        self.run("d1", "export", db, "--local", "--output", out, *flags)
+        with open(out, "rb") as f:
+            return f.read()
+
+
+def first_difference(a, b):
+    for i, (x, y) in enumerate(zip(a.splitlines(), b.splitlines())):
+        if x != y:
+            return f"line {i + 1}: wrangler {x[:160]!r} / emulator {y[:160]!r}"
+    return f"lengths differ: {len(a)} vs {len(b)} bytes"
+
+
+def d1_checks(emu, wr):
+    fixture = FIXTURE.encode()
+    wr.execute_file("fixture", fixture)
+    db = emu.create("fixture")
+    emu.import_sql(db, fixture)
+    for label, flags, options in [("full", [], {}), ("--no-data", ["--no-data"], {"no_data": True}),
+                                  ("--no-schema", ["--no-schema"], {"no_schema": True}),
+                                  ("--table child", ["--table", "child"], {"tables": ["child"]})]:
+        w, e = wr.export("fixture", *flags), emu.export(db, options)
+        check(f"D1 export {label} is byte-identical to wrangler's", w == e, first_difference(w, e))
+    w_full, e_full = wr.export("fixture"), emu.export(db, {})
+    check("D1 export keeps D1's rounding of integers past 2^53", b"9223372036854776000" in e_full and b"9007199254740992" in e_full)
+
+    other = emu.create("from-wrangler")
+    emu.import_sql(other, w_full)
+    again = emu.export(other, {})
+    check("the emulator imports wrangler's dump and exports the same bytes", again == w_full, first_difference(w_full, again))
+    wr.execute_file("from_emulator", e_full)
+    back = wr.export("from_emulator")
+    check("wrangler imports the emulator's dump and exports the same bytes", back == e_full, first_difference(e_full, back))
+
+    fts = emu.create("with-fts")
+    emu.import_sql(fts, b"CREATE TABLE a(x); CREATE VIRTUAL TABLE f USING fts5(body);")
+    try:
+        emu.export(fts, {"tables": ["a"]})
+        check("an export of a database with a virtual table fails as D1's does", False, "it succeeded")
+    except RuntimeError as e:
+        check("an export of a database with a virtual table fails as D1's does", "Virtual Tables" in str(e), str(e))
+
+
+def s3_checks(emu, work):
+    body = os.path.join(work, "object.bin")
+    with open(body, "wb") as f:
+        f.write(os.urandom(300_000))
+    digest = hashlib.sha256(open(body, "rb").read()).hexdigest()
+    emu.json("POST", "/r2/buckets", {"name": "conformance"})
+
+    aws_env = dict(os.environ, AWS_ACCESS_KEY_ID="cfdr-emulator-access-key", AWS_SECRET_ACCESS_KEY="cfdr-emulator-secret-key",
+                   AWS_DEFAULT_REGION="auto", AWS_EC2_METADATA_DISABLED="true")
+    aws = ["/usr/bin/aws", "--endpoint-url", emu.s3]
+
+    def run(cmd, env):
+        return subprocess.run(cmd, env=env, capture_output=True)
+
+    put = run(aws + ["s3", "cp", body, "s3://conformance/aws/dir/object.bin", "--content-type", "application/x-test"], aws_env)
+    check("aws s3 cp (put) through the S3 endpoint", put.returncode == 0, put.stderr.decode())
+    ls = run(aws + ["s3", "ls", "s3://conformance/aws/", "--recursive"], aws_env)
+    check("aws s3 ls lists the object", ls.returncode == 0 and b"aws/dir/object.bin" in ls.stdout, (ls.stdout + ls.stderr).decode())
+    get = run(aws + ["s3", "cp", "s3://conformance/aws/dir/object.bin", "-"], aws_env)
+    check("aws s3 cp (get) returns the same bytes", get.returncode == 0 and hashlib.sha256(get.stdout).hexdigest() == digest, get.stderr.decode())
+    head = run(aws + ["s3api", "head-object", "--bucket", "conformance", "--key", "aws/dir/object.bin"], aws_env)
+    check("aws s3api head-object keeps the content type", head.returncode == 0 and b"application/x-test" in head.stdout, head.stderr.decode())
+    rm = run(aws + ["s3", "rm", "s3://conformance/aws/dir/object.bin"], aws_env)
+    gone = run(aws + ["s3", "ls", "s3://conformance/aws/", "--recursive"], aws_env)
+    check("aws s3 rm deletes it", rm.returncode == 0 and b"aws/dir/object.bin" not in gone.stdout, rm.stderr.decode())
+    bad = run(aws + ["s3", "ls", "s3://conformance/"], dict(aws_env, AWS_SECRET_ACCESS_KEY="wrong-secret"))
+    check("aws with a wrong secret is refused", bad.returncode != 0 and b"SignatureDoesNotMatch" in bad.stderr, bad.stderr.decode())
+
+    rc_env = dict(os.environ, RCLONE_CONFIG_S_TYPE="s3", RCLONE_CONFIG_S_PROVIDER="Other", RCLONE_CONFIG_S_ENDPOINT=emu.s3,
+                  RCLONE_CONFIG_S_FORCE_PATH_STYLE="true", RCLONE_CONFIG_S_ACCESS_KEY_ID="cfdr-emulator-access-key",
+                  RCLONE_CONFIG_S_SECRET_ACCESS_KEY="cfdr-emulator-secret-key", RCLONE_CONFIG_S_REGION="auto")
+    rc_env.pop("AWS_CA_BUNDLE", None)
+    rclone = ["rclone", "--config", "/dev/null", "--retries", "1", "--low-level-retries", "1"]
+    put = run(rclone + ["copyto", body, "S:conformance/rclone-object.bin"], rc_env)
+    check("rclone copyto (put) through the S3 endpoint", put.returncode == 0, put.stderr.decode())
+    ls = run(rclone + ["lsf", "S:conformance"], rc_env)
+    check("rclone lsf lists the object", ls.returncode == 0 and b"rclone-object.bin" in ls.stdout, (ls.stdout + ls.stderr).decode())
+    cat = run(rclone + ["cat", "S:conformance/rclone-object.bin"], rc_env)
+    check("rclone cat returns the same bytes", cat.returncode == 0 and hashlib.sha256(cat.stdout).hexdigest() == digest, cat.stderr.decode())
+    rm = run(rclone + ["deletefile", "S:conformance/rclone-object.bin"], rc_env)
+    gone = run(rclone + ["lsf", "S:conformance"], rc_env)
+    check("rclone deletefile deletes it", rm.returncode == 0 and b"rclone-object.bin" not in gone.stdout, rm.stderr.decode())
+    bad = run(rclone + ["lsf", "S:conformance"], dict(rc_env, RCLONE_CONFIG_S_SECRET_ACCESS_KEY="wrong-secret"))
+    check("rclone with a wrong secret is refused", bad.returncode != 0, bad.stderr.decode())
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--cfdr", required=True)
+    p.add_argument("--wrangler", required=True)
+    p.add_argument("--work", default=tempfile.mkdtemp(prefix="cfdr-conformance-"))
+    a = p.parse_args()
+    emu = Emulator(a.cfdr)
+    try:
+        d1_checks(emu, Wrangler(a.wrangler, os.path.join(a.work, "wrangler")))
+        s3_checks(emu, a.work)
+    except Exception as e:  # a crash is a failure, never a silent pass
+        check("conformance run completed", False, repr(e))
+    finally:
+        emu.stop()
+    passed, failed = results.count(True), results.count(False)
+    print(f"conformance: {passed} passed, {failed} failed")
+    sys.exit(1 if failed or not passed else 0)
+
+
+if __name__ == "__main__":
+    main()
