@@ -1,0 +1,132 @@
+//! D1 flows end to end over HTTP: Time Travel by timestamp and undo, presigned URL expiry,
+//! all-or-nothing imports, and D1's export flaws.
+
+mod common;
+
+use std::time::Duration;
+
+use cfdr::emulator::EmulatorConfig;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn time_travel_by_timestamp_restores_and_can_be_undone() {
+    let api = common::start().await;
+    let db = api.d1_create("tt").await;
+    api.d1_sql(&db, "CREATE TABLE t(x); INSERT INTO t VALUES (1);")
+        .await
+        .result();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let before = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    api.d1_sql(&db, "DELETE FROM t; INSERT INTO t VALUES (2);")
+        .await
+        .result();
+    let count = |v: serde_json::Value| v[0]["results"][0]["x"].clone();
+
+    let restore = api
+        .send(
+            "POST",
+            &format!("/d1/database/{db}/time_travel/restore?timestamp={before}"),
+            None,
+        )
+        .await
+        .result();
+    assert_eq!(count(api.d1_sql(&db, "SELECT x FROM t").await.result()), 1);
+    assert!(
+        restore["bookmark"].as_str() > restore["previous_bookmark"].as_str(),
+        "bookmarks sort in time order"
+    );
+    let undo = format!(
+        "/d1/database/{db}/time_travel/restore?bookmark={}",
+        restore["previous_bookmark"].as_str().unwrap()
+    );
+    api.send("POST", &undo, None).await.result();
+    assert_eq!(count(api.d1_sql(&db, "SELECT x FROM t").await.result()), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn presigned_urls_expire() {
+    let config = EmulatorConfig {
+        signed_url_ttl: Duration::from_millis(300),
+        export_poll_timeout: Duration::from_millis(300),
+        ..EmulatorConfig::ephemeral()
+    };
+    let api = common::start_with(config).await;
+    let db = api.d1_create("expiring").await;
+    api.d1_sql(&db, "CREATE TABLE t(x);").await.result();
+    let path = format!("/d1/database/{db}/export");
+    let first = api
+        .send("POST", &path, Some(json!({ "output_format": "polling" })))
+        .await
+        .result();
+    let poll = json!({ "output_format": "polling", "current_bookmark": first["at_bookmark"] });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let done = api.send("POST", &path, Some(poll.clone())).await.result();
+    assert_eq!(done["status"], "complete", "{done}");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let late = api
+        .http
+        .get(done["result"]["signed_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(late.status(), 403, "an expired URL is refused");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_import_leaves_the_database_as_it_was() {
+    let api = common::start().await;
+    let db = api.d1_create("atomic").await;
+    api.d1_sql(&db, "CREATE TABLE t(x UNIQUE); INSERT INTO t VALUES (1);")
+        .await
+        .result();
+    let before = api.d1_export(&db, json!({})).await.unwrap();
+    let r = api
+        .d1_import(&db, "INSERT INTO t VALUES (2);\nINSERT INTO t VALUES (1);")
+        .await;
+    assert_eq!(r["status"], "error", "{r}");
+    assert!(
+        r["error"]
+            .as_str()
+            .unwrap()
+            .contains("UNIQUE constraint failed"),
+        "{r}"
+    );
+    assert_eq!(api.d1_export(&db, json!({})).await.unwrap(), before);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exports_keep_d1s_flaws_and_queries_carry_javascript_numbers() {
+    let api = common::start().await;
+    let db = api.d1_create("flaws").await;
+    api.d1_sql(&db, "CREATE TABLE t(i INTEGER, r REAL); INSERT INTO t VALUES (9223372036854775807, -0.0), (9007199254740993, 1e300);").await.result();
+    let dump = api.d1_export(&db, json!({})).await.unwrap();
+    assert!(
+        dump.contains("VALUES(9223372036854776000,0);")
+            && dump.contains("VALUES(9007199254740992,1e+300);"),
+        "{dump}"
+    );
+    let raw = api
+        .send(
+            "POST",
+            &format!("/d1/database/{db}/raw"),
+            Some(json!({ "sql": "SELECT i, quote(i) AS exact FROM t" })),
+        )
+        .await;
+    let text = String::from_utf8(raw.bytes).unwrap();
+    assert!(
+        text.contains(r#"[9223372036854776000,"9223372036854775807"]"#),
+        "{text}"
+    );
+
+    api.d1_sql(&db, "CREATE VIRTUAL TABLE f USING fts5(body);")
+        .await
+        .result();
+    let err = api
+        .d1_export(&db, json!({ "tables": ["t"] }))
+        .await
+        .unwrap_err();
+    assert!(err.contains("Virtual Tables"), "{err}");
+}
