@@ -13,6 +13,7 @@ use axum::routing::{get, post, put};
 use serde_json::json;
 
 use super::control::{FaultConfig, lock};
+use super::d1::flows;
 use super::d1::routes as d1;
 use super::d1::transfer::TransferKind;
 use super::envelope::{ApiError, ApiResult, ok, parse_json};
@@ -57,19 +58,19 @@ pub fn router(shared: Arc<Shared>) -> Router {
         )
         .route(
             &format!("{A}/d1/database/{{database_id}}/export"),
-            post(d1::export),
+            post(flows::export),
         )
         .route(
             &format!("{A}/d1/database/{{database_id}}/import"),
-            post(d1::import),
+            post(flows::import),
         )
         .route(
             &format!("{A}/d1/database/{{database_id}}/time_travel/bookmark"),
-            get(d1::bookmark),
+            get(flows::bookmark),
         )
         .route(
             &format!("{A}/d1/database/{{database_id}}/time_travel/restore"),
-            post(d1::restore),
+            post(flows::restore),
         )
         .route(
             &format!("{A}/storage/kv/namespaces"),

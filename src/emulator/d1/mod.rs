@@ -3,6 +3,7 @@
 
 pub mod dump;
 pub mod exec;
+pub mod flows;
 pub mod jsval;
 pub mod routes;
 pub mod split;
