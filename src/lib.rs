@@ -5,3 +5,4 @@ pub mod cli;
 pub mod config;
 pub mod emulator;
 pub mod exit;
+pub mod seal;
