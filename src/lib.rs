@@ -5,4 +5,5 @@ pub mod cli;
 pub mod config;
 pub mod emulator;
 pub mod exit;
+pub mod repo;
 pub mod seal;

@@ -1,7 +1,11 @@
 //! The command line: parses arguments with clap and dispatches to one small module per command.
 //! Errors print as `cfdr: …` and map to the documented exit codes.
 
+mod backup;
+mod backups;
+mod context;
 mod emulator;
+mod repo_init;
 
 use std::process::ExitCode;
 
@@ -20,6 +24,15 @@ pub struct Cli {
 pub enum Command {
     /// Run a local Cloudflare (D1, KV, R2 and R2's S3 endpoint) for demos, tests and drills.
     Emulator(emulator::Args),
+    /// Create a backup repository.
+    #[command(subcommand)]
+    Repo(repo_init::RepoCommand),
+    /// Take a backup now.
+    #[command(subcommand)]
+    Backup(backup::BackupCommand),
+    /// Browse, verify, read and prune backups.
+    #[command(subcommand)]
+    Backups(backups::BackupsCommand),
 }
 
 pub fn main() -> ExitCode {
@@ -53,6 +66,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Some(Command::Emulator(args)) => runtime.block_on(emulator::run(args)),
+        Some(Command::Repo(cmd)) => runtime.block_on(repo_init::run(cmd)),
+        Some(Command::Backup(cmd)) => runtime.block_on(backup::run(cmd)),
+        Some(Command::Backups(cmd)) => runtime.block_on(backups::run(cmd)),
         None => {
             Err(Failure::usage("no command given; run `cfdr --help` to see the commands").into())
         }

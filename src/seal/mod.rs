@@ -71,6 +71,16 @@ impl MasterKey {
         [d[0], d[1], d[2], d[3]]
     }
 
+    /// HMAC-SHA256 of `data` under a key derived for `purpose` (manifests, the repository's key
+    /// check), as hex.
+    pub fn mac(&self, purpose: &str, data: &[u8]) -> String {
+        use hmac::{KeyInit as _, Mac as _};
+        let key = self.derive(None, format!("cfdr mac v1 {purpose}").as_bytes());
+        let mut m = hmac::Hmac::<Sha256>::new_from_slice(&key).expect("HMAC takes any key length");
+        m.update(data);
+        hex::encode(m.finalize().into_bytes())
+    }
+
     /// The key id (8 hex characters) recorded in every artifact sealed with this key.
     pub fn id(&self) -> String {
         hex::encode(self.id_bytes())

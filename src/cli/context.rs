@@ -1,0 +1,129 @@
+//! What repository commands share: where the repository is, which key opens it, and output
+//! helpers (sizes, ages, JSON).
+
+use std::path::PathBuf;
+
+use crate::config::Config;
+use crate::exit::{Exit, Failure};
+use crate::repo::storage::{S3Settings, Storage};
+use crate::repo::{Repo, RepoError};
+use crate::seal::MasterKey;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RepoArgs {
+    /// The repository: a directory or s3://bucket/prefix (default: CFDR_REPO, the config file,
+    /// then the platform data directory).
+    #[arg(long, global = true)]
+    pub repo: Option<String>,
+}
+
+pub fn default_repo() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "cfdr").map(|d| d.data_dir().join("repo"))
+}
+
+pub fn location(args: &RepoArgs, config: &Config) -> Result<String, Failure> {
+    args.repo
+        .clone()
+        .or_else(|| config.repo.clone())
+        .or_else(|| default_repo().map(|p| p.display().to_string()))
+        .ok_or_else(|| Failure::usage("no repository given: pass --repo or set CFDR_REPO"))
+}
+
+pub fn key(config: &Config) -> Result<MasterKey, Failure> {
+    if let Some(k) = &config.key {
+        return MasterKey::from_hex(k.expose())
+            .map_err(|_| Failure::usage("CFDR_KEY is not 64 hexadecimal characters"));
+    }
+    if let Some(path) = &config.key_file {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Failure::usage(format!(
+                "cannot read the key file `{}`: {e}",
+                path.display()
+            ))
+        })?;
+        return MasterKey::from_hex(&text).map_err(|_| {
+            Failure::usage(format!(
+                "the key file `{}` does not hold 64 hexadecimal characters",
+                path.display()
+            ))
+        });
+    }
+    Err(Failure::usage(
+        "no encryption key: set CFDR_KEY to 64 hexadecimal characters (generate one with `openssl rand -hex 32`) or CFDR_KEY_FILE to a file holding them",
+    ))
+}
+
+pub fn storage(args: &RepoArgs, config: &Config) -> Result<Storage, Failure> {
+    let loc = location(args, config)?;
+    let s3 = S3Settings {
+        endpoint: config.r2_endpoint.clone(),
+        access_key_id: config.r2_access_key_id.clone(),
+        secret_access_key: config.r2_secret_access_key.clone(),
+    };
+    Storage::open(&loc, &s3).map_err(fail)
+}
+
+pub async fn open(args: &RepoArgs) -> Result<Repo, Failure> {
+    let config = Config::load().map_err(|e| Failure::usage(e.to_string()))?;
+    let storage = storage(args, &config)?;
+    let key = key(&config)?;
+    Repo::open(storage, key).await.map_err(fail)
+}
+
+pub fn fail(e: RepoError) -> Failure {
+    Failure::new(e.exit(), e.to_string())
+}
+
+pub fn verification_failed(message: String) -> Failure {
+    Failure::new(Exit::Verification, message)
+}
+
+pub fn human_size(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// How long ago an RFC 3339 time was, coarsely (`5m`, `3h`, `2d`).
+pub fn age(rfc3339: &str, now: time::OffsetDateTime) -> String {
+    let Some(t) = crate::repo::manifest::parse_time(rfc3339) else {
+        return "?".into();
+    };
+    let secs = (now - t).whole_seconds().max(0);
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
+}
+
+pub fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_ages_read_well() {
+        assert_eq!(human_size(999), "999 B");
+        assert_eq!(human_size(1536), "1.5 KiB");
+        assert_eq!(human_size(3 << 30), "3.0 GiB");
+        let now = time::macros::datetime!(2026-11-23 12:00 UTC);
+        assert_eq!(age("2026-11-23T11:59:00Z", now), "60s");
+        assert_eq!(age("2026-11-23T09:00:00Z", now), "3h");
+        assert_eq!(age("2026-11-20T12:00:00Z", now), "3d");
+    }
+}

@@ -1,0 +1,387 @@
+//! The backup repository: `config.json` with a key check, sealed artifacts and MAC'd manifests
+//! under `snapshots/`, a catalog for fast listing, writer leases, verification and retention.
+//! Only this module knows the layout; only `seal` does crypto.
+
+pub mod catalog;
+pub mod lease;
+pub mod manifest;
+pub mod retention;
+pub mod storage;
+mod verify;
+
+use std::io::Read;
+
+use object_store::path::Path;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+pub use catalog::{Catalog, Entry};
+pub use lease::Lease;
+pub use manifest::{Artifact, Kind, Manifest, Target};
+pub use verify::{Problem, VerifyMode, VerifyReport};
+
+use crate::exit::Exit;
+use crate::seal::{MasterKey, SealError};
+use storage::Storage;
+
+pub const CONFIG_PATH: &str = "config.json";
+pub const REPO_FORMAT: &str = "cfdr.repo/1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    #[error("{0}")]
+    Usage(String),
+    #[error(
+        "`{location}` is not a cfdr repository (no config.json); create one with `cfdr repo init`"
+    )]
+    NotARepo { location: String },
+    #[error("`{location}` is already a cfdr repository (id `{id}`); nothing was changed")]
+    AlreadyARepo { location: String, id: String },
+    #[error(
+        "cannot open repository `{location}`: it was initialised with key `{repo_key}`, the key given is `{given}`; set CFDR_KEY to the key of that repository"
+    )]
+    KeyMismatch {
+        location: String,
+        repo_key: String,
+        given: String,
+    },
+    #[error(
+        "repository is locked by {owner} on {host} since {since} ({purpose}); wait for it to finish — a lease whose process died goes stale after its TTL and is then taken over"
+    )]
+    Locked {
+        owner: String,
+        host: String,
+        since: String,
+        purpose: String,
+    },
+    #[error("repository `{location}`: `{path}`: {message}")]
+    Store {
+        location: String,
+        path: String,
+        message: String,
+    },
+    #[error("artifact `{artifact}`: {source}")]
+    Seal { artifact: String, source: SealError },
+    #[error("artifact `{artifact}` is missing from the repository")]
+    MissingArtifact { artifact: String },
+    #[error("the manifest of backup `{id}` does not match its MAC: it was edited or damaged")]
+    Tampered { id: String },
+    #[error("no backup `{id}` in repository `{location}`; list them with `cfdr backups list`")]
+    NotFound { id: String, location: String },
+    #[error("backup `{id}` has no artifact `{name}`; it has: {have}")]
+    NoSuchArtifact {
+        id: String,
+        name: String,
+        have: String,
+    },
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl RepoError {
+    pub fn exit(&self) -> Exit {
+        match self {
+            RepoError::Locked { .. } => Exit::Locked,
+            RepoError::Seal {
+                source: SealError::KeyMismatch { .. },
+                ..
+            } => Exit::Usage,
+            RepoError::Seal { .. }
+            | RepoError::MissingArtifact { .. }
+            | RepoError::Tampered { .. } => Exit::Verification,
+            RepoError::Store { .. } | RepoError::Internal(_) => Exit::Cloudflare,
+            _ => Exit::Usage,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RepoConfig {
+    pub format: String,
+    pub id: String,
+    pub created: String,
+    pub key_id: String,
+    /// MAC of the repository id under the key: proves the key, reveals nothing.
+    pub key_check: String,
+    pub chunk_size: u32,
+}
+
+pub struct Repo {
+    pub storage: Storage,
+    key: MasterKey,
+    pub config: RepoConfig,
+}
+
+impl Repo {
+    pub async fn init(storage: Storage, key: MasterKey) -> Result<Repo, RepoError> {
+        if let Some(existing) = Self::read_config(&storage).await? {
+            return Err(RepoError::AlreadyARepo {
+                location: storage.display.clone(),
+                id: existing.id,
+            });
+        }
+        let id = hex::encode(rand::random::<[u8; 8]>());
+        let config = RepoConfig {
+            format: REPO_FORMAT.into(),
+            key_check: key.mac("key check", id.as_bytes()),
+            id,
+            created: manifest::rfc3339(OffsetDateTime::now_utc()),
+            key_id: key.id(),
+            chunk_size: crate::seal::DEFAULT_CHUNK,
+        };
+        let body =
+            serde_json::to_vec_pretty(&config).map_err(|e| RepoError::Internal(e.to_string()))?;
+        if !storage.create(&Path::from(CONFIG_PATH), body).await? {
+            return Err(RepoError::AlreadyARepo {
+                location: storage.display.clone(),
+                id: "?".into(),
+            });
+        }
+        Ok(Repo {
+            storage,
+            key,
+            config,
+        })
+    }
+
+    async fn read_config(storage: &Storage) -> Result<Option<RepoConfig>, RepoError> {
+        match storage.get(&Path::from(CONFIG_PATH)).await? {
+            None => Ok(None),
+            Some(b) => serde_json::from_slice(&b).map(Some).map_err(|e| {
+                RepoError::Usage(format!("`{}/config.json` is damaged: {e}", storage.display))
+            }),
+        }
+    }
+
+    /// Opens a repository, checking the key before anything else is read.
+    pub async fn open(storage: Storage, key: MasterKey) -> Result<Repo, RepoError> {
+        let config = Self::read_config(&storage)
+            .await?
+            .ok_or_else(|| RepoError::NotARepo {
+                location: storage.display.clone(),
+            })?;
+        if config.format != REPO_FORMAT {
+            return Err(RepoError::Usage(format!(
+                "repository format `{}` is not supported by this cfdr; upgrade cfdr",
+                config.format
+            )));
+        }
+        if config.key_id != key.id()
+            || config.key_check != key.mac("key check", config.id.as_bytes())
+        {
+            return Err(RepoError::KeyMismatch {
+                location: storage.display.clone(),
+                repo_key: config.key_id,
+                given: key.id(),
+            });
+        }
+        Ok(Repo {
+            storage,
+            key,
+            config,
+        })
+    }
+
+    pub fn key_id(&self) -> String {
+        self.key.id()
+    }
+
+    /// The catalog, rebuilt from the manifests when it is missing or unreadable.
+    pub async fn catalog(&self) -> Result<Catalog, RepoError> {
+        match Catalog::load(&self.storage).await? {
+            Some(c) => Ok(c),
+            None => Catalog::rebuild(&self.storage).await,
+        }
+    }
+
+    /// A backup's manifest, MAC checked.
+    pub async fn manifest(&self, id: &str) -> Result<Manifest, RepoError> {
+        let catalog = self.catalog().await?;
+        let dir = match catalog.find(id) {
+            Some(e) => e.dir.clone(),
+            None => Catalog::rebuild(&self.storage)
+                .await?
+                .find(id)
+                .map(|e| e.dir.clone())
+                .ok_or_else(|| RepoError::NotFound {
+                    id: id.into(),
+                    location: self.storage.display.clone(),
+                })?,
+        };
+        let bytes = self
+            .storage
+            .get(&Path::from(format!("{dir}/manifest.json")))
+            .await?
+            .ok_or_else(|| RepoError::NotFound {
+                id: id.into(),
+                location: self.storage.display.clone(),
+            })?;
+        let m: Manifest =
+            serde_json::from_slice(&bytes).map_err(|_| RepoError::Tampered { id: id.into() })?;
+        if m.id != id || !m.mac_ok(&self.key) {
+            return Err(RepoError::Tampered { id: id.into() });
+        }
+        Ok(m)
+    }
+
+    /// Starts a backup; the caller holds the writer lease.
+    pub fn begin(
+        &self,
+        _lease: &Lease,
+        kind: Kind,
+        target: Target,
+        trigger: &str,
+        method: &str,
+    ) -> BackupWriter<'_> {
+        let now = OffsetDateTime::now_utc();
+        let manifest = Manifest {
+            format: manifest::FORMAT.into(),
+            id: manifest::new_id(now),
+            kind,
+            target,
+            trigger: trigger.into(),
+            method: method.into(),
+            consistency_point: None,
+            started: manifest::rfc3339(now),
+            finished: String::new(),
+            artifacts: Vec::new(),
+            stats: serde_json::Value::Null,
+            warnings: Vec::new(),
+            parent: None,
+            blobs: Vec::new(),
+            tool_version: format!("cfdr {}", env!("CARGO_PKG_VERSION")),
+            key_id: self.key.id(),
+            mac: String::new(),
+        };
+        BackupWriter {
+            repo: self,
+            manifest,
+        }
+    }
+
+    /// Decrypts one artifact into `sink`, checking every chunk and both checksums.
+    pub async fn open_artifact<W: std::io::Write + Send + 'static>(
+        &self,
+        m: &Manifest,
+        name: &str,
+        sink: W,
+    ) -> Result<W, RepoError> {
+        let a = m.artifacts.iter().find(|a| a.name == name).ok_or_else(|| {
+            RepoError::NoSuchArtifact {
+                id: m.id.clone(),
+                name: name.into(),
+                have: m
+                    .artifacts
+                    .iter()
+                    .map(|a| format!("`{}`", a.name))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }
+        })?;
+        let path = Path::from(format!("{}/{}", m.dir(), a.name));
+        let (summary, sink) = self.storage.open_from(&path, &self.key, sink).await?;
+        verify::compare(a, &summary).map_err(|p| RepoError::Seal {
+            artifact: a.name.clone(),
+            source: SealError::Io(std::io::Error::other(p)),
+        })?;
+        Ok(sink)
+    }
+
+    pub async fn verify(&self, m: &Manifest, mode: VerifyMode) -> Result<VerifyReport, RepoError> {
+        verify::run(self, m, mode).await
+    }
+
+    /// Deletes a backup: manifest first (so it stops being listed), then its artifacts.
+    pub async fn forget(
+        &self,
+        _lease: &Lease,
+        entry: &Entry,
+        catalog: &mut Catalog,
+    ) -> Result<(), RepoError> {
+        self.storage
+            .delete(&Path::from(format!("{}/manifest.json", entry.dir)))
+            .await?;
+        for meta in self.storage.list(&Path::from(entry.dir.as_str())).await? {
+            self.storage.delete(&meta.location).await?;
+        }
+        catalog.entries.retain(|e| e.id != entry.id);
+        catalog.save(&self.storage).await
+    }
+
+    /// Deletes blobs no remaining manifest refers to; returns how many went.
+    pub async fn collect_garbage(
+        &self,
+        _lease: &Lease,
+        catalog: &Catalog,
+    ) -> Result<usize, RepoError> {
+        let mut live = std::collections::HashSet::new();
+        for e in &catalog.entries {
+            if let Ok(m) = self.manifest(&e.id).await {
+                live.extend(m.blobs);
+            }
+        }
+        let mut removed = 0;
+        for meta in self.storage.list(&Path::from("blobs")).await? {
+            if let Some(name) = meta.location.filename()
+                && !live.contains(name)
+            {
+                self.storage.delete(&meta.location).await?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// One backup being written. Artifacts are sealed as they stream in; the manifest, written
+/// last, is the commit point: a backup without one was never complete and is not listed.
+pub struct BackupWriter<'r> {
+    repo: &'r Repo,
+    pub manifest: Manifest,
+}
+
+impl BackupWriter<'_> {
+    pub async fn add_artifact(
+        &mut self,
+        name: &str,
+        format: &str,
+        input: impl Read + Send + 'static,
+    ) -> Result<&Artifact, RepoError> {
+        let path = Path::from(format!("{}/{name}", self.manifest.dir()));
+        let chunk = self.repo.config.chunk_size;
+        let s = self
+            .repo
+            .storage
+            .seal_into(&path, input, &self.repo.key, chunk)
+            .await?;
+        self.manifest.artifacts.push(Artifact {
+            name: name.into(),
+            format: format.into(),
+            plaintext_size: s.plaintext_len,
+            plaintext_sha256: s.plaintext_sha256,
+            stored_size: s.stored_len,
+            stored_sha256: s.stored_sha256,
+            chunk_size: chunk,
+            chunks: s.chunks,
+        });
+        Ok(self.manifest.artifacts.last().expect("just pushed"))
+    }
+
+    pub async fn commit(mut self) -> Result<Manifest, RepoError> {
+        self.manifest.finished = manifest::rfc3339(OffsetDateTime::now_utc());
+        self.manifest.seal(&self.repo.key);
+        let body = serde_json::to_vec_pretty(&self.manifest)
+            .map_err(|e| RepoError::Internal(e.to_string()))?;
+        self.repo
+            .storage
+            .put(
+                &Path::from(format!("{}/manifest.json", self.manifest.dir())),
+                body,
+            )
+            .await?;
+        let mut catalog = self.repo.catalog().await?;
+        catalog.upsert(Entry::from_manifest(&self.manifest));
+        catalog.save(&self.repo.storage).await?;
+        Ok(self.manifest)
+    }
+}

@@ -1,0 +1,314 @@
+//! Where a repository's objects live: a local directory or `s3://bucket/prefix` on any
+//! S3-compatible store (R2 included), behind object_store. Sealing and opening stream through
+//! bounded channels, so memory stays constant whatever an artifact's size.
+
+use std::io::{Read, Write};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::StreamExt as _;
+use object_store::path::Path;
+use object_store::{
+    ObjectMeta, ObjectStore, ObjectStoreExt as _, PutMode, PutOptions, PutPayload, WriteMultipart,
+};
+
+use super::RepoError;
+use crate::seal::{self, MasterKey, SealError, Summary};
+
+/// S3 credentials and endpoint for `s3://` repositories.
+#[derive(Debug, Clone, Default)]
+pub struct S3Settings {
+    pub endpoint: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<crate::config::Secret>,
+}
+
+#[derive(Clone)]
+pub struct Storage {
+    inner: Arc<dyn ObjectStore>,
+    /// The location as the operator wrote it (no credentials).
+    pub display: String,
+}
+
+/// Parts of sealed data in flight between the blocking sealer and the async uploader.
+const IN_FLIGHT: usize = 4;
+
+impl Storage {
+    pub fn open(location: &str, s3: &S3Settings) -> Result<Self, RepoError> {
+        let inner: Arc<dyn ObjectStore> = if let Some(rest) = location.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(RepoError::Usage(format!(
+                    "repository `{location}` names no bucket; write s3://bucket/prefix"
+                )));
+            }
+            let endpoint = s3.endpoint.clone().ok_or_else(|| {
+                RepoError::Usage(format!("repository `{location}` is on S3 but R2_ENDPOINT is not set; set it to the S3 endpoint"))
+            })?;
+            let key_id = s3
+                .access_key_id
+                .clone()
+                .ok_or_else(|| RepoError::Usage("R2_ACCESS_KEY_ID is not set".into()))?;
+            let secret = s3
+                .secret_access_key
+                .clone()
+                .ok_or_else(|| RepoError::Usage("R2_SECRET_ACCESS_KEY is not set".into()))?;
+            let store = object_store::aws::AmazonS3Builder::new()
+                .with_bucket_name(bucket)
+                .with_endpoint(endpoint.trim_end_matches('/'))
+                .with_region("auto")
+                .with_access_key_id(key_id)
+                .with_secret_access_key(secret.expose())
+                .with_allow_http(endpoint.starts_with("http://"))
+                .with_virtual_hosted_style_request(false)
+                .build()
+                .map_err(|e| {
+                    RepoError::Usage(format!("cannot use repository `{location}`: {e}"))
+                })?;
+            if prefix.trim_matches('/').is_empty() {
+                Arc::new(store)
+            } else {
+                Arc::new(object_store::prefix::PrefixStore::new(
+                    store,
+                    prefix.trim_matches('/'),
+                ))
+            }
+        } else {
+            std::fs::create_dir_all(location).map_err(|e| {
+                RepoError::Usage(format!(
+                    "cannot create repository directory `{location}`: {e}"
+                ))
+            })?;
+            Arc::new(
+                object_store::local::LocalFileSystem::new_with_prefix(location).map_err(|e| {
+                    RepoError::Usage(format!(
+                        "cannot open repository directory `{location}`: {e}"
+                    ))
+                })?,
+            )
+        };
+        Ok(Self {
+            inner,
+            display: location.to_string(),
+        })
+    }
+
+    fn err(&self, path: &Path, e: object_store::Error) -> RepoError {
+        RepoError::Store {
+            location: self.display.clone(),
+            path: path.to_string(),
+            message: e.to_string(),
+        }
+    }
+
+    pub async fn get(&self, path: &Path) -> Result<Option<Bytes>, RepoError> {
+        match self.inner.get(path).await {
+            Ok(r) => r.bytes().await.map(Some).map_err(|e| self.err(path, e)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.err(path, e)),
+        }
+    }
+
+    pub async fn put(&self, path: &Path, bytes: Vec<u8>) -> Result<(), RepoError> {
+        self.inner
+            .put(path, PutPayload::from(bytes))
+            .await
+            .map(drop)
+            .map_err(|e| self.err(path, e))
+    }
+
+    /// Creates `path` only if it does not exist yet; `false` when it already did.
+    pub async fn create(&self, path: &Path, bytes: Vec<u8>) -> Result<bool, RepoError> {
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        match self
+            .inner
+            .put_opts(path, PutPayload::from(bytes), opts)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(
+                object_store::Error::AlreadyExists { .. }
+                | object_store::Error::Precondition { .. },
+            ) => Ok(false),
+            Err(e) => Err(self.err(path, e)),
+        }
+    }
+
+    pub async fn delete(&self, path: &Path) -> Result<(), RepoError> {
+        match self.inner.delete(path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.err(path, e)),
+        }
+    }
+
+    pub async fn head(&self, path: &Path) -> Result<Option<ObjectMeta>, RepoError> {
+        match self.inner.head(path).await {
+            Ok(m) => Ok(Some(m)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.err(path, e)),
+        }
+    }
+
+    pub async fn list(&self, prefix: &Path) -> Result<Vec<ObjectMeta>, RepoError> {
+        let mut out = Vec::new();
+        let mut stream = self.inner.list(Some(prefix));
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(m) => out.push(m),
+                Err(object_store::Error::NotFound { .. }) => break,
+                Err(e) => return Err(self.err(prefix, e)),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Seals what `input` yields and stores it at `path`.
+    pub async fn seal_into(
+        &self,
+        path: &Path,
+        input: impl Read + Send + 'static,
+        key: &MasterKey,
+        chunk: u32,
+    ) -> Result<Summary, RepoError> {
+        let upload = self
+            .inner
+            .put_multipart(path)
+            .await
+            .map_err(|e| self.err(path, e))?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, 8 << 20);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(IN_FLIGHT);
+        let key = key.clone();
+        let sealer = tokio::task::spawn_blocking(move || {
+            seal::seal(
+                input,
+                ChannelWriter {
+                    tx,
+                    buf: Vec::new(),
+                },
+                &key,
+                chunk,
+            )
+        });
+        while let Some(bytes) = rx.recv().await {
+            writer
+                .wait_for_capacity(2)
+                .await
+                .map_err(|e| self.err(path, e))?;
+            writer.write(&bytes);
+        }
+        let summary = sealer
+            .await
+            .map_err(|e| RepoError::Internal(e.to_string()))?;
+        match summary {
+            Ok(s) => {
+                writer.finish().await.map_err(|e| self.err(path, e))?;
+                Ok(s)
+            }
+            Err(e) => {
+                let _ = writer.abort().await;
+                Err(RepoError::Seal {
+                    artifact: path.to_string(),
+                    source: e,
+                })
+            }
+        }
+    }
+
+    /// Opens the sealed object at `path`, checking every chunk, writing plaintext into `sink`.
+    pub async fn open_from<W: Write + Send + 'static>(
+        &self,
+        path: &Path,
+        key: &MasterKey,
+        sink: W,
+    ) -> Result<(Summary, W), RepoError> {
+        let result = self.inner.get(path).await.map_err(|e| match e {
+            object_store::Error::NotFound { .. } => RepoError::MissingArtifact {
+                artifact: path.to_string(),
+            },
+            e => self.err(path, e),
+        })?;
+        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(IN_FLIGHT);
+        let key = key.clone();
+        let opener = tokio::task::spawn_blocking(move || {
+            let mut sink = sink;
+            let reader = ChannelReader {
+                rx,
+                current: Bytes::new(),
+            };
+            seal::open(reader, &mut sink, &key).map(|s| (s, sink))
+        });
+        let mut stream = result.into_stream();
+        while let Some(chunk) = stream.next().await {
+            let item = chunk.map_err(std::io::Error::other);
+            let failed = item.is_err();
+            if tx.send(item).await.is_err() || failed {
+                break;
+            }
+        }
+        drop(tx);
+        opener
+            .await
+            .map_err(|e| RepoError::Internal(e.to_string()))?
+            .map_err(|e| RepoError::Seal {
+                artifact: path.to_string(),
+                source: e,
+            })
+    }
+}
+
+struct ChannelWriter {
+    tx: tokio::sync::mpsc::Sender<Vec<u8>>,
+    buf: Vec<u8>,
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(b);
+        if self.buf.len() >= 1 << 20 {
+            self.flush()?;
+        }
+        Ok(b.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if !self.buf.is_empty() {
+            let part = std::mem::take(&mut self.buf);
+            self.tx
+                .blocking_send(part)
+                .map_err(|_| std::io::Error::other("the upload stopped"))?;
+        }
+        Ok(())
+    }
+}
+
+struct ChannelReader {
+    rx: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
+    current: Bytes,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(b)) => self.current = b,
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.current.len());
+        out[..n].copy_from_slice(&self.current[..n]);
+        self.current = self.current.slice(n..);
+        Ok(n)
+    }
+}
+
+/// Keeps the error type of a sealed artifact readable for callers matching on it.
+pub fn seal_error(e: &RepoError) -> Option<&SealError> {
+    match e {
+        RepoError::Seal { source, .. } => Some(source),
+        _ => None,
+    }
+}
