@@ -82,10 +82,8 @@ impl RepoError {
     pub fn exit(&self) -> Exit {
         match self {
             RepoError::Locked { .. } => Exit::Locked,
-            RepoError::Seal {
-                source: SealError::KeyMismatch { .. },
-                ..
-            } => Exit::Usage,
+            // The repository's key was checked when it was opened: an artifact naming another key
+            // has a damaged header or comes from elsewhere.
             RepoError::Seal { .. }
             | RepoError::MissingArtifact { .. }
             | RepoError::Tampered { .. } => Exit::Verification,
@@ -114,6 +112,16 @@ pub struct Repo {
 
 impl Repo {
     pub async fn init(storage: Storage, key: MasterKey) -> Result<Repo, RepoError> {
+        Self::init_with_chunk(storage, key, crate::seal::DEFAULT_CHUNK).await
+    }
+
+    /// `init` with another chunk size for sealed artifacts (tests use small ones to reach many
+    /// chunk boundaries cheaply).
+    pub async fn init_with_chunk(
+        storage: Storage,
+        key: MasterKey,
+        chunk_size: u32,
+    ) -> Result<Repo, RepoError> {
         if let Some(existing) = Self::read_config(&storage).await? {
             return Err(RepoError::AlreadyARepo {
                 location: storage.display.clone(),
@@ -127,7 +135,7 @@ impl Repo {
             id,
             created: manifest::rfc3339(OffsetDateTime::now_utc()),
             key_id: key.id(),
-            chunk_size: crate::seal::DEFAULT_CHUNK,
+            chunk_size,
         };
         let body =
             serde_json::to_vec_pretty(&config).map_err(|e| RepoError::Internal(e.to_string()))?;
@@ -218,7 +226,10 @@ impl Repo {
             })?;
         let m: Manifest =
             serde_json::from_slice(&bytes).map_err(|_| RepoError::Tampered { id: id.into() })?;
-        if m.id != id || !m.mac_ok(&self.key) {
+        // The MAC covers the meaning; the exact bytes must also be what cfdr wrote, so an edit
+        // that only moves whitespace or adds an unknown field is caught too.
+        let rewritten = serde_json::to_vec_pretty(&m).unwrap_or_default();
+        if m.id != id || !m.mac_ok(&self.key) || rewritten != bytes.as_ref() {
             return Err(RepoError::Tampered { id: id.into() });
         }
         Ok(m)

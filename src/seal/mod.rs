@@ -93,13 +93,17 @@ pub enum SealError {
     BadKey,
     #[error("not a sealed artifact (no CFDRSEAL header)")]
     BadMagic,
-    #[error("sealed with format version {0}, which this cfdr does not read; upgrade cfdr")]
+    #[error(
+        "the header says format version {0}, which this cfdr does not read (the header is damaged, or cfdr needs an upgrade)"
+    )]
     UnsupportedVersion(u8),
-    #[error("sealed with algorithm {0}, which this cfdr does not know")]
+    #[error(
+        "the header says algorithm {0}, which this cfdr does not know (the header is damaged, or cfdr needs an upgrade)"
+    )]
     UnsupportedAlgorithm(u8),
     #[error("the header is damaged (chunk size {0})")]
     BadHeader(u32),
-    #[error("it was sealed with key `{sealed}`, the key given is `{given}`")]
+    #[error("the header says it was sealed with key `{sealed}`, the key given is `{given}`")]
     KeyMismatch { sealed: String, given: String },
     #[error("chunk {index} is corrupt, truncated, reordered or from another artifact")]
     Chunk { index: u64 },
