@@ -26,8 +26,9 @@ pub fn internal_service(root: &Path) -> anyhow::Result<S3Service> {
     Ok(S3ServiceBuilder::new(fs).build())
 }
 
-/// A route label for the stats: method plus bucket or object level (`S3 GET /{bucket}/{key}`).
-pub fn route_label(method: &str, path: &str, query: Option<&str>) -> String {
+/// A route label for the stats (the method is added in front): bucket or object level
+/// (`S3 /{bucket}/{key}`).
+pub fn route_label(path: &str, query: Option<&str>) -> String {
     let trimmed = path.trim_start_matches('/');
     let level = match trimmed.split_once('/') {
         _ if trimmed.is_empty() => "/",
@@ -50,21 +51,18 @@ pub fn route_label(method: &str, path: &str, query: Option<&str>) -> String {
         .filter(|s| !s.is_empty())
         .map(|s| format!("?{s}"))
         .unwrap_or_default();
-    format!("S3 {method} {level}{sub}")
+    format!("S3 {level}{sub}")
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn s3_routes_are_labelled_by_level() {
-        assert_eq!(super::route_label("GET", "/", None), "S3 GET /");
+        assert_eq!(super::route_label("/", None), "S3 /");
         assert_eq!(
-            super::route_label("GET", "/b", Some("list-type=2&prefix=x")),
-            "S3 GET /{bucket}?list-type"
+            super::route_label("/b", Some("list-type=2&prefix=x")),
+            "S3 /{bucket}?list-type"
         );
-        assert_eq!(
-            super::route_label("PUT", "/b/a/b.txt", None),
-            "S3 PUT /{bucket}/{key}"
-        );
+        assert_eq!(super::route_label("/b/a/b.txt", None), "S3 /{bucket}/{key}");
     }
 }

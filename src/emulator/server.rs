@@ -415,7 +415,7 @@ async fn s3_gate(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Dropped> {
     let method = req.method().clone();
-    let label = super::s3::route_label(method.as_str(), req.uri().path(), req.uri().query());
+    let label = super::s3::route_label(req.uri().path(), req.uri().query());
     let bytes_in = content_length(req.headers());
     let (latency, fault) = shared.faults.roll(req.uri().path());
     if !latency.is_zero() {

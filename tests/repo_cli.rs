@@ -1,0 +1,375 @@
+//! The repository commands end to end through the binary: init, backup sqlite, list, show,
+//! verify, cat, prune; exit codes 1 (damage), 2 (wrong key), 4 (locked); stale leases; and the
+//! same on an S3 repository served by the emulator's R2 endpoint.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+const KEY: &str = "3b1f0c5e9a7d2b4f6e8c0a1d3f5b7e9c2a4d6f8b0e1c3a5d7f9b2e4c6a8d0f1b";
+const OTHER_KEY: &str = "0000000000000000000000000000000000000000000000000000000000000001";
+
+fn cfdr(repo: &str, key: &str, args: &[&str], extra_env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cfdr"));
+    c.args(args)
+        .env("CFDR_REPO", repo)
+        .env("CFDR_KEY", key)
+        .env("CFDR_CONFIG", "/nonexistent/cfdr.toml")
+        .env_remove("CFDR_KEY_FILE");
+    for (k, v) in extra_env {
+        c.env(k, v);
+    }
+    c.output().expect("cfdr runs")
+}
+
+fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn sample_db(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("app.db");
+    let c = rusqlite::Connection::open(&path).unwrap();
+    c.execute_batch(
+        "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT, avatar BLOB);
+         INSERT INTO users(name, avatar) VALUES ('ada', X'0001'), ('grace', NULL);
+         CREATE TABLE big(x); WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 50000) INSERT INTO big SELECT hex(randomblob(20)) FROM n;",
+    )
+    .unwrap();
+    path
+}
+
+fn ids(repo: &str, env: &[(&str, &str)]) -> Vec<String> {
+    let v: Value =
+        serde_json::from_str(&ok(&cfdr(repo, KEY, &["backups", "list", "--json"], env))).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn lifecycle(repo: &str, env: &[(&str, &str)], work: &Path) {
+    let db = sample_db(work);
+    let db = db.to_str().unwrap();
+    ok(&cfdr(repo, KEY, &["repo", "init"], env));
+    let again = cfdr(repo, KEY, &["repo", "init"], env);
+    assert_eq!(again.status.code(), Some(2), "{}", stderr(&again));
+    assert!(stderr(&again).contains("already a cfdr repository"));
+
+    let first: Value = serde_json::from_str(&ok(&cfdr(
+        repo,
+        KEY,
+        &["backup", "sqlite", db, "--json"],
+        env,
+    )))
+    .unwrap();
+    assert_eq!(
+        first["stats"]["tables"][0],
+        serde_json::json!({ "name": "big", "rows": 50000 })
+    );
+    assert!(
+        first["artifacts"][0]["chunks"].as_u64().unwrap() >= 2,
+        "the sample spans several chunks"
+    );
+    ok(&cfdr(
+        repo,
+        KEY,
+        &["backup", "sqlite", db, "--trigger", "scheduled"],
+        env,
+    ));
+    let list = ok(&cfdr(
+        repo,
+        KEY,
+        &["backups", "list", "--kind", "sqlite", "--target", "app"],
+        env,
+    ));
+    assert!(
+        list.contains("2 backups") && list.contains("scheduled"),
+        "{list}"
+    );
+    let id = first["id"].as_str().unwrap();
+
+    let show = ok(&cfdr(repo, KEY, &["backups", "show", id], env));
+    assert!(
+        show.contains(first["artifacts"][0]["plaintext_sha256"].as_str().unwrap())
+            && show.contains("verified    never"),
+        "{show}"
+    );
+    let verify = ok(&cfdr(
+        repo,
+        KEY,
+        &["backups", "verify", "--all", "--full"],
+        env,
+    ));
+    assert_eq!(verify.matches("ok  ").count(), 2, "{verify}");
+    let show = ok(&cfdr(repo, KEY, &["backups", "show", id, "--json"], env));
+    assert_eq!(
+        serde_json::from_str::<Value>(&show).unwrap()["last_verification"]["ok"],
+        true
+    );
+
+    // `cat` gives the database back, usable by SQLite.
+    let cat = cfdr(repo, KEY, &["backups", "cat", id], env);
+    let restored = work.join("restored.db");
+    std::fs::write(&restored, &cat.stdout).unwrap();
+    let c = rusqlite::Connection::open(&restored).unwrap();
+    let n: i64 = c
+        .query_row("SELECT count(*) FROM big", [], |r| r.get(0))
+        .unwrap();
+    let avatar: Vec<u8> = c
+        .query_row("SELECT avatar FROM users WHERE name='ada'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!((n, avatar), (50000, vec![0, 1]));
+
+    // A wrong key: exit 2, both key ids named, the key itself never.
+    let wrong = cfdr(repo, OTHER_KEY, &["backups", "list"], env);
+    assert_eq!(wrong.status.code(), Some(2));
+    assert!(
+        stderr(&wrong).contains("initialised with key `")
+            && !stderr(&wrong).contains(OTHER_KEY)
+            && !stderr(&wrong).contains(KEY)
+    );
+
+    // Retention: a dry run changes nothing and says why; the real run forgets.
+    let dry = ok(&cfdr(
+        repo,
+        KEY,
+        &["backups", "prune", "--keep-last", "1", "--dry-run"],
+        env,
+    ));
+    assert!(
+        dry.contains("(last)") && dry.contains("would forget 1 of 2"),
+        "{dry}"
+    );
+    assert_eq!(ids(repo, env).len(), 2);
+    let none = cfdr(repo, KEY, &["backups", "prune"], env);
+    assert_eq!(none.status.code(), Some(2), "prune without rules refuses");
+    ok(&cfdr(
+        repo,
+        KEY,
+        &["backups", "prune", "--keep-last", "1"],
+        env,
+    ));
+    assert_eq!(ids(repo, env).len(), 1);
+}
+
+#[test]
+fn a_local_repository_end_to_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    let repo = repo.to_str().unwrap();
+    lifecycle(repo, &[], tmp.path());
+
+    // Damage: exit 1, artifact and chunk named, nothing on stdout from cat.
+    let id = ids(repo, &[]).remove(0);
+    let dir = walk(Path::new(repo))
+        .into_iter()
+        .find(|p| p.ends_with("database.sqlite"))
+        .unwrap();
+    let mut bytes = std::fs::read(&dir).unwrap();
+    let i = bytes.len() / 2;
+    bytes[i] ^= 0x40;
+    std::fs::write(&dir, &bytes).unwrap();
+    let v = cfdr(repo, KEY, &["backups", "verify", &id, "--full"], &[]);
+    assert_eq!(v.status.code(), Some(1), "{}", stderr(&v));
+    assert!(
+        stderr(&v).contains("artifact `database.sqlite`") && stderr(&v).contains("chunk "),
+        "{}",
+        stderr(&v)
+    );
+    let cat = cfdr(repo, KEY, &["backups", "cat", &id], &[]);
+    assert_eq!(cat.status.code(), Some(1));
+    assert!(
+        cat.stdout.is_empty(),
+        "cat wrote {} bytes of a damaged artifact",
+        cat.stdout.len()
+    );
+    let quick = cfdr(repo, KEY, &["backups", "verify", &id], &[]);
+    assert!(
+        quick.status.success(),
+        "a quick check sees sizes only: {}",
+        stderr(&quick)
+    );
+}
+
+#[test]
+fn a_held_lease_locks_writers_out_and_a_stale_one_is_taken_over() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    let repo = repo.to_str().unwrap();
+    let db = sample_db(tmp.path());
+    ok(&cfdr(repo, KEY, &["repo", "init"], &[]));
+    let now = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let lease = |heartbeat: &str| {
+        format!(
+            r#"{{"owner":"oncall","host":"ops-box-7","pid":1,"purpose":"backup d1 auth","started":"{heartbeat}","heartbeat":"{heartbeat}","ttl_secs":120,"token":"x"}}"#
+        )
+    };
+    std::fs::create_dir_all(Path::new(repo).join("locks")).unwrap();
+    std::fs::write(Path::new(repo).join("locks/writer.json"), lease(&now)).unwrap();
+    let locked = cfdr(repo, KEY, &["backup", "sqlite", db.to_str().unwrap()], &[]);
+    assert_eq!(locked.status.code(), Some(4), "{}", stderr(&locked));
+    assert!(
+        stderr(&locked).contains(&format!("locked by oncall on ops-box-7 since {now}")),
+        "{}",
+        stderr(&locked)
+    );
+    assert!(
+        ok(&cfdr(repo, KEY, &["backups", "list"], &[])).contains("0 backups"),
+        "readers need no lease"
+    );
+
+    std::fs::write(
+        Path::new(repo).join("locks/writer.json"),
+        lease("2026-01-01T00:00:00Z"),
+    )
+    .unwrap();
+    let took = cfdr(repo, KEY, &["backup", "sqlite", db.to_str().unwrap()], &[]);
+    ok(&took);
+    assert!(
+        stderr(&took).contains("took over a stale writer lease of oncall on ops-box-7"),
+        "{}",
+        stderr(&took)
+    );
+    assert!(
+        !Path::new(repo).join("locks/writer.json").exists(),
+        "the lease is released after the backup"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_s3_repository_on_the_emulators_r2_endpoint() {
+    let api = common::start().await;
+    api.send(
+        "POST",
+        "/r2/buckets",
+        Some(serde_json::json!({ "name": "cfdr-backups" })),
+    )
+    .await
+    .result();
+    let s3 = api.emu.s3_url.clone();
+    let env = [
+        ("R2_ENDPOINT", s3.as_str()),
+        ("R2_ACCESS_KEY_ID", cfdr::emulator::DEFAULT_R2_ACCESS_KEY_ID),
+        (
+            "R2_SECRET_ACCESS_KEY",
+            cfdr::emulator::DEFAULT_R2_SECRET_ACCESS_KEY,
+        ),
+    ];
+    let tmp = tempfile::tempdir().unwrap();
+    let owned: Vec<(&'static str, String)> = env.iter().map(|(k, v)| (*k, v.to_string())).collect();
+    let run = move |args: Vec<String>, work: Option<std::path::PathBuf>| {
+        let owned = owned.clone();
+        tokio::task::spawn_blocking(move || {
+            let env: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            match work {
+                Some(w) => {
+                    lifecycle(REPO, &env, &w);
+                    None
+                }
+                None => Some(cfdr(
+                    REPO,
+                    KEY,
+                    &args.iter().map(String::as_str).collect::<Vec<_>>(),
+                    &env,
+                )),
+            }
+        })
+    };
+    const REPO: &str = "s3://cfdr-backups/team/prod";
+    run(vec![], Some(tmp.path().to_path_buf())).await.unwrap();
+
+    // Two writers on S3: the lease is a conditional create there too.
+    let settings = cfdr::repo::storage::S3Settings {
+        endpoint: Some(s3.clone()),
+        access_key_id: Some(cfdr::emulator::DEFAULT_R2_ACCESS_KEY_ID.into()),
+        secret_access_key: Some(cfdr::config::Secret::new(
+            cfdr::emulator::DEFAULT_R2_SECRET_ACCESS_KEY,
+        )),
+    };
+    let storage = cfdr::repo::storage::Storage::open(REPO, &settings).unwrap();
+    let held = cfdr::repo::Lease::acquire(&storage, "drill", std::time::Duration::from_secs(120))
+        .await
+        .unwrap();
+    let db = tmp.path().join("app.db").to_str().unwrap().to_string();
+    let second = run(vec!["backup".into(), "sqlite".into(), db.clone()], None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.status.code(), Some(4), "{}", stderr(&second));
+    assert!(
+        stderr(&second).contains(&format!(
+            "locked by {} on {}",
+            held.info().owner,
+            held.info().host
+        )),
+        "{}",
+        stderr(&second)
+    );
+    assert!(
+        cfdr::repo::Lease::acquire(&storage, "again", std::time::Duration::from_secs(120))
+            .await
+            .is_err()
+    );
+    // The holder dies without releasing: its lease goes stale and the next writer takes over.
+    let mut stale = held.info().clone();
+    stale.heartbeat = "2026-01-01T00:00:00Z".into();
+    drop(held);
+    storage
+        .put(
+            &object_store::path::Path::from(cfdr::repo::lease::LEASE_PATH),
+            serde_json::to_vec(&stale).unwrap(),
+        )
+        .await
+        .unwrap();
+    let third = run(vec!["backup".into(), "sqlite".into(), db], None)
+        .await
+        .unwrap()
+        .unwrap();
+    ok(&third);
+    assert!(
+        stderr(&third).contains("took over a stale writer lease"),
+        "{}",
+        stderr(&third)
+    );
+
+    let stats = api.stats().await;
+    let puts = stats["routes"]["PUT S3 /{bucket}/{key}"]["requests"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(
+        puts > 0,
+        "the repository went through the S3 endpoint: {stats}"
+    );
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p))
+        } else {
+            out.push(p)
+        }
+    }
+    out
+}
