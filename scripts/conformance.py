@@ -6,6 +6,9 @@
    content (also with --no-data, --no-schema and --table), and each side imports the other's dump.
 2. R2's S3 endpoint: Debian's AWS CLI and rclone put, list, get and delete objects; a wrong secret
    is refused.
+3. The sealed format: scripts/decrypt_sealed.py (Python's `cryptography`, written from the README
+   alone) decrypts an artifact of a real backup to the bytes `cfdr backups cat` gives, and sqlite3
+   reads the result.
 Prints one line per check and closes with `N passed, N failed`.
 """
 import argparse, hashlib, json, os, shutil, subprocess, sys, tempfile, urllib.request
@@ -213,6 +216,35 @@ def s3_checks(emu, work):
     check("rclone with a wrong secret is refused", bad.returncode != 0, bad.stderr.decode())
 
 
+def repo_checks(cfdr, work):
+    repo = os.path.join(work, "repo")
+    shutil.rmtree(repo, ignore_errors=True)
+    key = os.urandom(32).hex()
+    env = dict(os.environ, CFDR_REPO=repo, CFDR_KEY=key, CFDR_CONFIG="/nonexistent")
+    db = os.path.join(work, "app.db")
+    if os.path.exists(db):
+        os.remove(db)
+    subprocess.run(["sqlite3", db, "CREATE TABLE t(x, y BLOB); WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 40000) "
+                    "INSERT INTO t SELECT i, randomblob(30) FROM n;"], check=True)
+    subprocess.run([cfdr, "repo", "init"], env=env, check=True, capture_output=True)
+    m = json.loads(subprocess.run([cfdr, "backup", "sqlite", db, "--json"], env=env, check=True, capture_output=True).stdout)
+    artifact = os.path.join(repo, "snapshots", "sqlite", "app", m["id"], "database.sqlite")
+    here = os.path.dirname(os.path.abspath(__file__))
+    py = subprocess.run([sys.executable, os.path.join(here, "decrypt_sealed.py"), key, artifact], capture_output=True)
+    cat = subprocess.run([cfdr, "backups", "cat", m["id"]], env=env, capture_output=True)
+    want = m["artifacts"][0]["plaintext_sha256"]
+    check(f"the Python decrypter opens a {m['artifacts'][0]['chunks']}-chunk artifact from the README's spec",
+          py.returncode == 0 and hashlib.sha256(py.stdout).hexdigest() == want, py.stderr.decode()[-500:])
+    check("its output equals `cfdr backups cat`", py.stdout == cat.stdout and cat.returncode == 0, cat.stderr.decode())
+    out = os.path.join(work, "restored.db")
+    with open(out, "wb") as f:
+        f.write(py.stdout)
+    n = subprocess.run(["sqlite3", out, "SELECT count(*) FROM t"], capture_output=True, text=True)
+    check("sqlite3 reads the decrypted database", n.stdout.strip() == "40000", n.stdout + n.stderr)
+    bad = subprocess.run([sys.executable, os.path.join(here, "decrypt_sealed.py"), os.urandom(32).hex(), artifact], capture_output=True)
+    check("the Python decrypter refuses another key", bad.returncode != 0 and b"sealed with key" in bad.stderr, bad.stderr.decode())
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--cfdr", required=True)
@@ -223,6 +255,7 @@ def main():
     try:
         d1_checks(emu, Wrangler(a.wrangler, os.path.join(a.work, "wrangler")))
         s3_checks(emu, a.work)
+        repo_checks(a.cfdr, a.work)
     except Exception as e:  # a crash is a failure, never a silent pass
         check("conformance run completed", False, repr(e))
     finally:

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Checks against real peers: wrangler's local D1 (export byte-identity and cross-imports), and
-# Debian's AWS CLI and rclone against the emulator's S3 endpoint. Installs what it needs:
-# wrangler 4.86.0 from npm into .peers/ (or $CFDR_PEERS_DIR), awscli, rclone and sqlite3 from Debian.
+# Debian's AWS CLI and rclone against the emulator's S3 endpoint, and an independent Python
+# decrypter of the sealed format. Installs what it needs:
+# wrangler 4.86.0 from npm into .peers/ (or $CFDR_PEERS_DIR), awscli, rclone and sqlite3 from Debian,
+# and Python's cryptography (for the independent decrypter of sealed artifacts) from PyPI.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 peers=${CFDR_PEERS_DIR:-$root/.peers}
@@ -15,6 +17,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "peers: installing ${missing[*]} from Debian"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! python3 -c 'import cryptography' 2>/dev/null; then
+  echo "peers: installing Python's cryptography from PyPI"
+  python3 -m pip install --quiet cryptography
 fi
 
 wrangler="$peers/wrangler/node_modules/.bin/wrangler"
