@@ -26,6 +26,9 @@ pub struct S3Settings {
 #[derive(Clone)]
 pub struct Storage {
     inner: Arc<dyn ObjectStore>,
+    /// For a local repository, its directory: sealed artifacts are then written and read with
+    /// plain file I/O on a blocking thread (object_store's streams cost more than the crypto).
+    local: Option<std::path::PathBuf>,
     /// The location as the operator wrote it (no credentials).
     pub display: String,
 }
@@ -35,6 +38,7 @@ const IN_FLIGHT: usize = 4;
 
 impl Storage {
     pub fn open(location: &str, s3: &S3Settings) -> Result<Self, RepoError> {
+        let mut local = None;
         let inner: Arc<dyn ObjectStore> = if let Some(rest) = location.strip_prefix("s3://") {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             if bucket.is_empty() {
@@ -79,6 +83,7 @@ impl Storage {
                     "cannot create repository directory `{location}`: {e}"
                 ))
             })?;
+            local = std::fs::canonicalize(location).ok();
             Arc::new(
                 object_store::local::LocalFileSystem::new_with_prefix(location).map_err(|e| {
                     RepoError::Usage(format!(
@@ -89,6 +94,7 @@ impl Storage {
         };
         Ok(Self {
             inner,
+            local,
             display: location.to_string(),
         })
     }
@@ -173,6 +179,15 @@ impl Storage {
         key: &MasterKey,
         chunk: u32,
     ) -> Result<Summary, RepoError> {
+        if let Some(root) = &self.local {
+            let file = root.join(path.as_ref());
+            let key = key.clone();
+            let artifact = path.to_string();
+            return tokio::task::spawn_blocking(move || seal_file(&file, input, &key, chunk))
+                .await
+                .map_err(|e| RepoError::Internal(e.to_string()))?
+                .map_err(|source| RepoError::Seal { artifact, source });
+        }
         let upload = self
             .inner
             .put_multipart(path)
@@ -224,6 +239,31 @@ impl Storage {
         key: &MasterKey,
         sink: W,
     ) -> Result<(Summary, W), RepoError> {
+        if let Some(root) = &self.local {
+            let file = root.join(path.as_ref());
+            let key = key.clone();
+            let artifact = path.to_string();
+            return tokio::task::spawn_blocking(move || {
+                let f = match std::fs::File::open(&file) {
+                    Ok(f) => f,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        return Err(RepoError::MissingArtifact { artifact });
+                    }
+                    Err(e) => {
+                        return Err(RepoError::Seal {
+                            artifact,
+                            source: SealError::Io(e),
+                        });
+                    }
+                };
+                let mut sink = sink;
+                seal::open(f, &mut sink, &key)
+                    .map(|s| (s, sink))
+                    .map_err(|source| RepoError::Seal { artifact, source })
+            })
+            .await
+            .map_err(|e| RepoError::Internal(e.to_string()))?;
+        }
         let result = self.inner.get(path).await.map_err(|e| match e {
             object_store::Error::NotFound { .. } => RepoError::MissingArtifact {
                 artifact: path.to_string(),
@@ -257,6 +297,27 @@ impl Storage {
                 source: e,
             })
     }
+}
+
+/// Seals into a temporary file beside `file`, synced, then renamed into place: a crash never
+/// leaves a half-written artifact under its final name.
+fn seal_file(
+    file: &std::path::Path,
+    input: impl Read,
+    key: &MasterKey,
+    chunk: u32,
+) -> Result<Summary, SealError> {
+    let dir = file
+        .parent()
+        .ok_or_else(|| SealError::Io(std::io::Error::other("artifact path has no directory")))?;
+    std::fs::create_dir_all(dir)?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".cfdr-partial-")
+        .tempfile_in(dir)?;
+    let summary = seal::seal(input, tmp.as_file(), key, chunk)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(file).map_err(|e| SealError::Io(e.error))?;
+    Ok(summary)
 }
 
 struct ChannelWriter {

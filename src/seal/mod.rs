@@ -192,25 +192,89 @@ fn fill(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(n)
 }
 
-/// Hashes and counts what passes through to the inner writer.
-struct Hashing<W> {
-    inner: W,
-    hash: Sha256,
-    len: u64,
+/// The output side, on a second thread: hashes and writes each buffer, then hands it back for
+/// reuse. The two SHA-256 passes of a seal or an open thus run in parallel, and memory stays at a
+/// few chunks.
+struct Output {
+    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    spare: std::sync::mpsc::Receiver<Vec<u8>>,
 }
 
-impl<W: Write> Hashing<W> {
-    fn put(&mut self, b: &[u8]) -> std::io::Result<()> {
-        self.hash.update(b);
-        self.len += b.len() as u64;
-        self.inner.write_all(b)
+impl Output {
+    fn start<'s, W: Write + Send + 's>(
+        scope: &'s std::thread::Scope<'s, '_>,
+        mut out: W,
+    ) -> (
+        Self,
+        std::thread::ScopedJoinHandle<'s, std::io::Result<(Sha256, u64)>>,
+    ) {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
+        let (back, spare) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+        let handle = scope.spawn(move || {
+            let (mut hash, mut len) = (Sha256::new(), 0u64);
+            for buf in rx {
+                hash.update(&buf);
+                len += buf.len() as u64;
+                out.write_all(&buf)?;
+                let _ = back.try_send(buf);
+            }
+            out.flush()?;
+            Ok((hash, len))
+        });
+        (
+            Self {
+                tx: Some(tx),
+                spare,
+            },
+            handle,
+        )
+    }
+
+    fn send(&self, buf: Vec<u8>) -> std::io::Result<()> {
+        match &self.tx {
+            Some(tx) => tx
+                .send(buf)
+                .map_err(|_| std::io::Error::other("the output stopped")),
+            None => Ok(()),
+        }
+    }
+
+    /// A buffer of `len` bytes, reused when one has come back.
+    fn buffer(&self, len: usize, capacity: usize) -> Vec<u8> {
+        let mut b = self
+            .spare
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(capacity));
+        b.clear();
+        b.resize(len, 0);
+        b
+    }
+
+    fn finish(mut self) {
+        self.tx.take();
+    }
+}
+
+/// Joins the output thread; its own error wins over the "output stopped" it caused upstream.
+fn join_output<T>(
+    handle: std::thread::ScopedJoinHandle<'_, std::io::Result<(Sha256, u64)>>,
+    result: Result<T, SealError>,
+) -> Result<(T, Sha256, u64), SealError> {
+    let joined = handle
+        .join()
+        .map_err(|_| SealError::Io(std::io::Error::other("the output thread panicked")))?;
+    match (result, joined) {
+        (Ok(t), Ok((hash, len))) => Ok((t, hash, len)),
+        (Err(SealError::Io(_)), Err(e)) => Err(SealError::Io(e)),
+        (Err(e), _) => Err(e),
+        (Ok(_), Err(e)) => Err(SealError::Io(e)),
     }
 }
 
 /// Seals everything `input` yields into `output`.
 pub fn seal(
     mut input: impl Read,
-    output: impl Write,
+    output: impl Write + Send,
     key: &MasterKey,
     chunk: u32,
 ) -> Result<Summary, SealError> {
@@ -218,49 +282,50 @@ pub fn seal(
         return Err(SealError::BadHeader(chunk));
     }
     let header = Header::new(chunk, rand::random(), rand::random(), key.id_bytes());
-    let mut out = Hashing {
-        inner: output,
-        hash: Sha256::new(),
-        len: 0,
-    };
-    out.put(&header.bytes)?;
-    let mut enc = EncryptorBE32::from_aead(header.cipher(key), (&header.prefix).into());
-    let (mut plain_hash, mut plain_len, mut chunks) = (Sha256::new(), 0u64, 0u64);
     let size = chunk as usize;
-    let mut current = Vec::with_capacity(size + TAG_LEN);
-    current.resize(size, 0);
-    let n = fill(&mut input, &mut current)?;
-    current.truncate(n);
-    loop {
-        let mut next = Vec::with_capacity(size + TAG_LEN);
-        next.resize(size, 0);
-        let m = if current.len() == size {
-            fill(&mut input, &mut next)?
-        } else {
-            0
-        };
-        next.truncate(m);
-        plain_hash.update(&current);
-        plain_len += current.len() as u64;
-        chunks += 1;
-        if m == 0 {
-            enc.encrypt_last_in_place(&header.bytes, &mut current)
-                .map_err(|_| SealError::Chunk { index: chunks - 1 })?;
-            out.put(&current)?;
-            break;
-        }
-        enc.encrypt_next_in_place(&header.bytes, &mut current)
-            .map_err(|_| SealError::Chunk { index: chunks - 1 })?;
-        out.put(&current)?;
-        current = next;
-    }
-    out.inner.flush()?;
-    Ok(Summary {
-        plaintext_len: plain_len,
-        plaintext_sha256: hex::encode(plain_hash.finalize()),
-        stored_len: out.len,
-        stored_sha256: hex::encode(out.hash.finalize()),
-        chunks,
+    std::thread::scope(|scope| {
+        let (out, handle) = Output::start(scope, output);
+        let result = (|| {
+            out.send(header.bytes.to_vec())?;
+            let mut enc = EncryptorBE32::from_aead(header.cipher(key), (&header.prefix).into());
+            let (mut plain_hash, mut plain_len, mut chunks) = (Sha256::new(), 0u64, 0u64);
+            let mut current = out.buffer(size, size + TAG_LEN);
+            let n = fill(&mut input, &mut current)?;
+            current.truncate(n);
+            loop {
+                let mut next = out.buffer(size, size + TAG_LEN);
+                let m = if current.len() == size {
+                    fill(&mut input, &mut next)?
+                } else {
+                    0
+                };
+                next.truncate(m);
+                plain_hash.update(&current);
+                plain_len += current.len() as u64;
+                chunks += 1;
+                if m == 0 {
+                    enc.encrypt_last_in_place(&header.bytes, &mut current)
+                        .map_err(|_| SealError::Chunk { index: chunks - 1 })?;
+                    out.send(current)?;
+                    break;
+                }
+                enc.encrypt_next_in_place(&header.bytes, &mut current)
+                    .map_err(|_| SealError::Chunk { index: chunks - 1 })?;
+                out.send(current)?;
+                current = next;
+            }
+            Ok((plain_hash, plain_len, chunks))
+        })();
+        out.finish();
+        let ((plain_hash, plain_len, chunks), stored_hash, stored_len) =
+            join_output(handle, result)?;
+        Ok(Summary {
+            plaintext_len: plain_len,
+            plaintext_sha256: hex::encode(plain_hash.finalize()),
+            stored_len,
+            stored_sha256: hex::encode(stored_hash.finalize()),
+            chunks,
+        })
     })
 }
 
@@ -278,7 +343,7 @@ pub fn key_id(mut input: impl Read) -> Result<String, SealError> {
 /// callers that must write nothing on failure write to a temporary file first.
 pub fn open(
     mut input: impl Read,
-    output: impl Write,
+    output: impl Write + Send,
     key: &MasterKey,
 ) -> Result<Summary, SealError> {
     let mut b = [0u8; HEADER_LEN];
@@ -292,52 +357,55 @@ pub fn open(
             given: key.id(),
         });
     }
-    let mut stored_hash = Sha256::new();
-    stored_hash.update(header.bytes);
-    let mut stored_len = HEADER_LEN as u64;
-    let mut out = Hashing {
-        inner: output,
-        hash: Sha256::new(),
-        len: 0,
-    };
-    let mut dec = DecryptorBE32::from_aead(header.cipher(key), (&header.prefix).into());
     let size = header.chunk as usize + TAG_LEN;
-    let mut current = vec![0u8; size];
-    let n = fill(&mut input, &mut current)?;
-    current.truncate(n);
-    let mut index = 0u64;
-    loop {
-        let mut next = vec![0u8; size];
-        let m = if current.len() == size {
-            fill(&mut input, &mut next)?
-        } else {
-            0
-        };
-        next.truncate(m);
-        stored_hash.update(&current);
-        stored_len += current.len() as u64;
-        if current.len() < TAG_LEN {
-            return Err(SealError::Chunk { index });
-        }
-        if m == 0 {
-            dec.decrypt_last_in_place(&header.bytes, &mut current)
-                .map_err(|_| SealError::Chunk { index })?;
-            out.put(&current)?;
-            break;
-        }
-        dec.decrypt_next_in_place(&header.bytes, &mut current)
-            .map_err(|_| SealError::Chunk { index })?;
-        out.put(&current)?;
-        current = next;
-        index += 1;
-    }
-    out.inner.flush()?;
-    Ok(Summary {
-        plaintext_len: out.len,
-        plaintext_sha256: hex::encode(out.hash.finalize()),
-        stored_len,
-        stored_sha256: hex::encode(stored_hash.finalize()),
-        chunks: index + 1,
+    std::thread::scope(|scope| {
+        let (out, handle) = Output::start(scope, output);
+        let result = (|| {
+            let mut stored_hash = Sha256::new();
+            stored_hash.update(header.bytes);
+            let mut stored_len = HEADER_LEN as u64;
+            let mut dec = DecryptorBE32::from_aead(header.cipher(key), (&header.prefix).into());
+            let mut current = out.buffer(size, size);
+            let n = fill(&mut input, &mut current)?;
+            current.truncate(n);
+            let mut index = 0u64;
+            loop {
+                let mut next = out.buffer(size, size);
+                let m = if current.len() == size {
+                    fill(&mut input, &mut next)?
+                } else {
+                    0
+                };
+                next.truncate(m);
+                stored_hash.update(&current);
+                stored_len += current.len() as u64;
+                if current.len() < TAG_LEN {
+                    return Err(SealError::Chunk { index });
+                }
+                if m == 0 {
+                    dec.decrypt_last_in_place(&header.bytes, &mut current)
+                        .map_err(|_| SealError::Chunk { index })?;
+                    out.send(current)?;
+                    break;
+                }
+                dec.decrypt_next_in_place(&header.bytes, &mut current)
+                    .map_err(|_| SealError::Chunk { index })?;
+                out.send(current)?;
+                current = next;
+                index += 1;
+            }
+            Ok((stored_hash, stored_len, index + 1))
+        })();
+        out.finish();
+        let ((stored_hash, stored_len, chunks), plain_hash, plain_len) =
+            join_output(handle, result)?;
+        Ok(Summary {
+            plaintext_len: plain_len,
+            plaintext_sha256: hex::encode(plain_hash.finalize()),
+            stored_len,
+            stored_sha256: hex::encode(stored_hash.finalize()),
+            chunks,
+        })
     })
 }
 

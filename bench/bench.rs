@@ -1,0 +1,112 @@
+//! The benchmark driver behind `bench/run.sh`: seals a file into a repository and verifies it
+//! through the same code a backup uses, and fills a catalog for the listing benchmark. Each
+//! subcommand prints one JSON line with its wall time and the process's peak memory.
+//!
+//! usage: bench seal FILE REPO | bench verify REPO | bench catalog REPO N
+
+use std::time::Instant;
+
+use cfdr::repo::storage::{S3Settings, Storage};
+use cfdr::repo::{Catalog, Entry, Kind, Lease, Repo, Target, VerifyMode, lease};
+use cfdr::seal::MasterKey;
+
+fn peak_rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+const KEY: [u8; 32] = [42; 32];
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let key = MasterKey::from_bytes(KEY);
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["seal", file, repo] => {
+            let storage = Storage::open(repo, &S3Settings::default())?;
+            let repo = Repo::init(storage, key).await?;
+            let lease = Lease::acquire(&repo.storage, "bench", lease::DEFAULT_TTL).await?;
+            let started = Instant::now();
+            let target = Target {
+                account: None,
+                id: file.to_string(),
+                name: "bench".into(),
+            };
+            let mut w = repo.begin(&lease, Kind::Sqlite, target, "manual", "bench");
+            let bytes = w
+                .add_artifact("data.bin", "bytes", std::fs::File::open(file)?)
+                .await?
+                .plaintext_size;
+            let m = w.commit().await?;
+            let secs = started.elapsed().as_secs_f64();
+            lease.release().await?;
+            println!(
+                r#"{{"id":"{}","bytes":{bytes},"secs":{secs},"peak_rss":{}}}"#,
+                m.id,
+                peak_rss_bytes()
+            );
+        }
+        ["verify", repo] => {
+            let repo = Repo::open(Storage::open(repo, &S3Settings::default())?, key).await?;
+            let id = repo.catalog().await?.entries[0].id.clone();
+            let m = repo.manifest(&id).await?;
+            let started = Instant::now();
+            let r = repo.verify(&m, VerifyMode::Full).await?;
+            anyhow::ensure!(r.ok, "verification failed: {:?}", r.problems);
+            println!(
+                r#"{{"bytes":{},"secs":{},"peak_rss":{}}}"#,
+                r.bytes_checked,
+                started.elapsed().as_secs_f64(),
+                peak_rss_bytes()
+            );
+        }
+        ["catalog", repo, n] => {
+            let storage = Storage::open(repo, &S3Settings::default())?;
+            let repo = Repo::init(storage, key).await?;
+            let n: usize = n.parse()?;
+            let kinds = ["d1", "kv", "r2", "sqlite"];
+            let entries = (0..n)
+                .map(|i| Entry {
+                    id: format!(
+                        "2026-{:02}-{:02}T{:02}-00-00Z-{i:04x}",
+                        1 + i % 11,
+                        1 + i % 28,
+                        i % 24
+                    ),
+                    kind: kinds[i % 4].into(),
+                    target: format!("target-{}", i % 40),
+                    target_id: format!("{i:032x}"),
+                    trigger: "scheduled".into(),
+                    method: "export".into(),
+                    started: "2026-11-01T00:00:00Z".into(),
+                    finished: "2026-11-01T00:00:05Z".into(),
+                    plaintext_size: 1 << 20,
+                    stored_size: (1 << 20) + 64,
+                    artifacts: 1,
+                    warnings: 0,
+                    dir: format!("snapshots/{}/target-{}/{i}", kinds[i % 4], i % 40),
+                })
+                .collect();
+            let mut c = Catalog { entries };
+            c.sort();
+            c.save(&repo.storage).await?;
+            println!(r#"{{"entries":{n}}}"#);
+        }
+        _ => {
+            anyhow::bail!("usage: bench seal FILE REPO | bench verify REPO | bench catalog REPO N")
+        }
+    }
+    Ok(())
+}

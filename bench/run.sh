@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Repository benchmarks, each cfdr figure beside a real peer's from the same run (these machines
+# are noisy: compare the ratios). Installs restic and sqlite3 from Debian if missing.
+#   bash bench/run.sh [SIZE_MIB]      (default 1024: a 1 GiB file)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+size_mib=${1:-1024}
+missing=()
+command -v restic >/dev/null || missing+=(restic)
+command -v sha256sum >/dev/null || missing+=(coreutils)
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+cd "$root"
+cargo build --release --quiet --bin cfdr --example bench
+bin="$root/target/release"
+work=$(mktemp -d "${TMPDIR:-/tmp}/cfdr-bench-XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+echo "preparing a ${size_mib} MiB file of random bytes…" >&2
+head -c "$((size_mib * 1024 * 1024))" /dev/urandom > "$work/data.bin"
+sync
+
+now() { python3 -c 'import time; print(time.perf_counter())'; }
+seal=$("$bin/examples/bench" seal "$work/data.bin" "$work/repo")
+verify=$("$bin/examples/bench" verify "$work/repo")
+t0=$(now); sha256sum "$work/data.bin" >/dev/null; t1=$(now)
+export RESTIC_PASSWORD=bench RESTIC_REPOSITORY="$work/restic"
+restic init --quiet >/dev/null
+t2=$(now); restic backup --quiet "$work/data.bin" >/dev/null; t3=$(now)
+
+"$bin/examples/bench" catalog "$work/list-repo" 10000 >/dev/null
+list_times=()
+for _ in 1 2 3 4 5; do
+  a=$(now)
+  CFDR_REPO="$work/list-repo" CFDR_KEY=$(printf '2a%.0s' $(seq 32)) CFDR_CONFIG=/nonexistent "$bin/cfdr" backups list >/dev/null
+  b=$(now)
+  list_times+=("$(python3 -c "print($b - $a)")")
+done
+
+python3 - "$size_mib" "$seal" "$verify" "$t0" "$t1" "$t2" "$t3" "${list_times[@]}" <<'PY'
+import json, sys, statistics
+size_mib = int(sys.argv[1]); seal = json.loads(sys.argv[2]); verify = json.loads(sys.argv[3])
+t0, t1, t2, t3 = map(float, sys.argv[4:8]); lists = sorted(map(float, sys.argv[8:]))
+gb = size_mib * 1024 * 1024 / 1e9
+sha, restic = t1 - t0, t3 - t2
+rows = [
+    ("seal (encrypt + 2x SHA-256 + store)", f"{gb / seal['secs']:.2f} GB/s", f"sha256sum {gb / sha:.2f} GB/s", f"{sha / seal['secs']:.2f}x"),
+    ("seal vs restic backup", f"{seal['secs']:.2f} s", f"restic {restic:.2f} s", f"{restic / seal['secs']:.2f}x"),
+    ("full verify (decrypt + 2x SHA-256)", f"{gb / verify['secs']:.2f} GB/s", f"sha256sum {gb / sha:.2f} GB/s", f"{sha / verify['secs']:.2f}x"),
+    ("peak memory, seal", f"{seal['peak_rss'] / 2**20:.0f} MiB", "", ""),
+    ("peak memory, verify", f"{verify['peak_rss'] / 2**20:.0f} MiB", "", ""),
+    ("backups list, 10,000 backups (median of 5)", f"{statistics.median(lists) * 1000:.0f} ms", "", ""),
+]
+print(f"\n{'measure':<44} {'cfdr':>12}  {'peer (same run)':<24} {'cfdr advantage':>14}")
+for r in rows:
+    print(f"{r[0]:<44} {r[1]:>12}  {r[2]:<24} {r[3]:>14}")
+print(f"\n{size_mib} MiB file; ratios above 1 mean cfdr was faster.")
+PY
