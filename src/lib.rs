@@ -2,6 +2,7 @@
 //! The binary is a thin shell over this library, so tests drive the same code the CLI runs.
 
 pub mod cli;
+pub mod cloudflare;
 pub mod config;
 pub mod emulator;
 pub mod exit;
