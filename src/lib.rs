@@ -5,6 +5,7 @@ pub mod cli;
 pub mod cloudflare;
 pub mod config;
 pub mod emulator;
+pub mod engine;
 pub mod exit;
 pub mod repo;
 pub mod seal;

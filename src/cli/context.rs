@@ -70,6 +70,31 @@ pub async fn open(args: &RepoArgs) -> Result<Repo, Failure> {
     Repo::open(storage, key).await.map_err(fail)
 }
 
+/// The Cloudflare client from CLOUDFLARE_API_TOKEN, CLOUDFLARE_ACCOUNT_ID and
+/// CLOUDFLARE_API_BASE_URL, with the shared budget at Cloudflare's global limit.
+pub fn cloudflare(config: &Config) -> Result<crate::cloudflare::Client, Failure> {
+    let token = config.api_token.clone().ok_or_else(|| Failure::usage("CLOUDFLARE_API_TOKEN is not set; create an API token with D1, Workers KV and R2 read permissions"))?;
+    let account = config.account_id.clone().ok_or_else(|| {
+        Failure::usage("CLOUDFLARE_ACCOUNT_ID is not set (dashboard → Account home → Account ID)")
+    })?;
+    let budget = std::sync::Arc::new(crate::cloudflare::Budget::new(
+        1200,
+        std::time::Duration::from_secs(300),
+    ));
+    Ok(crate::cloudflare::Client::new(
+        &config.api_base_url,
+        &account,
+        token,
+        budget,
+        crate::cloudflare::RetryPolicy::default(),
+        4,
+    ))
+}
+
+pub fn cloudflare_failed(e: impl std::fmt::Display) -> Failure {
+    Failure::new(Exit::Cloudflare, e.to_string())
+}
+
 pub fn fail(e: RepoError) -> Failure {
     Failure::new(e.exit(), e.to_string())
 }

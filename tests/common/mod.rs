@@ -51,7 +51,32 @@ impl Reply {
     }
 }
 
+/// What a blocking thread needs to run the binary against this emulator.
+#[derive(Clone)]
+pub struct Handle {
+    pub emu: Endpoint,
+}
+
+#[derive(Clone)]
+pub struct Endpoint {
+    pub api_url: String,
+    pub s3_url: String,
+    pub token: String,
+    pub account_id: String,
+}
+
 impl Api {
+    pub fn clone_handle(&self) -> Handle {
+        Handle {
+            emu: Endpoint {
+                api_url: self.emu.api_url.clone(),
+                s3_url: self.emu.s3_url.clone(),
+                token: self.emu.token.clone(),
+                account_id: self.emu.account_id.clone(),
+            },
+        }
+    }
+
     pub fn account(&self) -> String {
         format!("{}/accounts/{}", self.emu.api_url, self.emu.account_id)
     }

@@ -1,0 +1,4 @@
+//! Backup engines: each reads one kind of Cloudflare storage through `cloudflare::Client` and
+//! writes an open artifact format; the caller seals it into the repository.
+
+pub mod kv;
