@@ -8,7 +8,7 @@ use rusqlite::{Connection, OpenFlags};
 use serde_json::json;
 
 use crate::exit::{Exit, Failure};
-use crate::repo::{Kind, Lease, Target, lease};
+use crate::repo::{Kind, Lease, Manifest, Repo, Target, lease};
 
 use super::context::{self, RepoArgs};
 
@@ -72,38 +72,22 @@ pub async fn run(cmd: BackupCommand) -> anyhow::Result<()> {
     let repo = context::open(&repo).await?;
     let src = path.clone();
     let (copy, tables) = tokio::task::spawn_blocking(move || snapshot(&src)).await??;
-    let lease = Lease::acquire(
-        &repo.storage,
-        &format!("backup sqlite {name}"),
-        lease::DEFAULT_TTL,
-    )
-    .await
-    .map_err(context::fail)?;
-    if let Some(old) = &lease.took_over {
-        eprintln!(
-            "cfdr: warning: took over a stale writer lease of {} on {} (since {})",
-            old.owner, old.host, old.started
-        );
-    }
     let canonical = std::fs::canonicalize(&path).unwrap_or(path.clone());
     let target = Target {
         account: None,
         id: canonical.display().to_string(),
         name: name.clone(),
     };
-    let mut writer = repo.begin(&lease, Kind::Sqlite, target, &trigger, "online-backup");
-    let file = std::fs::File::open(copy.path())?;
-    let result = async {
-        writer
-            .add_artifact("database.sqlite", "sqlite", file)
-            .await
-            .map_err(context::fail)?;
-        writer.manifest.stats = json!({ "tables": tables });
-        writer.commit().await.map_err(context::fail)
-    }
-    .await;
-    lease.release().await.map_err(context::fail)?;
-    let m = result?;
+    let sealed = Sealed {
+        kind: Kind::Sqlite,
+        target,
+        trigger: &trigger,
+        method: "online-backup",
+        artifact: "database.sqlite",
+        format: "sqlite",
+        stats: json!({ "tables": tables }),
+    };
+    let m = store(&repo, sealed, std::fs::File::open(copy.path())?).await?;
     if json {
         context::print_json(&m)?;
     } else {
@@ -152,30 +136,24 @@ async fn kv(
                 other => Failure::new(Exit::Cloudflare, other.to_string()),
             })?
     };
-    let lease = Lease::acquire(
-        &repo.storage,
-        &format!("backup kv {title}"),
-        lease::DEFAULT_TTL,
-    )
-    .await
-    .map_err(context::fail)?;
     let target = Target {
         account: Some(client.account().to_string()),
         id: id.clone(),
         name: title.clone(),
     };
-    let mut writer = repo.begin(&lease, Kind::Kv, target, &trigger, "bulk-get");
-    let file = std::fs::File::open(tmp.path())?;
-    let result = async {
-        writer.add_artifact("keys.ndjson", "kv-ndjson", file).await.map_err(context::fail)?;
-        writer.manifest.stats = json!({ "keys": stats.keys, "value_bytes": stats.value_bytes, "binary": stats.binary,
-            "refetched": stats.refetched, "with_metadata": stats.with_metadata, "with_expiration": stats.with_expiration,
-            "requests": client.budget.state().sent });
-        writer.commit().await.map_err(context::fail)
-    }
-    .await;
-    lease.release().await.map_err(context::fail)?;
-    let m = result?;
+    let kv_stats = json!({ "keys": stats.keys, "value_bytes": stats.value_bytes, "binary": stats.binary,
+        "refetched": stats.refetched, "with_metadata": stats.with_metadata, "with_expiration": stats.with_expiration,
+        "requests": client.budget.state().sent });
+    let sealed = Sealed {
+        kind: Kind::Kv,
+        target,
+        trigger: &trigger,
+        method: "bulk-get",
+        artifact: "keys.ndjson",
+        format: "kv-ndjson",
+        stats: kv_stats,
+    };
+    let m = store(&repo, sealed, std::fs::File::open(tmp.path())?).await?;
     if json {
         context::print_json(&m)?;
     } else {
@@ -190,6 +168,44 @@ async fn kv(
         );
     }
     Ok(())
+}
+
+/// A backup of one sealed artifact, as it goes into the repository.
+struct Sealed<'a> {
+    kind: Kind,
+    target: Target,
+    trigger: &'a str,
+    method: &'a str,
+    artifact: &'a str,
+    format: &'a str,
+    stats: serde_json::Value,
+}
+
+/// Takes the writer lease, seals `file` as the backup's artifact, commits the manifest, and
+/// releases the lease whatever happened in between.
+async fn store(repo: &Repo, s: Sealed<'_>, file: std::fs::File) -> anyhow::Result<Manifest> {
+    let purpose = format!("backup {} {}", s.kind.as_str(), s.target.name);
+    let lease = Lease::acquire(&repo.storage, &purpose, lease::DEFAULT_TTL)
+        .await
+        .map_err(context::fail)?;
+    if let Some(old) = &lease.took_over {
+        eprintln!(
+            "cfdr: warning: took over a stale writer lease of {} on {} (since {})",
+            old.owner, old.host, old.started
+        );
+    }
+    let mut writer = repo.begin(&lease, s.kind, s.target, s.trigger, s.method);
+    let result = async {
+        writer
+            .add_artifact(s.artifact, s.format, file)
+            .await
+            .map_err(context::fail)?;
+        writer.manifest.stats = s.stats;
+        writer.commit().await.map_err(context::fail)
+    }
+    .await;
+    lease.release().await.map_err(context::fail)?;
+    Ok(result?)
 }
 
 /// Copies the database with the online backup API and checks the copy.

@@ -5,6 +5,8 @@ mod backup;
 mod backups;
 mod context;
 mod emulator;
+// The `emulator` subcommand, not the emulator itself: only that file reaches into it.
+use self::emulator as emulator_cmd;
 mod repo_init;
 
 use std::process::ExitCode;
@@ -23,7 +25,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a local Cloudflare (D1, KV, R2 and R2's S3 endpoint) for demos, tests and drills.
-    Emulator(emulator::Args),
+    Emulator(emulator_cmd::Args),
     /// Create a backup repository.
     #[command(subcommand)]
     Repo(repo_init::RepoCommand),
@@ -65,7 +67,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     match cli.command {
-        Some(Command::Emulator(args)) => runtime.block_on(emulator::run(args)),
+        Some(Command::Emulator(args)) => runtime.block_on(emulator_cmd::run(args)),
         Some(Command::Repo(cmd)) => runtime.block_on(repo_init::run(cmd)),
         Some(Command::Backup(cmd)) => runtime.block_on(backup::run(cmd)),
         Some(Command::Backups(cmd)) => runtime.block_on(backups::run(cmd)),
