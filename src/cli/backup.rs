@@ -14,6 +14,20 @@ use super::context::{self, RepoArgs};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum BackupCommand {
+    /// Back up a D1 database (by name or id) through the API.
+    D1 {
+        database: String,
+        /// export: D1's export, checked against the live tables (default); paged: the online
+        /// paged dump (default when the database has virtual tables).
+        #[arg(long, value_parser = ["export", "paged"])]
+        method: Option<String>,
+        #[arg(long, default_value = "manual", value_parser = ["manual", "scheduled", "pre-recovery", "drill"])]
+        trigger: String,
+        #[command(flatten)]
+        repo: RepoArgs,
+        #[arg(long)]
+        json: bool,
+    },
     /// Back up a Workers KV namespace (by title or id) through the API.
     Kv {
         namespace: String,
@@ -49,6 +63,13 @@ pub async fn run(cmd: BackupCommand) -> anyhow::Result<()> {
             repo,
             json,
         } => return kv(namespace, trigger, repo, json).await,
+        BackupCommand::D1 {
+            database,
+            method,
+            trigger,
+            repo,
+            json,
+        } => return d1(database, method, trigger, repo, json).await,
         BackupCommand::Sqlite {
             path,
             name,
@@ -170,6 +191,94 @@ async fn kv(
     Ok(())
 }
 
+async fn d1(
+    database: String,
+    method: Option<String>,
+    trigger: String,
+    repo_args: RepoArgs,
+    json: bool,
+) -> anyhow::Result<()> {
+    use crate::engine::d1::{self as engine, Method1};
+    let config = crate::config::Config::load().map_err(|e| Failure::usage(e.to_string()))?;
+    let repo = context::open(&repo_args).await?;
+    let client = context::cloudflare(&config)?;
+    let (id, name) = engine::find_database(&client, &database)
+        .await
+        .map_err(context::cloudflare_failed)?
+        .ok_or_else(|| {
+            Failure::usage(format!(
+                "no D1 database `{database}` in account `{}`; give its name or id",
+                client.account()
+            ))
+        })?;
+    let method = method.map(|m| {
+        if m == "paged" {
+            Method1::Paged
+        } else {
+            Method1::Export
+        }
+    });
+    let started = std::time::Instant::now();
+    let mut tmp = tempfile::Builder::new()
+        .prefix("cfdr-d1-")
+        .suffix(".sql")
+        .tempfile()?;
+    let result = {
+        let mut w = std::io::BufWriter::new(tmp.as_file_mut());
+        engine::backup(&client, &id, method, &mut w)
+            .await
+            .map_err(|e| match e {
+                engine::D1Error::Cloudflare(c) => context::cloudflare_failed(c),
+                other => Failure::new(
+                    Exit::Cloudflare,
+                    format!("backing up D1 database `{name}`: {other}"),
+                ),
+            })?
+    };
+    for w in &result.warnings {
+        eprintln!("cfdr: warning: {w}");
+    }
+    let target = Target {
+        account: Some(client.account().to_string()),
+        id: id.clone(),
+        name: name.clone(),
+    };
+    let stats = json!({ "tables": result.tables, "requests": client.budget.state().sent });
+    let sealed = Sealed {
+        kind: Kind::D1,
+        target,
+        trigger: &trigger,
+        method: result.method,
+        artifact: "dump.sql",
+        format: "d1-sql-dump",
+        stats,
+    };
+    let m = store_with(&repo, sealed, std::fs::File::open(tmp.path())?, |m| {
+        m.warnings = result.warnings.clone();
+        m.consistency_point = result.bookmark.as_ref().map(|b| json!({ "bookmark": b }));
+    })
+    .await?;
+    if json {
+        context::print_json(&m)?;
+    } else {
+        let rows: u64 = result.tables.iter().map(|t| t.rows).sum();
+        println!(
+            "backup {} of d1 `{name}` by {}: {} tables, {rows} rows, {} requests in {:.1}s{}",
+            m.id,
+            result.method,
+            result.tables.len(),
+            client.budget.state().sent,
+            started.elapsed().as_secs_f64(),
+            result
+                .bookmark
+                .as_ref()
+                .map(|b| format!(", consistent at bookmark {b}"))
+                .unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
 /// A backup of one sealed artifact, as it goes into the repository.
 struct Sealed<'a> {
     kind: Kind,
@@ -184,6 +293,16 @@ struct Sealed<'a> {
 /// Takes the writer lease, seals `file` as the backup's artifact, commits the manifest, and
 /// releases the lease whatever happened in between.
 async fn store(repo: &Repo, s: Sealed<'_>, file: std::fs::File) -> anyhow::Result<Manifest> {
+    store_with(repo, s, file, |_| {}).await
+}
+
+/// `store`, letting the caller fill in more of the manifest before it is committed.
+async fn store_with(
+    repo: &Repo,
+    s: Sealed<'_>,
+    file: std::fs::File,
+    more: impl FnOnce(&mut Manifest),
+) -> anyhow::Result<Manifest> {
     let purpose = format!("backup {} {}", s.kind.as_str(), s.target.name);
     let lease = Lease::acquire(&repo.storage, &purpose, lease::DEFAULT_TTL)
         .await
@@ -201,6 +320,7 @@ async fn store(repo: &Repo, s: Sealed<'_>, file: std::fs::File) -> anyhow::Resul
             .await
             .map_err(context::fail)?;
         writer.manifest.stats = s.stats;
+        more(&mut writer.manifest);
         writer.commit().await.map_err(context::fail)
     }
     .await;

@@ -1,0 +1,73 @@
+//! D1 through the query API: `raw` statements with string parameters, values as JSON.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::cloudflare::{Body, CfError, Client};
+
+/// Rows of one statement (arrays of JSON values).
+pub async fn rows(
+    client: &Client,
+    db: &str,
+    sql: &str,
+    params: &[String],
+) -> Result<Vec<Vec<Value>>, CfError> {
+    let a = client
+        .call(
+            Method::POST,
+            &format!("/d1/database/{db}/raw"),
+            &[],
+            Body::Json(json!({ "sql": sql, "params": params })),
+        )
+        .await?;
+    let rows = a.result[0]["results"]["rows"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    Ok(rows
+        .into_iter()
+        .map(|r| r.as_array().cloned().unwrap_or_default())
+        .collect())
+}
+
+pub fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// An identifier in double quotes, `"` doubled.
+pub fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// One schema object.
+#[derive(Debug, Clone)]
+pub struct SchemaObject {
+    pub kind: String,
+    pub name: String,
+    pub table: String,
+    pub sql: String,
+}
+
+/// Everything in `sqlite_schema` with SQL, in creation order.
+pub async fn schema(client: &Client, db: &str) -> Result<Vec<SchemaObject>, CfError> {
+    let rows = rows(
+        client,
+        db,
+        "SELECT type, name, tbl_name, sql FROM sqlite_schema WHERE sql IS NOT NULL ORDER BY rowid",
+        &[],
+    )
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| SchemaObject {
+            kind: text(&r[0]),
+            name: text(&r[1]),
+            table: text(&r[2]),
+            sql: text(&r[3]),
+        })
+        .collect())
+}
