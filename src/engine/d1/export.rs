@@ -69,18 +69,18 @@ pub async fn checked(
         .await
         .map_err(|e| D1Error::Export(format!("downloading the export: {}", e.without_url())))?;
 
+    // A dump that does not even replay (D1 writes text holding NUL raw) lost data too.
     let scratch = tempfile::Builder::new()
         .prefix("cfdr-d1-replay-")
         .suffix(".sqlite")
         .tempfile()?;
-    let replayed = {
-        let conn = rusqlite::Connection::open(scratch.path())
-            .map_err(|e| D1Error::Replay(e.to_string()))?;
-        let sql = std::str::from_utf8(&dump).map_err(|e| D1Error::Replay(e.to_string()))?;
+    let replayed: Result<BTreeMap<String, (u64, String)>, String> = (|| {
+        let conn = rusqlite::Connection::open(scratch.path()).map_err(|e| e.to_string())?;
+        let sql = std::str::from_utf8(&dump).map_err(|e| e.to_string())?;
         conn.execute_batch(&format!("BEGIN;{sql}\nCOMMIT;"))
-            .map_err(|e| D1Error::Replay(e.to_string()))?;
-        paged::local_hashes(&conn).map_err(|e| D1Error::Replay(e.to_string()))?
-    };
+            .map_err(|e| e.to_string())?;
+        paged::local_hashes(&conn).map_err(|e| e.to_string())
+    })();
     let mut paged_copy = tempfile::tempfile()?;
     let live = {
         let mut w = std::io::BufWriter::new(&mut paged_copy);
@@ -92,15 +92,21 @@ pub async fn checked(
         .iter()
         .map(|t| (t.name.as_str(), (t.rows, t.sha256.as_str())))
         .collect();
-    let lossy: Vec<String> = live_map
-        .iter()
-        .filter(|(name, (rows, sha))| {
-            replayed
-                .get(**name)
-                .is_none_or(|(r, s)| r != rows || s != sha)
-        })
-        .map(|(name, _)| format!("`{name}`"))
-        .collect();
+    let lossy: Vec<String> = match &replayed {
+        Ok(replayed) => live_map
+            .iter()
+            .filter(|(name, (rows, sha))| {
+                replayed
+                    .get(**name)
+                    .is_none_or(|(r, s)| r != rows || s != sha)
+            })
+            .map(|(name, _)| format!("`{name}`"))
+            .collect(),
+        Err(e) => vec![format!(
+            "the whole dump, which does not replay ({})",
+            e.lines().next().unwrap_or_default()
+        )],
+    };
     if lossy.is_empty() {
         out.write_all(&dump)?;
         out.flush()?;

@@ -25,8 +25,6 @@ pub enum D1Error {
     Io(#[from] std::io::Error),
     #[error("D1's export failed: {0}")]
     Export(String),
-    #[error("replaying the export into a scratch SQLite failed: {0}")]
-    Replay(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

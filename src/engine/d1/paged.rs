@@ -10,7 +10,7 @@ use std::io::Write;
 
 use sha2::{Digest, Sha256};
 
-use super::query::{SchemaObject, ident, rows, schema, text};
+use super::query::{SchemaObject, ident, row_expr, rows, schema, text};
 use super::{D1Error, TableStats};
 use crate::cloudflare::Client;
 
@@ -187,14 +187,7 @@ async fn table_rows(
     .iter()
     .map(|r| text(&r[0]))
     .collect();
-    let values = if cols.is_empty() {
-        "''".to_string()
-    } else {
-        cols.iter()
-            .map(|c| format!("quote({})", ident(c)))
-            .collect::<Vec<_>>()
-            .join(" || ',' || ")
-    };
+    let values = row_expr(&cols);
     let has_rowid = is_virtual
         || rows(
             client,
@@ -307,14 +300,7 @@ pub fn local_hashes(
             .prepare("SELECT name FROM pragma_table_info(?1) ORDER BY cid")?
             .query_map([name], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
-        let values = if cols.is_empty() {
-            "''".to_string()
-        } else {
-            cols.iter()
-                .map(|c| format!("quote({})", ident(c)))
-                .collect::<Vec<_>>()
-                .join(" || ',' || ")
-        };
+        let values = row_expr(&cols);
         let has_rowid = virtuals.contains(name)
             || conn
                 .prepare(&format!("SELECT rowid FROM {} LIMIT 0", ident(name)))

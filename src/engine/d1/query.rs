@@ -43,6 +43,27 @@ pub fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// An exact SQL literal for a column's value, written by SQLite itself: `quote()`, except for
+/// text holding NUL, which `quote()` cannot carry and which becomes `CAST(X'…' AS TEXT)`.
+pub fn value_expr(column: &str) -> String {
+    let c = ident(column);
+    format!(
+        "CASE WHEN typeof({c}) = 'text' AND instr({c}, char(0)) > 0 THEN 'CAST(X''' || hex({c}) || ''' AS TEXT)' ELSE quote({c}) END"
+    )
+}
+
+/// All of a row's values, comma-separated, as one SQL expression.
+pub fn row_expr(columns: &[String]) -> String {
+    if columns.is_empty() {
+        return "''".into();
+    }
+    columns
+        .iter()
+        .map(|c| value_expr(c))
+        .collect::<Vec<_>>()
+        .join(" || ',' || ")
+}
+
 /// One schema object.
 #[derive(Debug, Clone)]
 pub struct SchemaObject {
