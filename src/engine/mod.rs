@@ -3,3 +3,4 @@
 
 pub mod d1;
 pub mod kv;
+pub mod r2;

@@ -396,3 +396,54 @@ impl BackupWriter<'_> {
         Ok(self.manifest)
     }
 }
+
+/// Content-addressed blobs (R2 object bodies), sealed, shared by every snapshot that has them.
+impl Repo {
+    pub fn blob_path(sha256: &str) -> Path {
+        Path::from(format!("blobs/{}/{sha256}", &sha256[..2.min(sha256.len())]))
+    }
+
+    pub async fn has_blob(&self, sha256: &str) -> Result<bool, RepoError> {
+        Ok(self.storage.head(&Self::blob_path(sha256)).await?.is_some())
+    }
+
+    /// Seals `input` as the blob `sha256` (the caller hashed the plaintext); the caller holds the
+    /// writer lease.
+    pub async fn put_blob(
+        &self,
+        _lease: &Lease,
+        sha256: &str,
+        input: impl Read + Send + 'static,
+    ) -> Result<crate::seal::Summary, RepoError> {
+        let s = self
+            .storage
+            .seal_into(
+                &Self::blob_path(sha256),
+                input,
+                &self.key,
+                self.config.chunk_size,
+            )
+            .await?;
+        if s.plaintext_sha256 != sha256 {
+            return Err(RepoError::Internal(format!(
+                "blob `{sha256}` changed while it was stored (now {})",
+                s.plaintext_sha256
+            )));
+        }
+        Ok(s)
+    }
+
+    /// The newest backup of a target, if any.
+    pub async fn latest(&self, kind: &Kind, target: &str) -> Result<Option<Manifest>, RepoError> {
+        let catalog = self.catalog().await?;
+        match catalog
+            .entries
+            .iter()
+            .rev()
+            .find(|e| e.kind == kind.as_str() && e.target == target)
+        {
+            Some(e) => Ok(Some(self.manifest(&e.id).await?)),
+            None => Ok(None),
+        }
+    }
+}
