@@ -13,7 +13,7 @@ use crate::seal::MasterKey;
 pub struct RepoArgs {
     /// The repository: a directory or s3://bucket/prefix (default: CFDR_REPO, the config file,
     /// then the platform data directory).
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub repo: Option<String>,
 }
 
@@ -77,10 +77,8 @@ pub fn cloudflare(config: &Config) -> Result<crate::cloudflare::Client, Failure>
     let account = config.account_id.clone().ok_or_else(|| {
         Failure::usage("CLOUDFLARE_ACCOUNT_ID is not set (dashboard → Account home → Account ID)")
     })?;
-    let budget = std::sync::Arc::new(crate::cloudflare::Budget::new(
-        1200,
-        std::time::Duration::from_secs(300),
-    ));
+    let (limit, window) = budget_setting()?;
+    let budget = std::sync::Arc::new(crate::cloudflare::Budget::new(limit, window));
     Ok(crate::cloudflare::Client::new(
         &config.api_base_url,
         &account,
@@ -89,6 +87,24 @@ pub fn cloudflare(config: &Config) -> Result<crate::cloudflare::Client, Failure>
         crate::cloudflare::RetryPolicy::default(),
         4,
     ))
+}
+
+/// `CFDR_API_BUDGET` as `<requests>/<duration>` (default `1200/5m`, Cloudflare's global limit;
+/// lower it when other tools share the token).
+fn budget_setting() -> Result<(u32, std::time::Duration), Failure> {
+    let raw = std::env::var("CFDR_API_BUDGET").unwrap_or_else(|_| "1200/5m".into());
+    let bad = || {
+        Failure::usage(format!(
+            "CFDR_API_BUDGET `{raw}` is not <requests>/<duration>, like 1200/5m"
+        ))
+    };
+    let (n, d) = raw.split_once('/').ok_or_else(bad)?;
+    let n: u32 = n.trim().parse().map_err(|_| bad())?;
+    let d = humantime::parse_duration(d.trim()).map_err(|_| bad())?;
+    if n == 0 || d.is_zero() {
+        return Err(bad());
+    }
+    Ok((n, d))
 }
 
 pub fn cloudflare_failed(e: impl std::fmt::Display) -> Failure {

@@ -30,8 +30,7 @@ pub enum Command {
     #[command(subcommand)]
     Repo(repo_init::RepoCommand),
     /// Take a backup now.
-    #[command(subcommand)]
-    Backup(backup::BackupCommand),
+    Backup(backup::BackupArgs),
     /// Browse, verify, read and prune backups.
     #[command(subcommand)]
     Backups(backups::BackupsCommand),

@@ -1,0 +1,235 @@
+//! `cfdr backup d1|kv|r2 <target> | sqlite <path> | --all`: one module per kind; this one holds
+//! the arguments, `--all`, and storing a finished backup under the writer lease.
+
+mod d1;
+mod kv;
+mod r2;
+mod sqlite;
+
+use std::path::PathBuf;
+
+use crate::config::Config;
+use crate::exit::{Exit, Failure};
+use crate::repo::{Kind, Lease, Manifest, Repo, Target, lease};
+
+use super::context::{self, RepoArgs};
+
+const TRIGGERS: [&str; 4] = ["manual", "scheduled", "pre-recovery", "drill"];
+
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct BackupArgs {
+    /// Back up every D1 database, KV namespace and R2 bucket of the account, one after another.
+    #[arg(long)]
+    all: bool,
+    /// Why these backups were taken (with --all).
+    #[arg(long, default_value = "manual", value_parser = TRIGGERS)]
+    trigger: String,
+    #[command(flatten)]
+    repo: RepoArgs,
+    /// One JSON manifest a line (with --all).
+    #[arg(long)]
+    json: bool,
+    #[command(subcommand)]
+    kind: Option<BackupCommand>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum BackupCommand {
+    /// Back up a D1 database (by name or id) through the API.
+    D1 {
+        database: String,
+        /// export: D1's export, checked against the live tables (default); paged: the online
+        /// paged dump (default when the database has virtual tables).
+        #[arg(long, value_parser = ["export", "paged"])]
+        method: Option<String>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Back up a Workers KV namespace (by title or id) through the API.
+    Kv {
+        namespace: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Back up an R2 bucket through R2's S3 endpoint (R2_ENDPOINT and R2 keys), incrementally.
+    R2 {
+        bucket: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Back up a SQLite database file (consistent even while it is being written).
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// The target's name in the repository (default: the file name without extension).
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Common {
+    /// Why this backup was taken: manual, scheduled, pre-recovery or drill.
+    #[arg(long, default_value = "manual", value_parser = TRIGGERS)]
+    trigger: String,
+    #[command(flatten)]
+    repo: RepoArgs,
+    #[arg(long)]
+    json: bool,
+}
+
+/// A finished backup and the line that tells an operator about it.
+pub struct Done {
+    pub manifest: Manifest,
+    pub line: String,
+}
+
+pub async fn run(args: BackupArgs) -> anyhow::Result<()> {
+    let (done, json) = match args.kind {
+        Some(BackupCommand::D1 { database, method, common }) => {
+            let (config, repo) = open(&common.repo).await?;
+            (d1::run(&repo, &context::cloudflare(&config)?, &database, method.as_deref(), &common.trigger).await?, common.json)
+        }
+        Some(BackupCommand::Kv { namespace, common }) => {
+            let (config, repo) = open(&common.repo).await?;
+            (kv::run(&repo, &context::cloudflare(&config)?, &namespace, &common.trigger).await?, common.json)
+        }
+        Some(BackupCommand::R2 { bucket, common }) => {
+            let (config, repo) = open(&common.repo).await?;
+            (r2::run(&repo, &config, &bucket, &common.trigger).await?, common.json)
+        }
+        Some(BackupCommand::Sqlite { path, name, common }) => {
+            let (_, repo) = open(&common.repo).await?;
+            (sqlite::run(&repo, &path, name, &common.trigger).await?, common.json)
+        }
+        None if args.all => return all(&args.repo, &args.trigger, args.json).await,
+        None => return Err(Failure::usage("say what to back up: `cfdr backup d1|kv|r2 <name>`, `cfdr backup sqlite <path>` or `cfdr backup --all`").into()),
+    };
+    if json {
+        context::print_json(&done.manifest)?;
+    } else {
+        println!("{}", done.line);
+    }
+    Ok(())
+}
+
+async fn open(args: &RepoArgs) -> anyhow::Result<(Config, Repo)> {
+    let config = Config::load().map_err(|e| Failure::usage(e.to_string()))?;
+    Ok((config, context::open(args).await?))
+}
+
+/// Every target of the account, sharing one client (one request budget). A failing target is
+/// reported and the others still run; the exit code then says Cloudflare failed.
+async fn all(repo_args: &RepoArgs, trigger: &str, json: bool) -> anyhow::Result<()> {
+    let (config, repo) = open(repo_args).await?;
+    let client = context::cloudflare(&config)?;
+    let d1s = client
+        .all_pages("/d1/database", 100, &[])
+        .await
+        .map_err(context::cloudflare_failed)?;
+    let kvs = client
+        .all_pages("/storage/kv/namespaces", 100, &[])
+        .await
+        .map_err(context::cloudflare_failed)?;
+    let r2s = r2::buckets(&client)
+        .await
+        .map_err(context::cloudflare_failed)?;
+    let mut failed = Vec::new();
+    let mut report = |name: String, done: anyhow::Result<Done>| match done {
+        Ok(d) if json => println!("{}", serde_json::to_string(&d.manifest).unwrap_or_default()),
+        Ok(d) => println!("{}", d.line),
+        Err(e) => {
+            eprintln!("cfdr: {name}: {e:#}");
+            failed.push(name);
+        }
+    };
+    for db in &d1s {
+        let name = db["name"].as_str().unwrap_or_default().to_string();
+        report(
+            format!("d1 `{name}`"),
+            d1::run(&repo, &client, &name, None, trigger).await,
+        );
+    }
+    for ns in &kvs {
+        let title = ns["title"].as_str().unwrap_or_default().to_string();
+        report(
+            format!("kv `{title}`"),
+            kv::run(&repo, &client, &title, trigger).await,
+        );
+    }
+    for bucket in &r2s {
+        report(
+            format!("r2 `{bucket}`"),
+            r2::run(&repo, &config, bucket, trigger).await,
+        );
+    }
+    let total = d1s.len() + kvs.len() + r2s.len();
+    if failed.is_empty() {
+        if !json {
+            println!("{total} backups taken");
+        }
+        Ok(())
+    } else {
+        Err(Failure::new(
+            Exit::Cloudflare,
+            format!(
+                "{} of {total} backups failed: {}",
+                failed.len(),
+                failed.join(", ")
+            ),
+        )
+        .into())
+    }
+}
+
+/// A backup of one sealed artifact, as it goes into the repository.
+struct Sealed<'a> {
+    kind: Kind,
+    target: Target,
+    trigger: &'a str,
+    method: &'a str,
+    artifact: &'a str,
+    format: &'a str,
+    stats: serde_json::Value,
+}
+
+/// Takes the writer lease, seals `file` as the backup's artifact, commits the manifest, and
+/// releases the lease whatever happened in between.
+async fn store(repo: &Repo, s: Sealed<'_>, file: std::fs::File) -> anyhow::Result<Manifest> {
+    store_with(repo, s, file, |_| {}).await
+}
+
+/// `store`, letting the caller fill in more of the manifest before it is committed.
+async fn store_with(
+    repo: &Repo,
+    s: Sealed<'_>,
+    file: std::fs::File,
+    more: impl FnOnce(&mut Manifest),
+) -> anyhow::Result<Manifest> {
+    let purpose = format!("backup {} {}", s.kind.as_str(), s.target.name);
+    let lease = Lease::acquire(&repo.storage, &purpose, lease::DEFAULT_TTL)
+        .await
+        .map_err(context::fail)?;
+    if let Some(old) = &lease.took_over {
+        eprintln!(
+            "cfdr: warning: took over a stale writer lease of {} on {} (since {})",
+            old.owner, old.host, old.started
+        );
+    }
+    let mut writer = repo.begin(&lease, s.kind, s.target, s.trigger, s.method);
+    let result = async {
+        writer
+            .add_artifact(s.artifact, s.format, file)
+            .await
+            .map_err(context::fail)?;
+        writer.manifest.stats = s.stats;
+        more(&mut writer.manifest);
+        writer.commit().await.map_err(context::fail)
+    }
+    .await;
+    lease.release().await.map_err(context::fail)?;
+    Ok(result?)
+}
