@@ -112,3 +112,58 @@ async fn the_whole_demo_account_backs_up_and_survives_faults() {
         "only the injected 429s: the budget kept under the limit"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_kind_completes_through_100ms_latency_5xx_and_429_bursts() {
+    let api = common::start().await;
+    let db = api.d1_create("orders").await;
+    api.d1_sql(&db, "CREATE TABLE o(id INTEGER PRIMARY KEY, v); WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1200) INSERT INTO o SELECT i, i * 7 FROM n;").await.result();
+    let ns = api.kv_create("CACHE").await;
+    let items: Vec<Value> = (0..2500)
+        .map(|i| json!({ "key": format!("page:{i}"), "value": format!("<p>{i}</p>") }))
+        .collect();
+    api.send(
+        "PUT",
+        &format!("/storage/kv/namespaces/{ns}/bulk"),
+        Some(Value::Array(items)),
+    )
+    .await
+    .result();
+    api.send("POST", "/r2/buckets", Some(json!({ "name": "assets" })))
+        .await
+        .result();
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo").to_str().unwrap().to_string();
+    let run = |args: Vec<&'static str>| {
+        let (h, r) = (api.clone_handle(), repo.clone());
+        tokio::task::spawn_blocking(move || cfdr(&h, &r, &args))
+    };
+    assert!(run(vec!["repo", "init"]).await.unwrap().status.success());
+    let clean = run(vec!["backup", "--all", "--json"]).await.unwrap();
+    assert!(
+        clean.status.success(),
+        "{}",
+        String::from_utf8_lossy(&clean.stderr)
+    );
+    api.control("POST", "/__emulator/stats/reset", None).await;
+    api.control("POST", "/__emulator/faults", Some(json!({ "error_rate": 0.1, "burst_429": 3, "retry_after_secs": 1, "latency_ms": 100, "seed": 5 }))).await;
+    let faulty = run(vec!["backup", "--all", "--json"]).await.unwrap();
+    api.control("POST", "/__emulator/faults", Some(json!({})))
+        .await;
+    assert!(
+        faulty.status.success(),
+        "{}",
+        String::from_utf8_lossy(&faulty.stderr)
+    );
+    assert_eq!(contents(&faulty.stdout), contents(&clean.stdout));
+    let stats = api.stats().await;
+    assert!(
+        stats["faults"]["5xx"].as_u64().unwrap() >= 2,
+        "{}",
+        stats["faults"]
+    );
+    assert_eq!(
+        stats["rate_limited"], stats["faults"]["429"],
+        "only injected 429s"
+    );
+}
