@@ -4,3 +4,4 @@
 pub mod d1;
 pub mod kv;
 pub mod r2;
+pub mod sanity;

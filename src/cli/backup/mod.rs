@@ -30,6 +30,9 @@ pub struct BackupArgs {
     /// One JSON manifest a line (with --all).
     #[arg(long)]
     json: bool,
+    /// Post a Discord/Slack-compatible JSON message to this webhook when a backup fails.
+    #[arg(long, value_name = "URL")]
+    notify: Option<String>,
     #[command(subcommand)]
     kind: Option<BackupCommand>,
 }
@@ -79,6 +82,22 @@ pub struct Common {
     repo: RepoArgs,
     #[arg(long)]
     json: bool,
+    /// Post a Discord/Slack-compatible JSON message to this webhook when the backup fails.
+    #[arg(long, value_name = "URL")]
+    notify: Option<String>,
+}
+
+/// Adds the sanity checks' warnings to a manifest about to be committed, and says them.
+pub(super) fn sanity(previous: Option<&Manifest>, m: &mut Manifest) {
+    for w in crate::engine::sanity::check(previous, m, crate::engine::sanity::max_change_from_env())
+    {
+        eprintln!(
+            "cfdr: warning: {} `{}`: {w}",
+            m.kind.as_str(),
+            m.target.name
+        );
+        m.warnings.push(w);
+    }
 }
 
 /// A finished backup and the line that tells an operator about it.
@@ -88,6 +107,49 @@ pub struct Done {
 }
 
 pub async fn run(args: BackupArgs) -> anyhow::Result<()> {
+    let notify = match &args.kind {
+        Some(
+            BackupCommand::D1 { common, .. }
+            | BackupCommand::Kv { common, .. }
+            | BackupCommand::R2 { common, .. }
+            | BackupCommand::Sqlite { common, .. },
+        ) => common.notify.clone(),
+        None => args.notify.clone(),
+    };
+    let outcome = run_inner(args).await;
+    if let (Err(e), Some(url)) = (&outcome, notify) {
+        post_failure(&url, &format!("{e:#}")).await;
+    }
+    outcome
+}
+
+/// Posts a failure to a Discord or Slack webhook (`content` and `text` both carry it). The
+/// message is the error the operator sees, which never holds a secret; a webhook that fails is
+/// reported, not fatal.
+async fn post_failure(url: &str, error: &str) {
+    let (_, host) = crate::repo::lease::whoami();
+    let text = format!("cfdr backup failed on {host}: {error}");
+    let body = serde_json::json!({ "content": text, "text": text });
+    let sent = reqwest::Client::new()
+        .post(url)
+        .json(&body)
+        .timeout(std::time::Duration::from_secs(10))
+        .send()
+        .await;
+    match sent {
+        Ok(r) if r.status().is_success() => {}
+        Ok(r) => eprintln!(
+            "cfdr: warning: the --notify webhook answered {}",
+            r.status()
+        ),
+        Err(e) => eprintln!(
+            "cfdr: warning: the --notify webhook could not be reached: {}",
+            e.without_url()
+        ),
+    }
+}
+
+async fn run_inner(args: BackupArgs) -> anyhow::Result<()> {
     let (done, json) = match args.kind {
         Some(BackupCommand::D1 { database, method, common }) => {
             let (config, repo) = open(&common.repo).await?;
@@ -219,14 +281,19 @@ async fn store_with(
             old.owner, old.host, old.started
         );
     }
-    let mut writer = repo.begin(&lease, s.kind, s.target, s.trigger, s.method);
     let result = async {
+        let previous = repo
+            .latest(&s.kind, &s.target.name)
+            .await
+            .map_err(context::fail)?;
+        let mut writer = repo.begin(&lease, s.kind, s.target, s.trigger, s.method);
         writer
             .add_artifact(s.artifact, s.format, file)
             .await
             .map_err(context::fail)?;
         writer.manifest.stats = s.stats;
         more(&mut writer.manifest);
+        sanity(previous.as_ref(), &mut writer.manifest);
         writer.commit().await.map_err(context::fail)
     }
     .await;

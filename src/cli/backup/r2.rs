@@ -109,6 +109,7 @@ pub async fn run(
             .map_err(context::fail)?;
         writer.manifest.stats = serde_json::to_value(&stats)?;
         writer.manifest.blobs = blobs;
+        super::sanity(parent.as_ref(), &mut writer.manifest);
         writer.manifest.parent = parent.map(|p| p.id);
         let m = writer.commit().await.map_err(context::fail)?;
         anyhow::Ok((m, stats))
