@@ -5,7 +5,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::Command;
 
 use cfdr::emulator::{EmulatorConfig, Seed};
 use serde_json::{Value, json};
@@ -13,21 +12,9 @@ use serde_json::{Value, json};
 const KEY: &str = "2b4d6f8a0c1e3a5c7e9b1d3f5a7c9e0b2d4f6a8c0e1b3d5f7a9c2e4b6d8f0a1c";
 
 fn cfdr(h: &common::Handle, repo: &str, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_cfdr"))
-        .args(args)
-        .env("CFDR_REPO", repo)
-        .env("CFDR_KEY", KEY)
-        .env("CFDR_CONFIG", "/nonexistent/cfdr.toml")
+    common::cfdr_cmd(h, repo, KEY)
         .env("CFDR_API_BUDGET", "6000/1m")
-        .env("CLOUDFLARE_API_BASE_URL", &h.emu.api_url)
-        .env("CLOUDFLARE_API_TOKEN", &h.emu.token)
-        .env("CLOUDFLARE_ACCOUNT_ID", &h.emu.account_id)
-        .env("R2_ENDPOINT", &h.emu.s3_url)
-        .env("R2_ACCESS_KEY_ID", cfdr::emulator::DEFAULT_R2_ACCESS_KEY_ID)
-        .env(
-            "R2_SECRET_ACCESS_KEY",
-            cfdr::emulator::DEFAULT_R2_SECRET_ACCESS_KEY,
-        )
+        .args(args)
         .output()
         .expect("cfdr runs")
 }

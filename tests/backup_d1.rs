@@ -5,7 +5,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::Command;
 
 use rusqlite::Connection;
 use serde_json::Value;
@@ -52,14 +51,8 @@ INSERT INTO docs(rowid, title, body) VALUES (10, 'backup', 'restore drills every
 "#;
 
 fn cfdr(h: &common::Handle, repo: &str, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_cfdr"))
+    common::cfdr_cmd(h, repo, KEY)
         .args(args)
-        .env("CFDR_REPO", repo)
-        .env("CFDR_KEY", KEY)
-        .env("CFDR_CONFIG", "/nonexistent/cfdr.toml")
-        .env("CLOUDFLARE_API_BASE_URL", &h.emu.api_url)
-        .env("CLOUDFLARE_API_TOKEN", &h.emu.token)
-        .env("CLOUDFLARE_ACCOUNT_ID", &h.emu.account_id)
         .output()
         .expect("cfdr runs")
 }

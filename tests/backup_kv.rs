@@ -4,22 +4,14 @@
 
 mod common;
 
-use std::process::Command;
-
 use base64::Engine as _;
 use serde_json::{Value, json};
 
 const KEY: &str = "7d2c4b6a8e0f1d3c5b7a9e1f3d5c7b9a0e2f4d6c8b0a1e3f5d7c9b1a3e5f7d9c";
 
-fn cfdr(api: &common::Handle, repo: &str, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_cfdr"))
+fn cfdr(h: &common::Handle, repo: &str, args: &[&str]) -> std::process::Output {
+    common::cfdr_cmd(h, repo, KEY)
         .args(args)
-        .env("CFDR_REPO", repo)
-        .env("CFDR_KEY", KEY)
-        .env("CFDR_CONFIG", "/nonexistent/cfdr.toml")
-        .env("CLOUDFLARE_API_BASE_URL", &api.emu.api_url)
-        .env("CLOUDFLARE_API_TOKEN", &api.emu.token)
-        .env("CLOUDFLARE_ACCOUNT_ID", &api.emu.account_id)
         .output()
         .expect("cfdr runs")
 }

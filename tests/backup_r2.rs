@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use cfdr::repo::storage::S3Settings;
 use object_store::{
     Attribute, Attributes, ObjectStoreExt as _, PutOptions, PutPayload, path::Path,
@@ -16,17 +14,8 @@ use sha2::{Digest, Sha256};
 const KEY: &str = "5e7a9c1b3d5f7e9a2c4b6d8f0e1a3c5b7d9f1e3a5c7b9d0f2e4a6c8b0d1f3e5a";
 
 fn cfdr(h: &common::Handle, repo: &str, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_cfdr"))
+    common::cfdr_cmd(h, repo, KEY)
         .args(args)
-        .env("CFDR_REPO", repo)
-        .env("CFDR_KEY", KEY)
-        .env("CFDR_CONFIG", "/nonexistent/cfdr.toml")
-        .env("R2_ENDPOINT", &h.emu.s3_url)
-        .env("R2_ACCESS_KEY_ID", cfdr::emulator::DEFAULT_R2_ACCESS_KEY_ID)
-        .env(
-            "R2_SECRET_ACCESS_KEY",
-            cfdr::emulator::DEFAULT_R2_SECRET_ACCESS_KEY,
-        )
         .output()
         .expect("cfdr runs")
 }

@@ -2,7 +2,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
@@ -10,15 +9,8 @@ use serde_json::{Value, json};
 const KEY: &str = "9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b";
 
 fn cfdr(h: &common::Handle, repo: &str, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_cfdr"))
+    common::cfdr_cmd(h, repo, KEY)
         .args(args)
-        .env("CFDR_REPO", repo)
-        .env("CFDR_KEY", KEY)
-        .env("CFDR_CONFIG", "/nonexistent/cfdr.toml")
-        .env("CLOUDFLARE_API_BASE_URL", &h.emu.api_url)
-        .env("CLOUDFLARE_API_TOKEN", &h.emu.token)
-        .env("CLOUDFLARE_ACCOUNT_ID", &h.emu.account_id)
-        .env_remove("CFDR_MAX_CHANGE")
         .output()
         .expect("cfdr runs")
 }

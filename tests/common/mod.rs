@@ -65,6 +65,27 @@ pub struct Endpoint {
     pub account_id: String,
 }
 
+/// The cfdr binary with this emulator's API and R2 endpoint, a repository and a key in its
+/// environment (and no config file or key file from the machine running the tests).
+pub fn cfdr_cmd(h: &Handle, repo: &str, key: &str) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_cfdr"));
+    c.env("CFDR_REPO", repo)
+        .env("CFDR_KEY", key)
+        .env("CFDR_CONFIG", "/nonexistent/cfdr.toml")
+        .env_remove("CFDR_KEY_FILE")
+        .env_remove("CFDR_MAX_CHANGE")
+        .env("CLOUDFLARE_API_BASE_URL", &h.emu.api_url)
+        .env("CLOUDFLARE_API_TOKEN", &h.emu.token)
+        .env("CLOUDFLARE_ACCOUNT_ID", &h.emu.account_id)
+        .env("R2_ENDPOINT", &h.emu.s3_url)
+        .env("R2_ACCESS_KEY_ID", cfdr::emulator::DEFAULT_R2_ACCESS_KEY_ID)
+        .env(
+            "R2_SECRET_ACCESS_KEY",
+            cfdr::emulator::DEFAULT_R2_SECRET_ACCESS_KEY,
+        );
+    c
+}
+
 impl Api {
     pub fn clone_handle(&self) -> Handle {
         Handle {
