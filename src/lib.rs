@@ -9,3 +9,4 @@ pub mod engine;
 pub mod exit;
 pub mod repo;
 pub mod seal;
+pub mod wrangler;

@@ -119,3 +119,58 @@ async fn a_failed_backup_is_posted_to_the_webhook() {
     );
     assert!(!content.contains(&api.emu.token));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_projects_wrangler_config_names_what_to_back_up() {
+    let api = common::start().await;
+    let db = api.d1_create("orders").await;
+    api.d1_sql(
+        &db,
+        "CREATE TABLE o(id INTEGER PRIMARY KEY); INSERT INTO o VALUES (1);",
+    )
+    .await
+    .result();
+    api.d1_create("unrelated").await;
+    let ns = api.kv_create("SESSIONS").await;
+    api.kv_create("OTHER").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("wrangler.jsonc");
+    std::fs::write(
+        &config,
+        format!("{{\n  // bindings of the app\n  \"name\": \"shop\",\n  \"d1_databases\": [{{ \"binding\": \"DB\", \"database_name\": \"orders\", \"database_id\": \"{db}\" }}],\n  \"kv_namespaces\": [{{ \"binding\": \"S\", \"id\": \"{ns}\" }},],\n}}\n"),
+    )
+    .unwrap();
+    let repo = tmp.path().join("repo").to_str().unwrap().to_string();
+    let (h, r, c) = (
+        api.clone_handle(),
+        repo.clone(),
+        config.to_str().unwrap().to_string(),
+    );
+    let out = tokio::task::spawn_blocking(move || {
+        assert!(cfdr(&h, &r, &["repo", "init"]).status.success());
+        cfdr(&h, &r, &["backup", "--wrangler", &c, "--json"])
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let targets: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .map(|m| {
+            format!(
+                "{}/{}",
+                m["kind"].as_str().unwrap(),
+                m["target"]["name"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        targets,
+        vec!["d1/orders", "kv/SESSIONS"],
+        "only the project's bindings"
+    );
+}

@@ -33,6 +33,10 @@ pub struct BackupArgs {
     /// Post a Discord/Slack-compatible JSON message to this webhook when a backup fails.
     #[arg(long, value_name = "URL")]
     notify: Option<String>,
+    /// Back up the D1 databases, KV namespaces and R2 buckets bound in this wrangler.toml,
+    /// wrangler.jsonc or wrangler.json (top level and every env).
+    #[arg(long, value_name = "PATH")]
+    wrangler: Option<std::path::PathBuf>,
     #[command(subcommand)]
     kind: Option<BackupCommand>,
 }
@@ -167,7 +171,7 @@ async fn run_inner(args: BackupArgs) -> anyhow::Result<()> {
             let (_, repo) = open(&common.repo).await?;
             (sqlite::run(&repo, &path, name, &common.trigger).await?, common.json)
         }
-        None if args.all => return all(&args.repo, &args.trigger, args.json).await,
+        None if args.all || args.wrangler.is_some() => return all(&args.repo, &args.trigger, args.json, args.wrangler.as_deref()).await,
         None => return Err(Failure::usage("say what to back up: `cfdr backup d1|kv|r2 <name>`, `cfdr backup sqlite <path>` or `cfdr backup --all`").into()),
     };
     if json {
@@ -183,22 +187,50 @@ async fn open(args: &RepoArgs) -> anyhow::Result<(Config, Repo)> {
     Ok((config, context::open(args).await?))
 }
 
-/// Every target of the account, sharing one client (one request budget). A failing target is
-/// reported and the others still run; the exit code then says Cloudflare failed.
-async fn all(repo_args: &RepoArgs, trigger: &str, json: bool) -> anyhow::Result<()> {
+/// Every target of the account (or of a project's wrangler config), sharing one client (one
+/// request budget). A failing target is reported and the others still run; the exit code then
+/// says Cloudflare failed.
+async fn all(
+    repo_args: &RepoArgs,
+    trigger: &str,
+    json: bool,
+    wrangler: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
     let (config, repo) = open(repo_args).await?;
     let client = context::cloudflare(&config)?;
-    let d1s = client
-        .all_pages("/d1/database", 100, &[])
-        .await
-        .map_err(context::cloudflare_failed)?;
-    let kvs = client
-        .all_pages("/storage/kv/namespaces", 100, &[])
-        .await
-        .map_err(context::cloudflare_failed)?;
-    let r2s = r2::buckets(&client)
-        .await
-        .map_err(context::cloudflare_failed)?;
+    let (d1s, kvs, r2s): (Vec<String>, Vec<String>, Vec<String>) = match wrangler {
+        Some(path) => {
+            let b = crate::wrangler::load(path).map_err(Failure::usage)?;
+            if b.is_empty() {
+                return Err(Failure::usage(format!(
+                    "`{}` binds no D1 database, KV namespace or R2 bucket",
+                    path.display()
+                ))
+                .into());
+            }
+            (b.d1, b.kv, b.r2)
+        }
+        None => {
+            let names = |items: Vec<serde_json::Value>, field: &str| {
+                items
+                    .iter()
+                    .filter_map(|i| i[field].as_str().map(str::to_string))
+                    .collect::<Vec<_>>()
+            };
+            let d1s = client
+                .all_pages("/d1/database", 100, &[])
+                .await
+                .map_err(context::cloudflare_failed)?;
+            let kvs = client
+                .all_pages("/storage/kv/namespaces", 100, &[])
+                .await
+                .map_err(context::cloudflare_failed)?;
+            let r2s = r2::buckets(&client)
+                .await
+                .map_err(context::cloudflare_failed)?;
+            (names(d1s, "name"), names(kvs, "title"), r2s)
+        }
+    };
     let mut failed = Vec::new();
     let mut report = |name: String, done: anyhow::Result<Done>| match done {
         Ok(d) if json => println!("{}", serde_json::to_string(&d.manifest).unwrap_or_default()),
@@ -208,18 +240,16 @@ async fn all(repo_args: &RepoArgs, trigger: &str, json: bool) -> anyhow::Result<
             failed.push(name);
         }
     };
-    for db in &d1s {
-        let name = db["name"].as_str().unwrap_or_default().to_string();
+    for name in &d1s {
         report(
             format!("d1 `{name}`"),
-            d1::run(&repo, &client, &name, None, trigger).await,
+            d1::run(&repo, &client, name, None, trigger).await,
         );
     }
-    for ns in &kvs {
-        let title = ns["title"].as_str().unwrap_or_default().to_string();
+    for name in &kvs {
         report(
-            format!("kv `{title}`"),
-            kv::run(&repo, &client, &title, trigger).await,
+            format!("kv `{name}`"),
+            kv::run(&repo, &client, name, trigger).await,
         );
     }
     for bucket in &r2s {
