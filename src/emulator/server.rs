@@ -170,6 +170,9 @@ where
                 r = listener.accept() => match r { Ok((s, _)) => s, Err(_) => continue },
                 _ = stopped.changed() => break,
             };
+            // Headers and body go out as separate writes: without this, Nagle's algorithm and
+            // the client's delayed ACK hold every small answer back by 40 ms.
+            let _ = socket.set_nodelay(true);
             let handler = handler.clone();
             let mut stopped = stopped.clone();
             tokio::spawn(async move {
