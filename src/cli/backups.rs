@@ -248,21 +248,20 @@ pub async fn run(cmd: BackupsCommand) -> anyhow::Result<()> {
                 (_, Some(p)) => VerifyMode::Sample(p),
                 _ => VerifyMode::Quick,
             };
-            let ids: Vec<String> = if all {
-                repo.catalog()
-                    .await
-                    .map_err(context::fail)?
-                    .entries
-                    .into_iter()
-                    .map(|e| e.id)
-                    .collect()
+            let ids: Vec<Entry> = if all {
+                repo.catalog().await.map_err(context::fail)?.entries
             } else {
-                id.into_iter().collect()
+                vec![
+                    repo.entry(&id.unwrap_or_default())
+                        .await
+                        .map_err(context::fail)?,
+                ]
             };
             let mut reports = Vec::new();
             let mut bad = Vec::new();
-            for id in ids {
-                match repo.manifest(&id).await {
+            for entry in ids {
+                let id = entry.id.clone();
+                match repo.manifest_of(&entry).await {
                     Ok(m) => {
                         let r = repo.verify(&m, mode).await.map_err(context::fail)?;
                         for p in &r.problems {
@@ -372,7 +371,7 @@ async fn prune(
     let mut groups: std::collections::BTreeMap<(String, String), Vec<Candidate>> =
         Default::default();
     for e in &catalog.entries {
-        let good = match repo.manifest(&e.id).await {
+        let good = match repo.manifest_of(e).await {
             Ok(m) => repo
                 .last_verification(&m)
                 .await

@@ -204,21 +204,32 @@ impl Repo {
 
     /// A backup's manifest, MAC checked.
     pub async fn manifest(&self, id: &str) -> Result<Manifest, RepoError> {
-        let catalog = self.catalog().await?;
-        let dir = match catalog.find(id) {
-            Some(e) => e.dir.clone(),
+        self.manifest_of(&self.entry(id).await?).await
+    }
+
+    /// A backup's catalog entry; when the catalog does not know it, the manifests decide.
+    pub async fn entry(&self, id: &str) -> Result<Entry, RepoError> {
+        let not_found = || RepoError::NotFound {
+            id: id.into(),
+            location: self.storage.display.clone(),
+        };
+        match self.catalog().await?.find(id) {
+            Some(e) => Ok(e.clone()),
             None => Catalog::rebuild(&self.storage)
                 .await?
                 .find(id)
-                .map(|e| e.dir.clone())
-                .ok_or_else(|| RepoError::NotFound {
-                    id: id.into(),
-                    location: self.storage.display.clone(),
-                })?,
-        };
+                .cloned()
+                .ok_or_else(not_found),
+        }
+    }
+
+    /// The manifest behind a catalog entry, MAC checked: for callers that already hold the
+    /// catalog, so a pass over many backups reads it once, not once a backup.
+    pub async fn manifest_of(&self, entry: &Entry) -> Result<Manifest, RepoError> {
+        let id = entry.id.as_str();
         let bytes = self
             .storage
-            .get(&Path::from(format!("{dir}/manifest.json")))
+            .get(&Path::from(format!("{}/manifest.json", entry.dir)))
             .await?
             .ok_or_else(|| RepoError::NotFound {
                 id: id.into(),
@@ -327,7 +338,7 @@ impl Repo {
     ) -> Result<usize, RepoError> {
         let mut live = std::collections::HashSet::new();
         for e in &catalog.entries {
-            if let Ok(m) = self.manifest(&e.id).await {
+            if let Ok(m) = self.manifest_of(e).await {
                 live.extend(m.blobs);
             }
         }
@@ -442,7 +453,7 @@ impl Repo {
             .rev()
             .find(|e| e.kind == kind.as_str() && e.target == target)
         {
-            Some(e) => Ok(Some(self.manifest(&e.id).await?)),
+            Some(e) => Ok(Some(self.manifest_of(e).await?)),
             None => Ok(None),
         }
     }

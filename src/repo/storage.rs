@@ -365,11 +365,3 @@ impl Read for ChannelReader {
         Ok(n)
     }
 }
-
-/// Keeps the error type of a sealed artifact readable for callers matching on it.
-pub fn seal_error(e: &RepoError) -> Option<&SealError> {
-    match e {
-        RepoError::Seal { source, .. } => Some(source),
-        _ => None,
-    }
-}

@@ -173,17 +173,13 @@ pub async fn run(repo: &Repo, m: &Manifest, mode: VerifyMode) -> Result<VerifyRe
     Ok(report)
 }
 
-/// The last recorded verification of a backup, if any.
-pub async fn last(repo: &Repo, m: &Manifest) -> Result<Option<VerifyReport>, RepoError> {
-    Ok(repo
-        .storage
-        .get(&Path::from(format!("{}/verification.json", m.dir())))
-        .await?
-        .and_then(|b| serde_json::from_slice(&b).ok()))
-}
-
 impl Repo {
+    /// The last recorded verification of a backup, if any.
     pub async fn last_verification(&self, m: &Manifest) -> Result<Option<VerifyReport>, RepoError> {
-        last(self, m).await
+        Ok(self
+            .storage
+            .get(&Path::from(format!("{}/verification.json", m.dir())))
+            .await?
+            .and_then(|b| serde_json::from_slice(&b).ok()))
     }
 }

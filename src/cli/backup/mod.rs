@@ -22,17 +22,8 @@ pub struct BackupArgs {
     /// Back up every D1 database, KV namespace and R2 bucket of the account, one after another.
     #[arg(long)]
     all: bool,
-    /// Why these backups were taken (with --all).
-    #[arg(long, default_value = "manual", value_parser = TRIGGERS)]
-    trigger: String,
     #[command(flatten)]
-    repo: RepoArgs,
-    /// One JSON manifest a line (with --all).
-    #[arg(long)]
-    json: bool,
-    /// Post a Discord/Slack-compatible JSON message to this webhook when a backup fails.
-    #[arg(long, value_name = "URL")]
-    notify: Option<String>,
+    common: Common,
     /// Back up the D1 databases, KV namespaces and R2 buckets bound in this wrangler.toml,
     /// wrangler.jsonc or wrangler.json (top level and every env).
     #[arg(long, value_name = "PATH")]
@@ -79,14 +70,15 @@ pub enum BackupCommand {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Common {
-    /// Why this backup was taken: manual, scheduled, pre-recovery or drill.
+    /// Why the backup was taken: manual, scheduled, pre-recovery or drill.
     #[arg(long, default_value = "manual", value_parser = TRIGGERS)]
     trigger: String,
     #[command(flatten)]
     repo: RepoArgs,
+    /// Print the manifest as JSON (with --all or --wrangler: one manifest a line).
     #[arg(long)]
     json: bool,
-    /// Post a Discord/Slack-compatible JSON message to this webhook when the backup fails.
+    /// Post a Discord/Slack-compatible JSON message to this webhook when a backup fails.
     #[arg(long, value_name = "URL")]
     notify: Option<String>,
 }
@@ -104,6 +96,21 @@ pub(super) fn sanity(previous: Option<&Manifest>, m: &mut Manifest) {
     }
 }
 
+impl BackupArgs {
+    /// The flags in force: the subcommand's, or `--all`'s own.
+    fn common(&self) -> &Common {
+        match &self.kind {
+            Some(
+                BackupCommand::D1 { common, .. }
+                | BackupCommand::Kv { common, .. }
+                | BackupCommand::R2 { common, .. }
+                | BackupCommand::Sqlite { common, .. },
+            ) => common,
+            None => &self.common,
+        }
+    }
+}
+
 /// A finished backup and the line that tells an operator about it.
 pub struct Done {
     pub manifest: Manifest,
@@ -111,15 +118,7 @@ pub struct Done {
 }
 
 pub async fn run(args: BackupArgs) -> anyhow::Result<()> {
-    let notify = match &args.kind {
-        Some(
-            BackupCommand::D1 { common, .. }
-            | BackupCommand::Kv { common, .. }
-            | BackupCommand::R2 { common, .. }
-            | BackupCommand::Sqlite { common, .. },
-        ) => common.notify.clone(),
-        None => args.notify.clone(),
-    };
+    let notify = args.common().notify.clone();
     let outcome = run_inner(args).await;
     if let (Err(e), Some(url)) = (&outcome, notify) {
         post_failure(&url, &format!("{e:#}")).await;
@@ -171,7 +170,7 @@ async fn run_inner(args: BackupArgs) -> anyhow::Result<()> {
             let (_, repo) = open(&common.repo).await?;
             (sqlite::run(&repo, &path, name, &common.trigger).await?, common.json)
         }
-        None if args.all || args.wrangler.is_some() => return all(&args.repo, &args.trigger, args.json, args.wrangler.as_deref()).await,
+        None if args.all || args.wrangler.is_some() => return all(&args.common, args.wrangler.as_deref()).await,
         None => return Err(Failure::usage("say what to back up: `cfdr backup d1|kv|r2 <name>`, `cfdr backup sqlite <path>` or `cfdr backup --all`").into()),
     };
     if json {
@@ -190,13 +189,9 @@ async fn open(args: &RepoArgs) -> anyhow::Result<(Config, Repo)> {
 /// Every target of the account (or of a project's wrangler config), sharing one client (one
 /// request budget). A failing target is reported and the others still run; the exit code then
 /// says Cloudflare failed.
-async fn all(
-    repo_args: &RepoArgs,
-    trigger: &str,
-    json: bool,
-    wrangler: Option<&std::path::Path>,
-) -> anyhow::Result<()> {
-    let (config, repo) = open(repo_args).await?;
+async fn all(common: &Common, wrangler: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let (trigger, json) = (common.trigger.as_str(), common.json);
+    let (config, repo) = open(&common.repo).await?;
     let client = context::cloudflare(&config)?;
     let (d1s, kvs, r2s): (Vec<String>, Vec<String>, Vec<String>) = match wrangler {
         Some(path) => {
