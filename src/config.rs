@@ -2,6 +2,7 @@
 //! config directory. Secrets are wrapped so that they never print.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -46,6 +47,9 @@ struct FileConfig {
     r2_secret_access_key: Option<Secret>,
     repo: Option<String>,
     key_file: Option<PathBuf>,
+    /// Recovery point objectives: `default` and `<kind>/<target>` → a duration (`24h`).
+    #[serde(default)]
+    rpo: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -59,8 +63,30 @@ pub struct Config {
     pub repo: Option<String>,
     pub key: Option<Secret>,
     pub key_file: Option<PathBuf>,
+    /// The newest backup of a target should be younger than this (`[rpo] default`, or
+    /// `CFDR_RPO`; 24 hours unless set).
+    pub rpo_default: Duration,
+    /// Per target, by `<kind>/<name>` (`"d1/orders" = "1h"`).
+    pub rpo: std::collections::BTreeMap<String, Duration>,
     /// The file that was read, if any.
     pub file: Option<PathBuf>,
+}
+
+/// The RPO a target is held to when none is configured.
+pub const DEFAULT_RPO: Duration = Duration::from_secs(24 * 3600);
+
+impl Config {
+    /// The RPO of one target (`kind` as in the repository: d1, kv, r2, sqlite).
+    pub fn rpo_of(&self, kind: &str, target: &str) -> Duration {
+        self.rpo
+            .get(&format!("{kind}/{target}"))
+            .copied()
+            .unwrap_or(if self.rpo_default.is_zero() {
+                DEFAULT_RPO
+            } else {
+                self.rpo_default
+            })
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -81,6 +107,8 @@ pub enum ConfigError {
     Key { name: &'static str },
     #[error("{name} `{value}` is not an http(s) URL")]
     Url { name: &'static str, value: String },
+    #[error("{name} `{value}` is not a recovery point objective: give a duration like 1h or 24h")]
+    Rpo { name: String, value: String },
 }
 
 /// The default config file: `<platform config dir>/config.toml` (for example
@@ -140,8 +168,31 @@ impl Config {
             repo: env("CFDR_REPO").or(fc.repo),
             key: env("CFDR_KEY").map(Secret),
             key_file: env("CFDR_KEY_FILE").map(PathBuf::from).or(fc.key_file),
-            file: read,
+            rpo_default: DEFAULT_RPO,
+            rpo: Default::default(),
+            file: read.clone(),
         };
+        let mut config = config;
+        let rpo = |name: &str, value: &str| {
+            humantime::parse_duration(value)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| ConfigError::Rpo {
+                    name: name.to_string(),
+                    value: value.to_string(),
+                })
+        };
+        for (target, value) in &fc.rpo {
+            let d = rpo(&format!("rpo.{target}"), value)?;
+            if target == "default" {
+                config.rpo_default = d;
+            } else {
+                config.rpo.insert(target.clone(), d);
+            }
+        }
+        if let Some(v) = env("CFDR_RPO") {
+            config.rpo_default = rpo("CFDR_RPO", &v)?;
+        }
         config.validate()?;
         Ok(config)
     }
@@ -249,5 +300,23 @@ mod tests {
         std::fs::write(&file, "unknown_key = 1\n").unwrap();
         let e = Config::from_sources(&env(&[]), Some(&file)).unwrap_err();
         assert!(e.to_string().contains("config.toml"), "{e}");
+    }
+
+    #[test]
+    fn rpo_defaults_per_target_and_bad_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.toml");
+        std::fs::write(&file, "[rpo]\ndefault = \"12h\"\n\"d1/orders\" = \"1h\"\n").unwrap();
+        let c = Config::from_sources(&env(&[]), Some(&file)).unwrap();
+        assert_eq!(c.rpo_of("d1", "orders"), Duration::from_secs(3600));
+        assert_eq!(c.rpo_of("kv", "cache"), Duration::from_secs(12 * 3600));
+        let c = Config::from_sources(&env(&[("CFDR_RPO", "30m")]), None).unwrap();
+        assert_eq!(c.rpo_of("kv", "cache"), Duration::from_secs(1800));
+        assert_eq!(Config::default().rpo_of("r2", "x"), DEFAULT_RPO);
+        let e = Config::from_sources(&env(&[("CFDR_RPO", "soon")]), None).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "CFDR_RPO `soon` is not a recovery point objective: give a duration like 1h or 24h"
+        );
     }
 }

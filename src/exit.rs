@@ -42,3 +42,13 @@ impl Failure {
         Self::new(Exit::Usage, message)
     }
 }
+
+/// A Cloudflare or network failure, as the operator reads it.
+pub fn cloudflare_failed(e: impl std::fmt::Display) -> Failure {
+    Failure::new(Exit::Cloudflare, e.to_string())
+}
+
+/// A repository failure, with the exit code its kind deserves.
+pub fn fail(e: crate::repo::RepoError) -> Failure {
+    Failure::new(e.exit(), e.to_string())
+}

@@ -5,6 +5,8 @@ use std::io::Write as _;
 use std::time::Duration;
 
 use serde_json::json;
+
+use crate::engine::kv;
 use time::OffsetDateTime;
 
 use crate::exit::Failure;
@@ -60,6 +62,10 @@ pub enum BackupsCommand {
         id: String,
         /// The artifact (default: the backup's only or first artifact).
         artifact: Option<String>,
+        /// An incremental KV backup: print the whole namespace it stands for (its chain of
+        /// parents folded up to it) instead of only what it stored.
+        #[arg(long)]
+        full: bool,
         #[command(flatten)]
         repo: RepoArgs,
     },
@@ -299,9 +305,26 @@ pub async fn run(cmd: BackupsCommand) -> anyhow::Result<()> {
                 Err(context::verification_failed(bad.join("\n")).into())
             }
         }
-        BackupsCommand::Cat { id, artifact, repo } => {
+        BackupsCommand::Cat {
+            id,
+            artifact,
+            full,
+            repo,
+        } => {
             let repo = context::open(&repo).await?;
             let m = repo.manifest(&id).await.map_err(context::fail)?;
+            if full && m.method == kv::INCREMENTAL {
+                let (state, _) = crate::playbook::backup::kv::state_of(&repo, &m).await?;
+                use std::io::Write as _;
+                let mut out = std::io::stdout().lock();
+                return match out
+                    .write_all(&kv::render(&state))
+                    .and_then(|()| out.flush())
+                {
+                    Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+                    _ => Ok(()),
+                };
+            }
             let name = artifact
                 .or_else(|| m.artifacts.first().map(|a| a.name.clone()))
                 .unwrap_or_default();
@@ -370,14 +393,19 @@ async fn prune(
     let mut catalog = repo.catalog().await.map_err(context::fail)?;
     let mut groups: std::collections::BTreeMap<(String, String), Vec<Candidate>> =
         Default::default();
+    let mut parents = std::collections::BTreeMap::new();
     for e in &catalog.entries {
         let good = match repo.manifest_of(e).await {
-            Ok(m) => repo
-                .last_verification(&m)
-                .await
-                .ok()
-                .flatten()
-                .is_none_or(|v| v.ok),
+            Ok(m) => {
+                if let Some(p) = m.parent.as_ref().filter(|_| m.method == kv::INCREMENTAL) {
+                    parents.insert(m.id.clone(), p.clone());
+                }
+                repo.last_verification(&m)
+                    .await
+                    .ok()
+                    .flatten()
+                    .is_none_or(|v| v.ok)
+            }
             Err(_) => false,
         };
         let time = manifest::parse_time(&e.started).unwrap_or(OffsetDateTime::UNIX_EPOCH);
@@ -392,7 +420,9 @@ async fn prune(
     }
     let mut plan = Vec::new();
     for ((kind, target), cands) in &groups {
-        for d in retention::decide(cands, policy) {
+        let mut decisions = retention::decide(cands, policy);
+        retention::keep_parents(&mut decisions, &parents);
+        for d in decisions {
             plan.push(json!({ "id": d.id, "kind": kind, "target": target, "keep": d.keep(), "reasons": d.reasons }));
         }
     }

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use crate::config::Config;
 use crate::exit::{Exit, Failure};
+use crate::repo::Repo;
 use crate::repo::storage::{S3Settings, Storage};
-use crate::repo::{Repo, RepoError};
 use crate::seal::MasterKey;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -72,7 +72,12 @@ pub async fn open(args: &RepoArgs) -> Result<Repo, Failure> {
 
 /// The Cloudflare client from CLOUDFLARE_API_TOKEN, CLOUDFLARE_ACCOUNT_ID and
 /// CLOUDFLARE_API_BASE_URL, with the shared budget at Cloudflare's global limit.
-pub fn cloudflare(config: &Config) -> Result<crate::cloudflare::Client, Failure> {
+/// `concurrency` requests in flight and a per-request `timeout`.
+pub fn cloudflare_with(
+    config: &Config,
+    concurrency: usize,
+    timeout: std::time::Duration,
+) -> Result<crate::cloudflare::Client, Failure> {
     let token = config.api_token.clone().ok_or_else(|| Failure::usage("CLOUDFLARE_API_TOKEN is not set; create an API token with D1, Workers KV and R2 read permissions"))?;
     let account = config.account_id.clone().ok_or_else(|| {
         Failure::usage("CLOUDFLARE_ACCOUNT_ID is not set (dashboard → Account home → Account ID)")
@@ -84,8 +89,11 @@ pub fn cloudflare(config: &Config) -> Result<crate::cloudflare::Client, Failure>
         &account,
         token,
         budget,
-        crate::cloudflare::RetryPolicy::default(),
-        4,
+        crate::cloudflare::RetryPolicy {
+            timeout,
+            ..Default::default()
+        },
+        concurrency,
     ))
 }
 
@@ -107,64 +115,15 @@ fn budget_setting() -> Result<(u32, std::time::Duration), Failure> {
     Ok((n, d))
 }
 
-pub fn cloudflare_failed(e: impl std::fmt::Display) -> Failure {
-    Failure::new(Exit::Cloudflare, e.to_string())
-}
-
-pub fn fail(e: RepoError) -> Failure {
-    Failure::new(e.exit(), e.to_string())
-}
+pub use crate::exit::{cloudflare_failed, fail};
 
 pub fn verification_failed(message: String) -> Failure {
     Failure::new(Exit::Verification, message)
 }
 
-pub fn human_size(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
-
-/// How long ago an RFC 3339 time was, coarsely (`5m`, `3h`, `2d`).
-pub fn age(rfc3339: &str, now: time::OffsetDateTime) -> String {
-    let Some(t) = crate::repo::manifest::parse_time(rfc3339) else {
-        return "?".into();
-    };
-    let secs = (now - t).whole_seconds().max(0);
-    match secs {
-        s if s < 120 => format!("{s}s"),
-        s if s < 7200 => format!("{}m", s / 60),
-        s if s < 172_800 => format!("{}h", s / 3600),
-        s => format!("{}d", s / 86_400),
-    }
-}
+pub use crate::text::{age, human_size};
 
 pub fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_and_ages_read_well() {
-        assert_eq!(human_size(999), "999 B");
-        assert_eq!(human_size(1536), "1.5 KiB");
-        assert_eq!(human_size(3 << 30), "3.0 GiB");
-        let now = time::macros::datetime!(2026-11-23 12:00 UTC);
-        assert_eq!(age("2026-11-23T11:59:00Z", now), "60s");
-        assert_eq!(age("2026-11-23T09:00:00Z", now), "3h");
-        assert_eq!(age("2026-11-20T12:00:00Z", now), "3d");
-    }
 }

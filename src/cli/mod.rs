@@ -5,6 +5,7 @@ mod backup;
 mod backups;
 mod context;
 mod emulator;
+mod progress;
 // The `emulator` subcommand, not the emulator itself: only that file reaches into it.
 use self::emulator as emulator_cmd;
 mod repo_init;

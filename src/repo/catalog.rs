@@ -87,8 +87,15 @@ impl Catalog {
         Ok(c)
     }
 
+    /// Oldest first, by start time (ids carry whole seconds only, so two backups of one second
+    /// would otherwise fall in a random order).
     pub fn sort(&mut self) {
-        self.entries.sort_by(|a, b| a.id.cmp(&b.id));
+        self.entries.sort_by_cached_key(|e| {
+            (
+                super::manifest::parse_time(&e.started).map(|t| t.unix_timestamp_nanos()),
+                e.id.clone(),
+            )
+        });
     }
 
     pub fn upsert(&mut self, e: Entry) {

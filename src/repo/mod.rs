@@ -74,6 +74,8 @@ pub enum RepoError {
         name: String,
         have: String,
     },
+    #[error("cancelled by the operator; nothing was recorded")]
+    Cancelled,
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -278,6 +280,7 @@ impl Repo {
         BackupWriter {
             repo: self,
             manifest,
+            shift: time::Duration::ZERO,
         }
     }
 
@@ -310,7 +313,17 @@ impl Repo {
     }
 
     pub async fn verify(&self, m: &Manifest, mode: VerifyMode) -> Result<VerifyReport, RepoError> {
-        verify::run(self, m, mode).await
+        verify::run(self, m, mode, &crate::progress::Progress::silent()).await
+    }
+
+    /// `verify`, reporting through `progress` and stopping (recording nothing) when cancelled.
+    pub async fn verify_with(
+        &self,
+        m: &Manifest,
+        mode: VerifyMode,
+        progress: &crate::progress::Progress,
+    ) -> Result<VerifyReport, RepoError> {
+        verify::run(self, m, mode, progress).await
     }
 
     /// Deletes a backup: manifest first (so it stops being listed), then its artifacts.
@@ -360,9 +373,19 @@ impl Repo {
 pub struct BackupWriter<'r> {
     repo: &'r Repo,
     pub manifest: Manifest,
+    /// How far in the past the backup is dated (the demo's history); zero otherwise.
+    shift: time::Duration,
 }
 
 impl BackupWriter<'_> {
+    /// Dates the backup as if it had started at `at` (before any artifact is added). Only
+    /// `cfdr demo` does this, to give its repository a history of days in a minute.
+    pub fn backdate(&mut self, at: OffsetDateTime) {
+        self.shift = OffsetDateTime::now_utc() - at;
+        self.manifest.id = manifest::new_id(at);
+        self.manifest.started = manifest::rfc3339(at);
+    }
+
     pub async fn add_artifact(
         &mut self,
         name: &str,
@@ -390,7 +413,7 @@ impl BackupWriter<'_> {
     }
 
     pub async fn commit(mut self) -> Result<Manifest, RepoError> {
-        self.manifest.finished = manifest::rfc3339(OffsetDateTime::now_utc());
+        self.manifest.finished = manifest::rfc3339(OffsetDateTime::now_utc() - self.shift);
         self.manifest.seal(&self.repo.key);
         let body = serde_json::to_vec_pretty(&self.manifest)
             .map_err(|e| RepoError::Internal(e.to_string()))?;

@@ -119,6 +119,37 @@ pub fn decide(candidates: &[Candidate], policy: &Policy) -> Vec<Decision> {
         .collect()
 }
 
+/// Keeps the parents of every kept incremental backup (and theirs, up the chain): an
+/// incremental backup is only whole with its parents. `parents` maps a backup to its parent.
+pub fn keep_parents(decisions: &mut [Decision], parents: &BTreeMap<String, String>) {
+    let index: BTreeMap<String, usize> = decisions
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d.id.clone(), i))
+        .collect();
+    let kept: Vec<String> = decisions
+        .iter()
+        .filter(|d| d.keep())
+        .map(|d| d.id.clone())
+        .collect();
+    for child in kept {
+        let mut at = child.clone();
+        let mut seen = BTreeSet::new();
+        while let Some(parent) = parents.get(&at) {
+            if !seen.insert(parent.clone()) {
+                break;
+            }
+            if let Some(&i) = index.get(parent) {
+                let reason = format!("parent of {child}");
+                if !decisions[i].reasons.contains(&reason) {
+                    decisions[i].reasons.push(reason);
+                }
+            }
+            at = parent.clone();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,5 +279,27 @@ mod tests {
         let none = decide(&h, &Policy::default());
         assert_eq!(kept(&h, &Policy::default()), vec!["f"]);
         assert_eq!(none.len(), 7);
+    }
+
+    #[test]
+    fn parents_of_kept_incrementals_stay_up_the_chain() {
+        let d = |id: &str, keep: bool| Decision {
+            id: id.into(),
+            reasons: if keep { vec!["last".into()] } else { vec![] },
+        };
+        let mut ds = vec![
+            d("full", false),
+            d("inc1", false),
+            d("inc2", true),
+            d("other", false),
+        ];
+        let parents: BTreeMap<String, String> = [("inc2", "inc1"), ("inc1", "full")]
+            .into_iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        keep_parents(&mut ds, &parents);
+        assert_eq!(ds[0].reasons, vec!["parent of inc2".to_string()]);
+        assert_eq!(ds[1].reasons, vec!["parent of inc2".to_string()]);
+        assert!(!ds[3].keep());
     }
 }

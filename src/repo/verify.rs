@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::manifest::{Artifact, Manifest, rfc3339};
 use super::{Repo, RepoError};
+use crate::progress::{Counting, Progress};
 use crate::seal::Summary;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -50,7 +51,28 @@ pub fn compare(a: &Artifact, s: &Summary) -> Result<(), String> {
     Ok(())
 }
 
-pub async fn run(repo: &Repo, m: &Manifest, mode: VerifyMode) -> Result<VerifyReport, RepoError> {
+/// A sink that counts plaintext as progress and stops once the job is cancelled.
+fn counted(progress: &Progress) -> Counting<std::io::Sink> {
+    Counting {
+        inner: std::io::sink(),
+        progress: progress.clone(),
+    }
+}
+
+pub async fn run(
+    repo: &Repo,
+    m: &Manifest,
+    mode: VerifyMode,
+    progress: &Progress,
+) -> Result<VerifyReport, RepoError> {
+    let deep_bytes: u64 = m.artifacts.iter().map(|a| a.plaintext_size).sum();
+    progress.phase_with_bytes(
+        "verify",
+        "artifacts",
+        Some((m.artifacts.len() + m.blobs.len()) as u64),
+        (mode == VerifyMode::Full && m.blobs.is_empty()).then_some(deep_bytes),
+    );
+    let cancelled = || progress.check().map_err(|_| RepoError::Cancelled);
     let mut problems = Vec::new();
     let (mut checked, mut bytes) = (0, 0u64);
     let full: Vec<bool> = match mode {
@@ -70,6 +92,8 @@ pub async fn run(repo: &Repo, m: &Manifest, mode: VerifyMode) -> Result<VerifyRe
         }
     };
     for (a, deep) in m.artifacts.iter().zip(full) {
+        cancelled()?;
+        progress.add(1, 0);
         let path = Path::from(format!("{}/{}", m.dir(), a.name));
         checked += 1;
         if !deep {
@@ -89,11 +113,12 @@ pub async fn run(repo: &Repo, m: &Manifest, mode: VerifyMode) -> Result<VerifyRe
             }
             continue;
         }
-        match repo
+        let opened = repo
             .storage
-            .open_from(&path, &repo.key, std::io::sink())
-            .await
-        {
+            .open_from(&path, &repo.key, counted(progress))
+            .await;
+        cancelled()?;
+        match opened {
             Ok((summary, _)) => {
                 bytes += summary.stored_len;
                 if let Err(message) = compare(a, &summary) {
@@ -117,15 +142,18 @@ pub async fn run(repo: &Repo, m: &Manifest, mode: VerifyMode) -> Result<VerifyRe
     // The blobs a backup refers to (R2 bodies) are part of it: present, and in full decrypted
     // with their plaintext hashing to their name.
     for sha in &m.blobs {
+        cancelled()?;
+        progress.add(1, 0);
         let path = Repo::blob_path(sha);
         let label = format!("blob {sha}");
         checked += 1;
         if mode == VerifyMode::Full {
-            match repo
+            let opened = repo
                 .storage
-                .open_from(&path, &repo.key, std::io::sink())
-                .await
-            {
+                .open_from(&path, &repo.key, counted(progress))
+                .await;
+            cancelled()?;
+            match opened {
                 Ok((summary, _)) => {
                     bytes += summary.stored_len;
                     if &summary.plaintext_sha256 != sha {
@@ -152,6 +180,8 @@ pub async fn run(repo: &Repo, m: &Manifest, mode: VerifyMode) -> Result<VerifyRe
             });
         }
     }
+    cancelled()?;
+    progress.finish();
     let report = VerifyReport {
         id: m.id.clone(),
         at: rfc3339(time::OffsetDateTime::now_utc()),

@@ -1,16 +1,16 @@
-//! `cfdr backup d1|kv|r2 <target> | sqlite <path> | --all`: one module per kind; this one holds
-//! the arguments, `--all`, and storing a finished backup under the writer lease.
-
-mod d1;
-mod kv;
-mod r2;
-mod sqlite;
+//! `cfdr backup d1|kv|r2 <target> | sqlite <path> | --all | --wrangler PATH`: the arguments,
+//! the list of targets, and printing; the work itself is `playbook::backup`, shared with the
+//! console.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::config::Config;
+use crate::engine::d1::Method1;
 use crate::exit::{Exit, Failure};
-use crate::repo::{Kind, Lease, Manifest, Repo, Target, lease};
+use crate::playbook::backup::{self as step, Env, Options, What};
+use crate::progress::Progress;
+use crate::repo::Repo;
 
 use super::context::{self, RepoArgs};
 
@@ -81,18 +81,34 @@ pub struct Common {
     /// Post a Discord/Slack-compatible JSON message to this webhook when a backup fails.
     #[arg(long, value_name = "URL")]
     notify: Option<String>,
+    /// Requests in flight at once (KV bulk gets, R2 objects and parts of large ones); the
+    /// request budget paces them all.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    concurrency: u16,
+    /// Give up on a request that has not answered in this long (it is retried like a 5xx).
+    #[arg(long, default_value = "60s", value_parser = parse_timeout)]
+    timeout: Duration,
+    /// KV: store only the keys that changed against the previous backup (a full one is taken
+    /// when there is none, or after 24 incremental ones).
+    #[arg(long)]
+    incremental: bool,
 }
 
-/// Adds the sanity checks' warnings to a manifest about to be committed, and says them.
-pub(super) fn sanity(previous: Option<&Manifest>, m: &mut Manifest) {
-    for w in crate::engine::sanity::check(previous, m, crate::engine::sanity::max_change_from_env())
-    {
-        eprintln!(
-            "cfdr: warning: {} `{}`: {w}",
-            m.kind.as_str(),
-            m.target.name
-        );
-        m.warnings.push(w);
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(s) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        _ => Err(format!("`{s}` is not a duration like 30s or 2m")),
+    }
+}
+
+impl Common {
+    fn options(&self) -> Options {
+        Options {
+            trigger: self.trigger.clone(),
+            concurrency: usize::from(self.concurrency),
+            incremental: self.incremental,
+            backdate: None,
+        }
     }
 }
 
@@ -109,12 +125,6 @@ impl BackupArgs {
             None => &self.common,
         }
     }
-}
-
-/// A finished backup and the line that tells an operator about it.
-pub struct Done {
-    pub manifest: Manifest,
-    pub line: String,
 }
 
 pub async fn run(args: BackupArgs) -> anyhow::Result<()> {
@@ -153,32 +163,43 @@ async fn post_failure(url: &str, error: &str) {
 }
 
 async fn run_inner(args: BackupArgs) -> anyhow::Result<()> {
-    let (done, json) = match args.kind {
+    let (what, common) = match args.kind {
         Some(BackupCommand::D1 { database, method, common }) => {
-            let (config, repo) = open(&common.repo).await?;
-            (d1::run(&repo, &context::cloudflare(&config)?, &database, method.as_deref(), &common.trigger).await?, common.json)
+            let method = method.map(|m| if m == "paged" { Method1::Paged } else { Method1::Export });
+            (What::D1 { database, method }, common)
         }
-        Some(BackupCommand::Kv { namespace, common }) => {
-            let (config, repo) = open(&common.repo).await?;
-            (kv::run(&repo, &context::cloudflare(&config)?, &namespace, &common.trigger).await?, common.json)
-        }
-        Some(BackupCommand::R2 { bucket, common }) => {
-            let (config, repo) = open(&common.repo).await?;
-            (r2::run(&repo, &config, &bucket, &common.trigger).await?, common.json)
-        }
-        Some(BackupCommand::Sqlite { path, name, common }) => {
-            let (_, repo) = open(&common.repo).await?;
-            (sqlite::run(&repo, &path, name, &common.trigger).await?, common.json)
-        }
+        Some(BackupCommand::Kv { namespace, common }) => (What::Kv { namespace }, common),
+        Some(BackupCommand::R2 { bucket, common }) => (What::R2 { bucket }, common),
+        Some(BackupCommand::Sqlite { path, name, common }) => (What::Sqlite { path, name }, common),
         None if args.all || args.wrangler.is_some() => return all(&args.common, args.wrangler.as_deref()).await,
         None => return Err(Failure::usage("say what to back up: `cfdr backup d1|kv|r2 <name>`, `cfdr backup sqlite <path>` or `cfdr backup --all`").into()),
     };
-    if json {
+    let (config, repo) = open(&common.repo).await?;
+    let client = match what {
+        What::D1 { .. } | What::Kv { .. } => Some(client(&config, &common)?),
+        _ => None,
+    };
+    let env = Env {
+        repo: &repo,
+        config: &config,
+        client: client.as_ref(),
+    };
+    let progress = Progress::new(what.label(), super::progress::sink(common.json));
+    let done = step::take(&env, &what, &common.options(), &progress).await?;
+    if common.json {
         context::print_json(&done.manifest)?;
     } else {
         println!("{}", done.line);
     }
     Ok(())
+}
+
+fn client(config: &Config, common: &Common) -> anyhow::Result<crate::cloudflare::Client> {
+    Ok(context::cloudflare_with(
+        config,
+        usize::from(common.concurrency),
+        common.timeout,
+    )?)
 }
 
 async fn open(args: &RepoArgs) -> anyhow::Result<(Config, Repo)> {
@@ -190,9 +211,9 @@ async fn open(args: &RepoArgs) -> anyhow::Result<(Config, Repo)> {
 /// request budget). A failing target is reported and the others still run; the exit code then
 /// says Cloudflare failed.
 async fn all(common: &Common, wrangler: Option<&std::path::Path>) -> anyhow::Result<()> {
-    let (trigger, json) = (common.trigger.as_str(), common.json);
+    let json = common.json;
     let (config, repo) = open(&common.repo).await?;
-    let client = context::cloudflare(&config)?;
+    let client = client(&config, common)?;
     let (d1s, kvs, r2s): (Vec<String>, Vec<String>, Vec<String>) = match wrangler {
         Some(path) => {
             let b = crate::wrangler::load(path).map_err(Failure::usage)?;
@@ -220,38 +241,40 @@ async fn all(common: &Common, wrangler: Option<&std::path::Path>) -> anyhow::Res
                 .all_pages("/storage/kv/namespaces", 100, &[])
                 .await
                 .map_err(context::cloudflare_failed)?;
-            let r2s = r2::buckets(&client)
+            let r2s = step::r2::buckets(&client)
                 .await
                 .map_err(context::cloudflare_failed)?;
             (names(d1s, "name"), names(kvs, "title"), r2s)
         }
     };
-    let mut failed = Vec::new();
-    let mut report = |name: String, done: anyhow::Result<Done>| match done {
-        Ok(d) if json => println!("{}", serde_json::to_string(&d.manifest).unwrap_or_default()),
-        Ok(d) => println!("{}", d.line),
-        Err(e) => {
-            eprintln!("cfdr: {name}: {e:#}");
-            failed.push(name);
-        }
+    let env = Env {
+        repo: &repo,
+        config: &config,
+        client: Some(&client),
     };
-    for name in &d1s {
-        report(
-            format!("d1 `{name}`"),
-            d1::run(&repo, &client, name, None, trigger).await,
-        );
-    }
-    for name in &kvs {
-        report(
-            format!("kv `{name}`"),
-            kv::run(&repo, &client, name, trigger).await,
-        );
-    }
-    for bucket in &r2s {
-        report(
-            format!("r2 `{bucket}`"),
-            r2::run(&repo, &config, bucket, trigger).await,
-        );
+    let opts = common.options();
+    let root = Progress::new("cfdr", super::progress::sink(json));
+    let targets = d1s
+        .iter()
+        .map(|d| What::D1 {
+            database: d.clone(),
+            method: None,
+        })
+        .chain(kvs.iter().map(|k| What::Kv {
+            namespace: k.clone(),
+        }))
+        .chain(r2s.iter().map(|b| What::R2 { bucket: b.clone() }));
+    let mut failed = Vec::new();
+    for what in targets {
+        let name = what.label();
+        match step::take(&env, &what, &opts, &root.job(name.clone())).await {
+            Ok(d) if json => println!("{}", serde_json::to_string(&d.manifest).unwrap_or_default()),
+            Ok(d) => println!("{}", d.line),
+            Err(e) => {
+                eprintln!("cfdr: {name}: {e:#}");
+                failed.push(name);
+            }
+        }
     }
     let total = d1s.len() + kvs.len() + r2s.len();
     if failed.is_empty() {
@@ -270,58 +293,4 @@ async fn all(common: &Common, wrangler: Option<&std::path::Path>) -> anyhow::Res
         )
         .into())
     }
-}
-
-/// A backup of one sealed artifact, as it goes into the repository.
-struct Sealed<'a> {
-    kind: Kind,
-    target: Target,
-    trigger: &'a str,
-    method: &'a str,
-    artifact: &'a str,
-    format: &'a str,
-    stats: serde_json::Value,
-}
-
-/// Takes the writer lease, seals `file` as the backup's artifact, commits the manifest, and
-/// releases the lease whatever happened in between.
-async fn store(repo: &Repo, s: Sealed<'_>, file: std::fs::File) -> anyhow::Result<Manifest> {
-    store_with(repo, s, file, |_| {}).await
-}
-
-/// `store`, letting the caller fill in more of the manifest before it is committed.
-async fn store_with(
-    repo: &Repo,
-    s: Sealed<'_>,
-    file: std::fs::File,
-    more: impl FnOnce(&mut Manifest),
-) -> anyhow::Result<Manifest> {
-    let purpose = format!("backup {} {}", s.kind.as_str(), s.target.name);
-    let lease = Lease::acquire(&repo.storage, &purpose, lease::DEFAULT_TTL)
-        .await
-        .map_err(context::fail)?;
-    if let Some(old) = &lease.took_over {
-        eprintln!(
-            "cfdr: warning: took over a stale writer lease of {} on {} (since {})",
-            old.owner, old.host, old.started
-        );
-    }
-    let result = async {
-        let previous = repo
-            .latest(&s.kind, &s.target.name)
-            .await
-            .map_err(context::fail)?;
-        let mut writer = repo.begin(&lease, s.kind, s.target, s.trigger, s.method);
-        writer
-            .add_artifact(s.artifact, s.format, file)
-            .await
-            .map_err(context::fail)?;
-        writer.manifest.stats = s.stats;
-        more(&mut writer.manifest);
-        sanity(previous.as_ref(), &mut writer.manifest);
-        writer.commit().await.map_err(context::fail)
-    }
-    .await;
-    lease.release().await.map_err(context::fail)?;
-    Ok(result?)
 }

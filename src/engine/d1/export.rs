@@ -8,6 +8,7 @@ use serde_json::json;
 
 use super::{D1Backup, D1Error, paged};
 use crate::cloudflare::{Body, Client};
+use crate::progress::Progress;
 
 /// Runs D1's export polling flow to the end; returns (at_bookmark, signed_url).
 pub async fn export(client: &Client, db: &str) -> Result<(String, String), D1Error> {
@@ -50,10 +51,14 @@ pub async fn export(client: &Client, db: &str) -> Result<(String, String), D1Err
 pub async fn checked(
     client: &Client,
     db: &str,
+    progress: &Progress,
     out: &mut (impl Write + Send),
     mut warnings: Vec<String>,
 ) -> Result<D1Backup, D1Error> {
+    progress.phase("export", "polls", None);
     let (bookmark, url) = export(client, db).await?;
+    progress.check()?;
+    progress.phase("download", "bytes", None);
     // The signed URL is presigned: no Cloudflare auth goes with it.
     let resp = reqwest::get(&url)
         .await
@@ -84,7 +89,7 @@ pub async fn checked(
     let mut paged_copy = tempfile::tempfile()?;
     let live = {
         let mut w = std::io::BufWriter::new(&mut paged_copy);
-        let t = paged::dump(client, db, &mut w).await?;
+        let t = paged::dump(client, db, "check against live tables", progress, &mut w).await?;
         w.flush()?;
         t
     };
@@ -107,6 +112,7 @@ pub async fn checked(
             e.lines().next().unwrap_or_default()
         )],
     };
+    progress.finish();
     if lossy.is_empty() {
         out.write_all(&dump)?;
         out.flush()?;

@@ -16,6 +16,7 @@ use reqwest::Method;
 use serde::Serialize;
 
 use crate::cloudflare::{Body, CfError, Client};
+use crate::progress::{Cancelled, Progress};
 
 #[derive(Debug, thiserror::Error)]
 pub enum D1Error {
@@ -25,6 +26,8 @@ pub enum D1Error {
     Io(#[from] std::io::Error),
     #[error("D1's export failed: {0}")]
     Export(String),
+    #[error(transparent)]
+    Cancelled(#[from] Cancelled),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -95,6 +98,7 @@ pub async fn backup(
     client: &Client,
     db: &str,
     method: Option<Method1>,
+    progress: &Progress,
     out: &mut (impl Write + Send),
 ) -> Result<D1Backup, D1Error> {
     let virtuals = has_virtual_tables(client, db).await?;
@@ -111,7 +115,8 @@ pub async fn backup(
         );
     }
     if method == Method1::Paged || virtuals {
-        let tables = paged::dump(client, db, out).await?;
+        let tables = paged::dump(client, db, "dump", progress, out).await?;
+        progress.finish();
         return Ok(D1Backup {
             method: "paged",
             bookmark: None,
@@ -119,5 +124,5 @@ pub async fn backup(
             warnings,
         });
     }
-    export::checked(client, db, out, warnings).await
+    export::checked(client, db, progress, out, warnings).await
 }

@@ -10,12 +10,28 @@ use std::io::Write;
 
 use sha2::{Digest, Sha256};
 
+use crate::progress::{Counting, Progress};
+
 use super::query::{SchemaObject, ident, row_expr, rows, schema, text};
 use super::{D1Error, TableStats};
 use crate::cloudflare::Client;
 
-/// Rows per page: far below D1's limits on answer size.
-pub const PAGE: usize = 500;
+/// Rows in a table's first page; later pages are sized from the rows seen so far.
+pub const FIRST_PAGE: usize = 1_000;
+/// What a page aims to carry: far below the 30 s a query may take and small enough to hold,
+/// big enough that a million-row table is not thousands of requests out of a 1,200-per-5-minutes
+/// budget.
+pub const PAGE_BYTES: usize = 4 << 20;
+pub const MAX_PAGE: usize = 50_000;
+
+/// The next page's row limit, from the last page's rows and bytes.
+pub fn next_page(rows: usize, bytes: usize) -> usize {
+    if rows == 0 {
+        return FIRST_PAGE;
+    }
+    let per_row = (bytes / rows).max(1);
+    (PAGE_BYTES / per_row).clamp(10, MAX_PAGE)
+}
 
 const SHADOW_SUFFIXES: [&str; 5] = ["_data", "_idx", "_content", "_docsize", "_config"];
 
@@ -88,8 +104,15 @@ async fn fk_order(
 pub async fn dump(
     client: &Client,
     db: &str,
+    phase: &str,
+    progress: &Progress,
     out: &mut impl Write,
 ) -> Result<Vec<TableStats>, D1Error> {
+    let mut out = Counting {
+        inner: out,
+        progress: progress.clone(),
+    };
+    let out = &mut out;
     let objects = schema(client, db).await?;
     let shadow = shadows(&objects);
     let tables: Vec<&SchemaObject> = objects
@@ -100,9 +123,12 @@ pub async fn dump(
         tables.iter().map(|t| (t.name.as_str(), *t)).collect();
     let order = fk_order(client, db, &tables).await?;
 
+    progress.phase(phase, "tables", Some(order.len() as u64));
     write!(out, "PRAGMA defer_foreign_keys=TRUE;")?;
     let mut stats = Vec::new();
     for name in &order {
+        progress.check()?;
+        progress.add(1, 0);
         let t = by_name[name.as_str()];
         let sql = if t.sql.starts_with("CREATE TABLE \"") || t.sql.starts_with("CREATE TABLE '") {
             format!("CREATE TABLE IF NOT EXISTS {}", &t.sql[13..])
@@ -220,6 +246,7 @@ async fn table_rows(
     let mut count = 0u64;
     let mut after: Option<String> = None;
     let mut offset = 0usize;
+    let mut limit = FIRST_PAGE;
     loop {
         let page = if has_rowid {
             // Keyset pages on rowid, bound as text and cast so no JSON number carries it.
@@ -229,7 +256,7 @@ async fn table_rows(
                 ""
             };
             let sql = format!(
-                "SELECT quote(rowid), {values} FROM {t} {filter}ORDER BY rowid LIMIT {PAGE}",
+                "SELECT quote(rowid), {values} FROM {t} {filter}ORDER BY rowid LIMIT {limit}",
                 t = ident(name)
             );
             let params: Vec<String> = after.iter().cloned().collect();
@@ -241,14 +268,16 @@ async fn table_rows(
                 pk.join(", ")
             };
             let sql = format!(
-                "SELECT NULL, {values} FROM {t} ORDER BY {order} LIMIT {PAGE} OFFSET {offset}",
+                "SELECT NULL, {values} FROM {t} ORDER BY {order} LIMIT {limit} OFFSET {offset}",
                 t = ident(name)
             );
             rows(client, db, &sql, &[]).await?
         };
         let n = page.len();
+        let mut bytes = 0;
         for r in &page {
             let row = text(&r[1]);
+            bytes += row.len();
             hash.update(row.as_bytes());
             hash.update(b"\n");
             count += 1;
@@ -262,9 +291,10 @@ async fn table_rows(
             after = Some(text(&last[0]));
         }
         offset += n;
-        if n < PAGE {
+        if n < limit {
             break;
         }
+        limit = next_page(n, bytes);
     }
     Ok(TableStats {
         name: name.to_string(),
@@ -352,5 +382,17 @@ mod tests {
         ]);
         assert!(s.contains("f_data") && s.contains("f_config") && !s.contains("t_data"));
         assert!(is_internal("sqlite_sequence") && is_internal("_cf_KV") && !is_internal("users"));
+    }
+
+    #[test]
+    fn pages_aim_at_a_few_megabytes() {
+        assert_eq!(next_page(0, 0), FIRST_PAGE);
+        assert_eq!(next_page(1_000, 40_000), MAX_PAGE, "40-byte rows");
+        assert_eq!(next_page(1_000, 1_000 * 4_096), 1_024);
+        assert_eq!(
+            next_page(10, 10 * 2_000_000),
+            10,
+            "2 MB rows: never below 10"
+        );
     }
 }

@@ -3,36 +3,30 @@
 
 use serde_json::json;
 
-use super::{Done, Sealed, store_with};
-use crate::cli::context;
+use super::{Done, Options, Sealed, store};
 use crate::cloudflare::Client;
 use crate::engine::d1::{self as engine, Method1};
-use crate::exit::{Exit, Failure};
+use crate::exit::{Exit, Failure, cloudflare_failed};
+use crate::progress::Progress;
 use crate::repo::{Kind, Repo, Target};
 
 pub async fn run(
     repo: &Repo,
     client: &Client,
     database: &str,
-    method: Option<&str>,
-    trigger: &str,
+    method: Option<Method1>,
+    opts: &Options,
+    progress: &Progress,
 ) -> anyhow::Result<Done> {
     let (id, name) = engine::find_database(client, database)
         .await
-        .map_err(context::cloudflare_failed)?
+        .map_err(cloudflare_failed)?
         .ok_or_else(|| {
             Failure::usage(format!(
                 "no D1 database `{database}` in account `{}`; give its name or id",
                 client.account()
             ))
         })?;
-    let method = method.map(|m| {
-        if m == "paged" {
-            Method1::Paged
-        } else {
-            Method1::Export
-        }
-    });
     let started = std::time::Instant::now();
     let sent_before = client.budget.state().sent;
     let mut tmp = tempfile::Builder::new()
@@ -41,18 +35,19 @@ pub async fn run(
         .tempfile()?;
     let result = {
         let mut w = std::io::BufWriter::new(tmp.as_file_mut());
-        engine::backup(client, &id, method, &mut w)
+        engine::backup(client, &id, method, progress, &mut w)
             .await
             .map_err(|e| match e {
-                engine::D1Error::Cloudflare(c) => context::cloudflare_failed(c),
-                other => Failure::new(
+                engine::D1Error::Cloudflare(c) => cloudflare_failed(c).into(),
+                engine::D1Error::Cancelled(c) => anyhow::Error::from(c),
+                other => anyhow::Error::from(Failure::new(
                     Exit::Cloudflare,
                     format!("backing up D1 database `{name}`: {other}"),
-                ),
+                )),
             })?
     };
     for w in &result.warnings {
-        eprintln!("cfdr: warning: d1 `{name}`: {w}");
+        progress.warn(w.clone());
     }
     let requests = client.budget.state().sent - sent_before;
     let target = Target {
@@ -64,16 +59,23 @@ pub async fn run(
     let sealed = Sealed {
         kind: Kind::D1,
         target,
-        trigger,
+        trigger: &opts.trigger,
         method: result.method,
         artifact: "dump.sql",
         format: "d1-sql-dump",
         stats,
+        backdate: opts.backdate,
     };
-    let m = store_with(repo, sealed, std::fs::File::open(tmp.path())?, |m| {
-        m.warnings = result.warnings.clone();
-        m.consistency_point = result.bookmark.as_ref().map(|b| json!({ "bookmark": b }));
-    })
+    let m = store(
+        repo,
+        sealed,
+        std::fs::File::open(tmp.path())?,
+        progress,
+        |m, _| {
+            m.warnings = result.warnings.clone();
+            m.consistency_point = result.bookmark.as_ref().map(|b| json!({ "bookmark": b }));
+        },
+    )
     .await?;
     let rows: u64 = result.tables.iter().map(|t| t.rows).sum();
     let line = format!(

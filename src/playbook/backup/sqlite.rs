@@ -6,16 +6,18 @@ use std::path::Path;
 use rusqlite::{Connection, OpenFlags};
 use serde_json::json;
 
-use super::{Done, Sealed, store};
-use crate::cli::context;
+use super::{Done, Options, Sealed, store};
 use crate::exit::{Exit, Failure};
+use crate::progress::Progress;
 use crate::repo::{Kind, Repo, Target};
+use crate::text::human_size;
 
 pub async fn run(
     repo: &Repo,
     path: &Path,
     name: Option<String>,
-    trigger: &str,
+    opts: &Options,
+    progress: &Progress,
 ) -> anyhow::Result<Done> {
     if !path.is_file() {
         return Err(Failure::usage(format!(
@@ -30,7 +32,9 @@ pub async fn run(
             .unwrap_or_else(|| "sqlite".into())
     });
     let src = path.to_path_buf();
+    progress.phase("online backup", "tables", None);
     let (copy, tables) = tokio::task::spawn_blocking(move || snapshot(&src)).await??;
+    progress.finish();
     let canonical = std::fs::canonicalize(path).unwrap_or(path.to_path_buf());
     let target = Target {
         account: None,
@@ -40,20 +44,28 @@ pub async fn run(
     let sealed = Sealed {
         kind: Kind::Sqlite,
         target,
-        trigger,
+        trigger: &opts.trigger,
         method: "online-backup",
         artifact: "database.sqlite",
         format: "sqlite",
         stats: json!({ "tables": tables }),
+        backdate: opts.backdate,
     };
-    let m = store(repo, sealed, std::fs::File::open(copy.path())?).await?;
+    let m = store(
+        repo,
+        sealed,
+        std::fs::File::open(copy.path())?,
+        progress,
+        |_, _| {},
+    )
+    .await?;
     let a = &m.artifacts[0];
     let line = format!(
         "backup {} of sqlite `{name}`: {} tables, {} → {} stored (sha256 {})",
         m.id,
         m.stats["tables"].as_array().map(Vec::len).unwrap_or(0),
-        context::human_size(a.plaintext_size),
-        context::human_size(a.stored_size),
+        human_size(a.plaintext_size),
+        human_size(a.stored_size),
         &a.plaintext_sha256[..16]
     );
     Ok(Done { manifest: m, line })

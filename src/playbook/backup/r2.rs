@@ -4,14 +4,15 @@
 
 use reqwest::Method;
 
-use super::Done;
-use crate::cli::context;
+use super::{Done, Options};
 use crate::cloudflare::{Body, CfError, Client};
 use crate::config::Config;
 use crate::engine::r2 as engine;
-use crate::exit::{Exit, Failure};
+use crate::exit::{Exit, Failure, fail};
+use crate::progress::Progress;
 use crate::repo::storage::S3Settings;
-use crate::repo::{Kind, Lease, Repo, Target, lease};
+use crate::repo::{Kind, Repo, Target};
+use crate::text::human_size;
 
 /// The account's bucket names, through the v4 API (cursor pages).
 pub async fn buckets(client: &Client) -> Result<Vec<String>, CfError> {
@@ -48,7 +49,8 @@ pub async fn run(
     repo: &Repo,
     config: &Config,
     bucket: &str,
-    trigger: &str,
+    opts: &Options,
+    progress: &Progress,
 ) -> anyhow::Result<Done> {
     let settings = S3Settings {
         endpoint: config.r2_endpoint.clone(),
@@ -57,24 +59,15 @@ pub async fn run(
     };
     let store = engine::bucket(&settings, bucket).map_err(|e| Failure::usage(e.to_string()))?;
     let started = std::time::Instant::now();
-    let lease = Lease::acquire(
-        &repo.storage,
-        &format!("backup r2 {bucket}"),
-        lease::DEFAULT_TTL,
-    )
-    .await
-    .map_err(context::fail)?;
+    let lease = super::lease(repo, &format!("backup r2 {bucket}"), progress).await?;
     let result = async {
-        let parent = repo
-            .latest(&Kind::R2, bucket)
-            .await
-            .map_err(context::fail)?;
+        let parent = repo.latest(&Kind::R2, bucket).await.map_err(fail)?;
         let previous: Vec<engine::ObjectEntry> = match &parent {
             Some(m) => {
                 let bytes = repo
                     .open_artifact(m, "index.ndjson", Vec::new())
                     .await
-                    .map_err(context::fail)?;
+                    .map_err(fail)?;
                 bytes
                     .split(|b| *b == b'\n')
                     .filter(|l| !l.is_empty())
@@ -89,16 +82,26 @@ pub async fn run(
             .tempfile()?;
         let (stats, blobs) = {
             let mut w = std::io::BufWriter::new(tmp.as_file_mut());
-            engine::backup(store, bucket, repo, &lease, &previous, 4, &mut w)
+            let r2 = engine::R2Options {
+                concurrency: opts.concurrency,
+                ..Default::default()
+            };
+            engine::backup(store, bucket, repo, &lease, &previous, r2, progress, &mut w)
                 .await
-                .map_err(|e| Failure::new(Exit::Cloudflare, e.to_string()))?
+                .map_err(|e| match e {
+                    engine::R2Error::Cancelled(c) => anyhow::Error::from(c),
+                    e => Failure::new(Exit::Cloudflare, e.to_string()).into(),
+                })?
         };
         let target = Target {
             account: config.account_id.clone(),
             id: bucket.to_string(),
             name: bucket.to_string(),
         };
-        let mut writer = repo.begin(&lease, Kind::R2, target, trigger, "s3");
+        let mut writer = repo.begin(&lease, Kind::R2, target, &opts.trigger, "s3");
+        if let Some(at) = opts.backdate {
+            writer.backdate(at);
+        }
         writer
             .add_artifact(
                 "index.ndjson",
@@ -106,22 +109,22 @@ pub async fn run(
                 std::fs::File::open(tmp.path())?,
             )
             .await
-            .map_err(context::fail)?;
+            .map_err(fail)?;
         writer.manifest.stats = serde_json::to_value(&stats)?;
         writer.manifest.blobs = blobs;
-        super::sanity(parent.as_ref(), &mut writer.manifest);
+        super::sanity(parent.as_ref(), &mut writer.manifest, progress);
         writer.manifest.parent = parent.map(|p| p.id);
-        let m = writer.commit().await.map_err(context::fail)?;
+        let m = writer.commit().await.map_err(fail)?;
         anyhow::Ok((m, stats))
     }
     .await;
-    lease.release().await.map_err(context::fail)?;
+    lease.release().await.map_err(fail)?;
     let (m, stats) = result?;
     let line = format!(
         "backup {} of r2 `{bucket}`: {} objects ({}), {} downloaded, {} unchanged, {} new blobs in {:.1}s",
         m.id,
         stats.objects,
-        context::human_size(stats.bytes),
+        human_size(stats.bytes),
         stats.downloaded,
         stats.reused,
         stats.new_blobs,

@@ -1,0 +1,197 @@
+//! Taking a backup now, one module per kind: find the target, run its engine into a temporary
+//! file, seal it into the repository under the writer lease, check it against the previous
+//! backup of the same target, commit the manifest. Warnings go to the progress sink, so the
+//! command line prints them and the console shows them.
+
+pub mod d1;
+pub mod kv;
+pub mod r2;
+pub mod sqlite;
+
+use std::path::PathBuf;
+
+use crate::cloudflare::Client;
+use crate::config::Config;
+use crate::exit::{Failure, fail};
+use crate::progress::{Counting, Progress};
+use crate::repo::{Kind, Lease, Manifest, Repo, Target, lease};
+
+/// What to back up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum What {
+    D1 {
+        database: String,
+        method: Option<crate::engine::d1::Method1>,
+    },
+    Kv {
+        namespace: String,
+    },
+    R2 {
+        bucket: String,
+    },
+    Sqlite {
+        path: PathBuf,
+        name: Option<String>,
+    },
+}
+
+impl What {
+    /// How the job is named in progress and errors: ``d1 `shop` ``.
+    pub fn label(&self) -> String {
+        match self {
+            What::D1 { database, .. } => format!("d1 `{database}`"),
+            What::Kv { namespace } => format!("kv `{namespace}`"),
+            What::R2 { bucket } => format!("r2 `{bucket}`"),
+            What::Sqlite { path, name } => format!(
+                "sqlite `{}`",
+                name.clone().unwrap_or_else(|| path.display().to_string())
+            ),
+        }
+    }
+}
+
+/// How backups run: shared by every target of one invocation.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// manual, scheduled, pre-recovery or drill.
+    pub trigger: String,
+    /// Requests (KV bulk gets, R2 objects and parts) in flight at once.
+    pub concurrency: usize,
+    /// KV: store only what changed against the previous backup.
+    pub incremental: bool,
+    /// Date the backup at this time instead of now (`cfdr demo` builds a history with it).
+    pub backdate: Option<time::OffsetDateTime>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            trigger: "manual".into(),
+            concurrency: 4,
+            incremental: false,
+            backdate: None,
+        }
+    }
+}
+
+/// Everything a backup needs from its surroundings.
+pub struct Env<'a> {
+    pub repo: &'a Repo,
+    pub config: &'a Config,
+    /// The Cloudflare client (one budget for every backup of the invocation); `None` when only
+    /// SQLite files are backed up.
+    pub client: Option<&'a Client>,
+}
+
+/// A finished backup and the line that tells an operator about it.
+pub struct Done {
+    pub manifest: Manifest,
+    pub line: String,
+}
+
+/// Takes one backup now.
+pub async fn take(
+    env: &Env<'_>,
+    what: &What,
+    opts: &Options,
+    progress: &Progress,
+) -> anyhow::Result<Done> {
+    let client = || {
+        env.client.ok_or_else(|| {
+            Failure::usage(
+                "set CLOUDFLARE_API_TOKEN and CLOUDFLARE_ACCOUNT_ID to back up Cloudflare storage",
+            )
+        })
+    };
+    match what {
+        What::D1 { database, method } => {
+            d1::run(env.repo, client()?, database, *method, opts, progress).await
+        }
+        What::Kv { namespace } => kv::run(env.repo, client()?, namespace, opts, progress).await,
+        What::R2 { bucket } => r2::run(env.repo, env.config, bucket, opts, progress).await,
+        What::Sqlite { path, name } => {
+            sqlite::run(env.repo, path, name.clone(), opts, progress).await
+        }
+    }
+}
+
+/// Adds the sanity checks' warnings to a manifest about to be committed, and says them.
+pub(crate) fn sanity(previous: Option<&Manifest>, m: &mut Manifest, progress: &Progress) {
+    for w in crate::engine::sanity::check(previous, m, crate::engine::sanity::max_change_from_env())
+    {
+        progress.warn(w.clone());
+        m.warnings.push(w);
+    }
+}
+
+/// Takes the writer lease for `purpose`, saying so when a stale one was taken over.
+pub(crate) async fn lease(
+    repo: &Repo,
+    purpose: &str,
+    progress: &Progress,
+) -> anyhow::Result<Lease> {
+    let lease = Lease::acquire(&repo.storage, purpose, lease::DEFAULT_TTL)
+        .await
+        .map_err(fail)?;
+    if let Some(old) = &lease.took_over {
+        progress.warn(format!(
+            "took over a stale writer lease of {} on {} (since {})",
+            old.owner, old.host, old.started
+        ));
+    }
+    Ok(lease)
+}
+
+/// A backup of one sealed artifact, as it goes into the repository.
+pub(crate) struct Sealed<'a> {
+    pub kind: Kind,
+    pub target: Target,
+    pub trigger: &'a str,
+    pub method: &'a str,
+    pub artifact: &'a str,
+    pub format: &'a str,
+    pub stats: serde_json::Value,
+    pub backdate: Option<time::OffsetDateTime>,
+}
+
+/// Takes the writer lease, seals `file` as the backup's artifact, commits the manifest, and
+/// releases the lease whatever happened in between. `more` fills in the rest of the manifest
+/// (it sees the target's previous backup).
+pub(crate) async fn store(
+    repo: &Repo,
+    s: Sealed<'_>,
+    file: std::fs::File,
+    progress: &Progress,
+    more: impl FnOnce(&mut Manifest, Option<&Manifest>),
+) -> anyhow::Result<Manifest> {
+    let purpose = format!("backup {} {}", s.kind.as_str(), s.target.name);
+    let lease = lease(repo, &purpose, progress).await?;
+    let result = async {
+        let previous = repo.latest(&s.kind, &s.target.name).await.map_err(fail)?;
+        let mut writer = repo.begin(&lease, s.kind, s.target, s.trigger, s.method);
+        if let Some(at) = s.backdate {
+            writer.backdate(at);
+        }
+        let size = file.metadata().map(|m| m.len()).ok();
+        progress.phase_with_bytes("seal", "bytes", None, size);
+        let input = Counting {
+            inner: file,
+            progress: progress.clone(),
+        };
+        writer
+            .add_artifact(s.artifact, s.format, input)
+            .await
+            .map_err(|e| match progress.check() {
+                Err(c) => anyhow::Error::from(c),
+                Ok(()) => fail(e).into(),
+            })?;
+        progress.finish();
+        writer.manifest.stats = s.stats;
+        more(&mut writer.manifest, previous.as_ref());
+        sanity(previous.as_ref(), &mut writer.manifest, progress);
+        anyhow::Ok(writer.commit().await.map_err(fail)?)
+    }
+    .await;
+    lease.release().await.map_err(fail)?;
+    result
+}

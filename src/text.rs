@@ -1,0 +1,46 @@
+//! Sizes and ages as operators read them, shared by the command line and the console.
+
+pub fn human_size(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// How long ago an RFC 3339 time was, coarsely (`5m`, `3h`, `2d`).
+pub fn age(rfc3339: &str, now: time::OffsetDateTime) -> String {
+    let Some(t) = crate::repo::manifest::parse_time(rfc3339) else {
+        return "?".into();
+    };
+    let secs = (now - t).whole_seconds().max(0);
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_ages_read_well() {
+        assert_eq!(human_size(999), "999 B");
+        assert_eq!(human_size(1536), "1.5 KiB");
+        assert_eq!(human_size(3 << 30), "3.0 GiB");
+        let now = time::macros::datetime!(2026-11-23 12:00 UTC);
+        assert_eq!(age("2026-11-23T11:59:00Z", now), "60s");
+        assert_eq!(age("2026-11-23T09:00:00Z", now), "3h");
+        assert_eq!(age("2026-11-20T12:00:00Z", now), "3d");
+    }
+}
