@@ -12,4 +12,5 @@ pub mod progress;
 pub mod repo;
 pub mod seal;
 pub mod text;
+pub mod tui;
 pub mod wrangler;

@@ -125,7 +125,8 @@ impl Progress {
         Self::with_cancel(job.into(), sink, Arc::new(AtomicBool::new(false)))
     }
 
-    fn with_cancel(job: String, sink: Arc<dyn Sink>, cancel: Arc<AtomicBool>) -> Self {
+    /// A job cancelled by `cancel` (a flag its caller keeps, like the console's job list).
+    pub fn with_cancel(job: String, sink: Arc<dyn Sink>, cancel: Arc<AtomicBool>) -> Self {
         Self {
             inner: Some(Arc::new(Inner {
                 job,

@@ -3,7 +3,9 @@
 
 mod backup;
 mod backups;
+mod console;
 mod context;
+mod demo;
 mod emulator;
 mod progress;
 // The `emulator` subcommand, not the emulator itself: only that file reaches into it.
@@ -21,10 +23,19 @@ use crate::exit::{Exit, Failure};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// Without a command: open the console on this repository (default: CFDR_REPO, the config
+    /// file, then the platform data directory).
+    #[arg(long)]
+    pub repo: Option<String>,
+    /// Without a command: open the console read-only (no backups, no verification records).
+    #[arg(long)]
+    pub read_only: bool,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Try everything on a local Cloudflare: the demo account, a repository with history, the console.
+    Demo(demo::Args),
     /// Run a local Cloudflare (D1, KV, R2 and R2's S3 endpoint) for demos, tests and drills.
     Emulator(emulator_cmd::Args),
     /// Create a backup repository.
@@ -71,8 +82,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Repo(cmd)) => runtime.block_on(repo_init::run(cmd)),
         Some(Command::Backup(cmd)) => runtime.block_on(backup::run(cmd)),
         Some(Command::Backups(cmd)) => runtime.block_on(backups::run(cmd)),
-        None => {
-            Err(Failure::usage("no command given; run `cfdr --help` to see the commands").into())
-        }
+        Some(Command::Demo(args)) => runtime.block_on(demo::run(args)),
+        None => runtime.block_on(console::run(
+            context::RepoArgs { repo: cli.repo },
+            cli.read_only,
+        )),
     }
 }

@@ -164,10 +164,13 @@ pub async fn backup(
             )
             .await?;
         let keys = page.result.as_array().cloned().unwrap_or_default();
-        let mut batches = futures_util::stream::iter(keys.chunks(100))
+        // Owned batches: a stream of borrowed slices trips the compiler's higher-ranked
+        // lifetime check once this future is spawned (the console does).
+        let owned: Vec<Vec<Value>> = keys.chunks(100).map(<[Value]>::to_vec).collect();
+        let mut batches = futures_util::stream::iter(owned)
             .map(|batch| async move {
                 progress.check()?;
-                fetch_batch(client, ns, batch).await
+                fetch_batch(client, ns, &batch).await
             })
             .buffered(concurrency.max(1));
         while let Some(batch) = batches.next().await {

@@ -227,24 +227,16 @@ async fn all(common: &Common, wrangler: Option<&std::path::Path>) -> anyhow::Res
             (b.d1, b.kv, b.r2)
         }
         None => {
-            let names = |items: Vec<serde_json::Value>, field: &str| {
-                items
-                    .iter()
-                    .filter_map(|i| i[field].as_str().map(str::to_string))
+            let all = step::account_targets(&client)
+                .await
+                .map_err(context::cloudflare_failed)?;
+            let of = |kind: &str| {
+                all.iter()
+                    .filter(|(k, _)| k == kind)
+                    .map(|(_, n)| n.clone())
                     .collect::<Vec<_>>()
             };
-            let d1s = client
-                .all_pages("/d1/database", 100, &[])
-                .await
-                .map_err(context::cloudflare_failed)?;
-            let kvs = client
-                .all_pages("/storage/kv/namespaces", 100, &[])
-                .await
-                .map_err(context::cloudflare_failed)?;
-            let r2s = step::r2::buckets(&client)
-                .await
-                .map_err(context::cloudflare_failed)?;
-            (names(d1s, "name"), names(kvs, "title"), r2s)
+            (of("d1"), of("kv"), of("r2"))
         }
     };
     let env = Env {

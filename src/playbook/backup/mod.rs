@@ -115,6 +115,36 @@ pub async fn take(
     }
 }
 
+/// The account's D1 databases, KV namespaces and R2 buckets as (kind, name): what `--all` backs
+/// up and what the console's inventory lists even when it has no backup.
+pub async fn account_targets(
+    client: &Client,
+) -> Result<Vec<(String, String)>, crate::cloudflare::CfError> {
+    let names = |items: Vec<serde_json::Value>, field: &str, kind: &str| {
+        items
+            .iter()
+            .filter_map(|i| i[field].as_str().map(|n| (kind.to_string(), n.to_string())))
+            .collect::<Vec<_>>()
+    };
+    let mut out = names(
+        client.all_pages("/d1/database", 100, &[]).await?,
+        "name",
+        "d1",
+    );
+    out.extend(names(
+        client.all_pages("/storage/kv/namespaces", 100, &[]).await?,
+        "title",
+        "kv",
+    ));
+    out.extend(
+        r2::buckets(client)
+            .await?
+            .into_iter()
+            .map(|b| ("r2".to_string(), b)),
+    );
+    Ok(out)
+}
+
 /// Adds the sanity checks' warnings to a manifest about to be committed, and says them.
 pub(crate) fn sanity(previous: Option<&Manifest>, m: &mut Manifest, progress: &Progress) {
     for w in crate::engine::sanity::check(previous, m, crate::engine::sanity::max_change_from_env())

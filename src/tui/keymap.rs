@@ -1,0 +1,321 @@
+//! Every key the console knows, one table per layer, and the actions they stand for. The footer,
+//! the help overlay and the command palette are all generated from these tables, so they never
+//! drift from what the keys really do.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+/// Something the operator asked for. `update` turns it into state changes and commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    Quit,
+    Help,
+    Palette,
+    Back,
+    Up,
+    Down,
+    PageUp,
+    PageDown,
+    Top,
+    Bottom,
+    Open,
+    Inventory,
+    AllBackups,
+    Filter,
+    Sort,
+    Verify,
+    BackupNow,
+    Cancel,
+    Refresh,
+}
+
+impl Action {
+    /// What the palette and help call it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Quit => "quit",
+            Action::Help => "help",
+            Action::Palette => "command palette",
+            Action::Back => "back",
+            Action::Up => "up",
+            Action::Down => "down",
+            Action::PageUp => "page up",
+            Action::PageDown => "page down",
+            Action::Top => "first row",
+            Action::Bottom => "last row",
+            Action::Open => "open",
+            Action::Inventory => "inventory",
+            Action::AllBackups => "all backups",
+            Action::Filter => "filter",
+            Action::Sort => "sort by time / size / kind",
+            Action::Verify => "verify backup (full)",
+            Action::BackupNow => "back up target now",
+            Action::Cancel => "cancel running job",
+            Action::Refresh => "reload the repository",
+        }
+    }
+}
+
+impl Action {
+    /// What the footer calls it, where room is short.
+    pub fn short(self) -> &'static str {
+        match self {
+            Action::Palette => "commands",
+            Action::Sort => "sort",
+            Action::Verify => "verify",
+            Action::BackupNow => "back up now",
+            Action::AllBackups => "all backups",
+            other => other.name(),
+        }
+    }
+}
+
+/// A key, written as the help shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Key {
+    pub code: KeyCode,
+    pub ctrl: bool,
+}
+
+impl Key {
+    const fn ch(c: char) -> Self {
+        Self {
+            code: KeyCode::Char(c),
+            ctrl: false,
+        }
+    }
+
+    const fn code(code: KeyCode) -> Self {
+        Self { code, ctrl: false }
+    }
+
+    pub fn label(&self) -> String {
+        let base = match self.code {
+            KeyCode::Char(' ') => "space".to_string(),
+            KeyCode::Char(c) => c.to_string(),
+            KeyCode::Enter => "enter".into(),
+            KeyCode::Esc => "esc".into(),
+            KeyCode::Up => "↑".into(),
+            KeyCode::Down => "↓".into(),
+            KeyCode::PageUp => "pgup".into(),
+            KeyCode::PageDown => "pgdn".into(),
+            KeyCode::Home => "home".into(),
+            KeyCode::End => "end".into(),
+            KeyCode::Tab => "tab".into(),
+            KeyCode::Backspace => "bksp".into(),
+            other => format!("{other:?}").to_lowercase(),
+        };
+        if self.ctrl {
+            format!("ctrl-{base}")
+        } else {
+            base
+        }
+    }
+
+    fn matches(&self, e: &KeyEvent) -> bool {
+        let ctrl = e.modifiers.contains(KeyModifiers::CONTROL);
+        match (self.code, e.code) {
+            (KeyCode::Char(a), KeyCode::Char(b)) => a == b && self.ctrl == ctrl,
+            (a, b) => a == b && self.ctrl == ctrl,
+        }
+    }
+}
+
+/// One binding: keys (the first is the one the footer shows), the action, and whether the
+/// footer shows it at all.
+pub struct Binding {
+    pub keys: &'static [Key],
+    pub action: Action,
+    pub footer: bool,
+}
+
+const fn b(keys: &'static [Key], action: Action, footer: bool) -> Binding {
+    Binding {
+        keys,
+        action,
+        footer,
+    }
+}
+
+/// Keys that work on every screen.
+pub const GLOBAL: &[Binding] = &[
+    b(&[Key::ch('?')], Action::Help, true),
+    b(&[Key::ch(':')], Action::Palette, true),
+    b(&[Key::ch('q')], Action::Quit, true),
+    b(
+        &[Key {
+            code: KeyCode::Char('c'),
+            ctrl: true,
+        }],
+        Action::Quit,
+        false,
+    ),
+    b(&[Key::code(KeyCode::Up), Key::ch('k')], Action::Up, false),
+    b(
+        &[Key::code(KeyCode::Down), Key::ch('j')],
+        Action::Down,
+        false,
+    ),
+    b(
+        &[
+            Key::code(KeyCode::PageUp),
+            Key {
+                code: KeyCode::Char('u'),
+                ctrl: true,
+            },
+        ],
+        Action::PageUp,
+        false,
+    ),
+    b(
+        &[
+            Key::code(KeyCode::PageDown),
+            Key {
+                code: KeyCode::Char('d'),
+                ctrl: true,
+            },
+        ],
+        Action::PageDown,
+        false,
+    ),
+    b(
+        &[Key::code(KeyCode::Home), Key::ch('g')],
+        Action::Top,
+        false,
+    ),
+    b(
+        &[Key::code(KeyCode::End), Key::ch('G')],
+        Action::Bottom,
+        false,
+    ),
+    b(&[Key::ch('1')], Action::Inventory, false),
+    b(&[Key::ch('2')], Action::AllBackups, false),
+    b(&[Key::ch('x')], Action::Cancel, false),
+    b(&[Key::ch('r')], Action::Refresh, false),
+    b(
+        &[Key::code(KeyCode::Esc), Key::code(KeyCode::Backspace)],
+        Action::Back,
+        false,
+    ),
+];
+
+/// The inventory: targets grouped by kind.
+pub const INVENTORY: &[Binding] = &[
+    b(
+        &[Key::code(KeyCode::Enter), Key::ch('l')],
+        Action::Open,
+        true,
+    ),
+    b(&[Key::ch('b')], Action::BackupNow, true),
+    b(&[Key::ch('a')], Action::AllBackups, true),
+];
+
+/// A list of backups.
+pub const BACKUPS: &[Binding] = &[
+    b(
+        &[Key::code(KeyCode::Enter), Key::ch('l')],
+        Action::Open,
+        true,
+    ),
+    b(&[Key::ch('/')], Action::Filter, true),
+    b(&[Key::ch('s')], Action::Sort, true),
+    b(&[Key::ch('v')], Action::Verify, true),
+    b(&[Key::ch('b')], Action::BackupNow, true),
+];
+
+/// One backup's manifest.
+pub const DETAIL: &[Binding] = &[
+    b(&[Key::ch('v')], Action::Verify, true),
+    b(&[Key::ch('b')], Action::BackupNow, true),
+    b(&[Key::code(KeyCode::Esc)], Action::Back, true),
+];
+
+/// The action a key stands for on a screen (the screen's table first, then the global one).
+pub fn lookup(screen: &[Binding], e: &KeyEvent) -> Option<Action> {
+    screen
+        .iter()
+        .chain(GLOBAL)
+        .find(|b| b.keys.iter().any(|k| k.matches(e)))
+        .map(|b| b.action)
+}
+
+/// `key action` pairs for the footer.
+pub fn footer(screen: &[Binding]) -> Vec<(String, &'static str)> {
+    screen
+        .iter()
+        .chain(GLOBAL)
+        .filter(|b| b.footer)
+        .map(|b| (b.keys[0].label(), b.action.short()))
+        .collect()
+}
+
+/// Every binding of a screen, for the help overlay: (keys, action name).
+pub fn help(screen: &[Binding]) -> Vec<(String, &'static str)> {
+    let mut seen = Vec::new();
+    let mut out = Vec::new();
+    for b in screen.iter().chain(GLOBAL) {
+        if seen.contains(&b.action) {
+            continue;
+        }
+        seen.push(b.action);
+        let keys: Vec<String> = screen
+            .iter()
+            .chain(GLOBAL)
+            .filter(|x| x.action == b.action)
+            .flat_map(|x| x.keys.iter().map(Key::label))
+            .collect();
+        out.push((keys.join(" "), b.action.name()));
+    }
+    out
+}
+
+/// Every action of a screen once, for the command palette.
+pub fn palette(screen: &[Binding]) -> Vec<Action> {
+    let mut out: Vec<Action> = Vec::new();
+    for b in screen.iter().chain(GLOBAL) {
+        if !out.contains(&b.action) {
+            out.push(b.action);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(c: KeyCode) -> KeyEvent {
+        KeyEvent::new(c, KeyModifiers::NONE)
+    }
+
+    #[test]
+    fn screen_keys_come_before_global_ones_and_vim_keys_work() {
+        assert_eq!(
+            lookup(DETAIL, &key(KeyCode::Char('v'))),
+            Some(Action::Verify)
+        );
+        assert_eq!(
+            lookup(INVENTORY, &key(KeyCode::Char('j'))),
+            Some(Action::Down)
+        );
+        assert_eq!(lookup(INVENTORY, &key(KeyCode::Char('z'))), None);
+        let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
+        assert_eq!(lookup(BACKUPS, &ctrl_c), Some(Action::Quit));
+        assert_eq!(
+            lookup(BACKUPS, &key(KeyCode::Char('c'))),
+            None,
+            "c alone is not ctrl-c"
+        );
+    }
+
+    #[test]
+    fn help_lists_every_action_of_a_screen_once_with_all_its_keys() {
+        let h = help(BACKUPS);
+        let names: Vec<&str> = h.iter().map(|(_, n)| *n).collect();
+        let mut unique = names.clone();
+        unique.dedup();
+        assert_eq!(names.len(), unique.len());
+        assert!(h.contains(&("↓ j".to_string(), "down")));
+        assert!(h.contains(&("v".to_string(), "verify backup (full)")));
+        assert_eq!(palette(BACKUPS).len(), h.len());
+    }
+}

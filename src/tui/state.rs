@@ -1,0 +1,582 @@
+//! The console's state and the one function that changes it. Events (keys, mouse, ticks, data
+//! loaded, job progress) come in; `handle` folds them into the state and returns the commands to
+//! run (loads, verifications, backups), which the event loop hands to tasks. No I/O here, so
+//! every transition is tested without a terminal.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEvent, MouseEventKind};
+use time::OffsetDateTime;
+
+use super::keymap::{self, Action, Binding};
+use super::model::{self, SortKey, TargetRow};
+use crate::cloudflare::BudgetState;
+use crate::config::Config;
+use crate::playbook::backup::What;
+use crate::progress::ProgressEvent;
+use crate::repo::VerifyReport;
+use crate::repo::catalog::Entry;
+use crate::repo::manifest::Manifest;
+
+/// Rows a page key moves.
+pub const PAGE: usize = 10;
+
+/// Something that happened.
+#[derive(Debug)]
+pub enum Event {
+    Key(KeyEvent),
+    Mouse(MouseEvent),
+    Resize,
+    Tick(OffsetDateTime),
+    Budget(Option<BudgetState>),
+    Loaded(Loaded),
+    Job(u64, JobEvent),
+}
+
+#[derive(Debug)]
+pub enum Loaded {
+    Catalog(Result<Vec<Entry>, String>),
+    /// Targets of the account (kind, name), to show those with no backup at all.
+    Targets(Result<Vec<(String, String)>, String>),
+    Manifest(
+        String,
+        Result<Box<(Manifest, Option<VerifyReport>)>, String>,
+    ),
+}
+
+#[derive(Debug)]
+pub enum JobEvent {
+    Progress(ProgressEvent),
+    /// The job ended: a line saying how, or the error.
+    Finished(Result<String, String>),
+    Verified(VerifyReport),
+}
+
+/// Work for the event loop to start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    LoadCatalog,
+    LoadTargets,
+    LoadManifest(String),
+    Verify { job: u64, id: String },
+    Backup { job: u64, what: What },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Screen {
+    Inventory,
+    /// All backups, or one target's (kind, name).
+    Backups(Option<(String, String)>),
+    Detail(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Overlay {
+    Help,
+    Palette { query: String, selected: usize },
+}
+
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub id: u64,
+    pub title: String,
+    pub last: Option<ProgressEvent>,
+    /// `Ok(line)` or `Err(error)` once it ended.
+    pub outcome: Option<Result<String, String>>,
+    pub cancel: Arc<AtomicBool>,
+    /// The backup a verify job checks.
+    pub backup: Option<String>,
+}
+
+/// What the status bar says about where the console points.
+#[derive(Debug, Clone, Default)]
+pub struct Info {
+    pub account: Option<String>,
+    pub repo: String,
+    pub read_only: bool,
+}
+
+#[derive(Debug)]
+pub struct App {
+    pub info: Info,
+    pub config: Config,
+    pub now: OffsetDateTime,
+    pub color: bool,
+    pub entries: Vec<Entry>,
+    pub known: Vec<(String, String)>,
+    pub inventory: Vec<TargetRow>,
+    pub manifests: HashMap<String, (Manifest, Option<VerifyReport>)>,
+    pub stack: Vec<Screen>,
+    pub inv_sel: usize,
+    pub list_sel: usize,
+    pub list: Vec<usize>,
+    pub filter: String,
+    pub editing_filter: bool,
+    pub sort: SortKey,
+    pub detail_scroll: u16,
+    pub overlay: Option<Overlay>,
+    pub jobs: Vec<Job>,
+    pub budget: Option<BudgetState>,
+    /// The last thing worth telling the operator, and whether it is an error.
+    pub message: Option<(bool, String)>,
+    pub loading: bool,
+    pub quit: bool,
+    next_job: u64,
+}
+
+impl App {
+    pub fn new(info: Info, config: Config, now: OffsetDateTime, color: bool) -> Self {
+        Self {
+            info,
+            config,
+            now,
+            color,
+            entries: Vec::new(),
+            known: Vec::new(),
+            inventory: Vec::new(),
+            manifests: HashMap::new(),
+            stack: vec![Screen::Inventory],
+            inv_sel: 0,
+            list_sel: 0,
+            list: Vec::new(),
+            filter: String::new(),
+            editing_filter: false,
+            sort: SortKey::Time,
+            detail_scroll: 0,
+            overlay: None,
+            jobs: Vec::new(),
+            budget: None,
+            message: None,
+            loading: true,
+            quit: false,
+            next_job: 1,
+        }
+    }
+
+    /// What to run first.
+    pub fn start(&self) -> Vec<Command> {
+        vec![Command::LoadCatalog, Command::LoadTargets]
+    }
+
+    pub fn screen(&self) -> &Screen {
+        self.stack.last().unwrap_or(&Screen::Inventory)
+    }
+
+    pub fn bindings(&self) -> &'static [Binding] {
+        match self.screen() {
+            Screen::Inventory => keymap::INVENTORY,
+            Screen::Backups(_) => keymap::BACKUPS,
+            Screen::Detail(_) => keymap::DETAIL,
+        }
+    }
+
+    /// The running job, if any (one at a time: the repository has one writer).
+    pub fn running(&self) -> Option<&Job> {
+        self.jobs.iter().rev().find(|j| j.outcome.is_none())
+    }
+
+    /// The job of a backup's verification, running or finished.
+    pub fn verify_job(&self, id: &str) -> Option<&Job> {
+        self.jobs
+            .iter()
+            .rev()
+            .find(|j| j.backup.as_deref() == Some(id))
+    }
+
+    fn rebuild(&mut self) {
+        self.inventory = model::inventory(&self.entries, &self.known, &self.config, self.now);
+        let target = match self.screen() {
+            Screen::Backups(t) => t.clone(),
+            _ => None,
+        };
+        self.list = model::backups(&self.entries, target.as_ref(), &self.filter, self.sort);
+        self.inv_sel = self.inv_sel.min(self.inventory.len().saturating_sub(1));
+        self.list_sel = self.list_sel.min(self.list.len().saturating_sub(1));
+    }
+
+    /// The entry under the cursor of the backups list.
+    pub fn selected_entry(&self) -> Option<&Entry> {
+        self.list.get(self.list_sel).map(|i| &self.entries[*i])
+    }
+
+    fn entry(&self, id: &str) -> Option<&Entry> {
+        self.entries.iter().find(|e| e.id == id)
+    }
+
+    pub fn handle(&mut self, event: Event) -> Vec<Command> {
+        match event {
+            Event::Key(k) if k.kind == KeyEventKind::Press => self.key(k),
+            Event::Key(_) | Event::Resize => Vec::new(),
+            Event::Mouse(m) => match m.kind {
+                MouseEventKind::ScrollDown => self.act(Action::Down),
+                MouseEventKind::ScrollUp => self.act(Action::Up),
+                _ => Vec::new(),
+            },
+            Event::Tick(now) => {
+                let minute_changed = now.unix_timestamp() / 60 != self.now.unix_timestamp() / 60;
+                self.now = now;
+                if minute_changed {
+                    self.inventory =
+                        model::inventory(&self.entries, &self.known, &self.config, self.now);
+                }
+                Vec::new()
+            }
+            Event::Budget(b) => {
+                self.budget = b;
+                Vec::new()
+            }
+            Event::Loaded(l) => self.loaded(l),
+            Event::Job(id, e) => self.job_event(id, e),
+        }
+    }
+
+    fn loaded(&mut self, l: Loaded) -> Vec<Command> {
+        match l {
+            Loaded::Catalog(Ok(entries)) => {
+                self.entries = entries;
+                self.loading = false;
+                self.rebuild();
+            }
+            Loaded::Catalog(Err(e)) => {
+                self.loading = false;
+                self.message = Some((true, format!("cannot read the repository: {e}")));
+            }
+            Loaded::Targets(Ok(known)) => {
+                self.known = known;
+                self.rebuild();
+            }
+            Loaded::Targets(Err(e)) => {
+                self.message = Some((
+                    true,
+                    format!(
+                        "cannot list the account's targets (showing the repository's only): {e}"
+                    ),
+                ));
+            }
+            Loaded::Manifest(id, Ok(m)) => {
+                self.manifests.insert(id, *m);
+            }
+            Loaded::Manifest(id, Err(e)) => {
+                self.message = Some((true, format!("cannot read backup `{id}`: {e}")));
+            }
+        }
+        Vec::new()
+    }
+
+    fn job_event(&mut self, id: u64, e: JobEvent) -> Vec<Command> {
+        let Some(job) = self.jobs.iter_mut().find(|j| j.id == id) else {
+            return Vec::new();
+        };
+        match e {
+            JobEvent::Progress(p) => {
+                if let Some(m) = &p.message {
+                    self.message = Some((false, format!("{}: {m}", p.job)));
+                }
+                job.last = Some(p);
+                Vec::new()
+            }
+            JobEvent::Verified(report) => {
+                if let Some((_, last)) = self.manifests.get_mut(&report.id) {
+                    *last = Some(report);
+                }
+                Vec::new()
+            }
+            JobEvent::Finished(outcome) => {
+                self.message = Some(match &outcome {
+                    Ok(line) => (false, line.clone()),
+                    Err(e) => (true, format!("{}: {e}", job.title)),
+                });
+                let was_backup = job.backup.is_none();
+                job.outcome = Some(outcome);
+                if was_backup {
+                    vec![Command::LoadCatalog]
+                } else {
+                    Vec::new()
+                }
+            }
+        }
+    }
+
+    fn key(&mut self, k: KeyEvent) -> Vec<Command> {
+        if self.editing_filter {
+            match k.code {
+                KeyCode::Enter | KeyCode::Esc => self.editing_filter = false,
+                KeyCode::Backspace => {
+                    self.filter.pop();
+                }
+                KeyCode::Char(c) if !k.modifiers.contains(KeyModifiers::CONTROL) => {
+                    self.filter.push(c)
+                }
+                _ => {}
+            }
+            if k.code == KeyCode::Esc {
+                self.filter.clear();
+            }
+            self.list_sel = 0;
+            self.rebuild();
+            return Vec::new();
+        }
+        let bindings = self.bindings();
+        match &mut self.overlay {
+            Some(Overlay::Help) => {
+                if matches!(
+                    k.code,
+                    KeyCode::Esc | KeyCode::Char('?') | KeyCode::Char('q')
+                ) {
+                    self.overlay = None;
+                }
+                return Vec::new();
+            }
+            Some(Overlay::Palette { query, selected }) => {
+                let actions = palette_matches(bindings, query);
+                match k.code {
+                    KeyCode::Esc => self.overlay = None,
+                    KeyCode::Enter => {
+                        let chosen = actions.get(*selected).copied();
+                        self.overlay = None;
+                        if let Some(a) = chosen {
+                            return self.act(a);
+                        }
+                    }
+                    KeyCode::Up => *selected = selected.saturating_sub(1),
+                    KeyCode::Down => {
+                        *selected = (*selected + 1).min(actions.len().saturating_sub(1))
+                    }
+                    KeyCode::Backspace => {
+                        query.pop();
+                        *selected = 0;
+                    }
+                    KeyCode::Char(c) => {
+                        query.push(c);
+                        *selected = 0;
+                    }
+                    _ => {}
+                }
+                return Vec::new();
+            }
+            None => {}
+        }
+        match keymap::lookup(self.bindings(), &k) {
+            Some(a) => self.act(a),
+            None => Vec::new(),
+        }
+    }
+
+    /// Moves the cursor of the screen (a detail scrolls instead).
+    fn move_cursor(&mut self, a: Action) {
+        let step = |at: usize, last: usize| match a {
+            Action::Up => at.saturating_sub(1),
+            Action::Down => (at + 1).min(last),
+            Action::PageUp => at.saturating_sub(PAGE),
+            Action::PageDown => (at + PAGE).min(last),
+            Action::Top => 0,
+            Action::Bottom => last,
+            _ => at,
+        };
+        match self.screen() {
+            Screen::Inventory => {
+                self.inv_sel = step(self.inv_sel, self.inventory.len().saturating_sub(1))
+            }
+            Screen::Backups(_) => {
+                self.list_sel = step(self.list_sel, self.list.len().saturating_sub(1))
+            }
+            Screen::Detail(_) => {
+                self.detail_scroll = step(usize::from(self.detail_scroll), 500) as u16
+            }
+        }
+    }
+
+    /// Does what an action asks.
+    pub fn act(&mut self, a: Action) -> Vec<Command> {
+        self.move_cursor(a);
+        match a {
+            Action::Quit => self.quit = true,
+            Action::Help => self.overlay = Some(Overlay::Help),
+            Action::Palette => {
+                self.overlay = Some(Overlay::Palette {
+                    query: String::new(),
+                    selected: 0,
+                })
+            }
+            Action::Back => {
+                if self.stack.len() > 1 {
+                    self.stack.pop();
+                    self.rebuild();
+                } else if self.running().is_some() {
+                    return self.act(Action::Cancel);
+                }
+            }
+            Action::Inventory => {
+                self.stack.truncate(1);
+                self.rebuild();
+            }
+            Action::AllBackups => {
+                self.stack.truncate(1);
+                self.stack.push(Screen::Backups(None));
+                self.list_sel = 0;
+                self.rebuild();
+            }
+            Action::Open => return self.open(),
+            Action::Filter => {
+                if matches!(self.screen(), Screen::Backups(_)) {
+                    self.editing_filter = true;
+                }
+            }
+            Action::Sort => {
+                self.sort = self.sort.next();
+                self.list_sel = 0;
+                self.rebuild();
+                self.message = Some((false, format!("sorted by {}", self.sort.name())));
+            }
+            Action::Verify => return self.verify(),
+            Action::BackupNow => return self.backup_now(),
+            Action::Cancel => match self.running() {
+                Some(j) => {
+                    j.cancel.store(true, Ordering::Relaxed);
+                    self.message = Some((false, format!("cancelling {}…", j.title)));
+                }
+                None => self.message = Some((false, "nothing is running".into())),
+            },
+            Action::Refresh => {
+                self.loading = true;
+                return vec![Command::LoadCatalog, Command::LoadTargets];
+            }
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    fn open(&mut self) -> Vec<Command> {
+        match self.screen().clone() {
+            Screen::Inventory => {
+                if let Some(r) = self.inventory.get(self.inv_sel) {
+                    let t = (r.kind.clone(), r.name.clone());
+                    self.stack.push(Screen::Backups(Some(t)));
+                    self.list_sel = 0;
+                    self.rebuild();
+                }
+                Vec::new()
+            }
+            Screen::Backups(_) => match self.selected_entry().map(|e| e.id.clone()) {
+                Some(id) => {
+                    self.stack.push(Screen::Detail(id.clone()));
+                    self.detail_scroll = 0;
+                    if self.manifests.contains_key(&id) {
+                        Vec::new()
+                    } else {
+                        vec![Command::LoadManifest(id)]
+                    }
+                }
+                None => Vec::new(),
+            },
+            Screen::Detail(_) => Vec::new(),
+        }
+    }
+
+    fn refuse_if_busy(&mut self) -> bool {
+        if self.info.read_only {
+            self.message = Some((
+                true,
+                "the console is read-only (--read-only): nothing can be written".into(),
+            ));
+            return true;
+        }
+        if let Some(j) = self.running() {
+            self.message = Some((
+                true,
+                format!(
+                    "{} is still running; wait for it or cancel it with x",
+                    j.title
+                ),
+            ));
+            return true;
+        }
+        false
+    }
+
+    fn new_job(&mut self, title: String, backup: Option<String>) -> u64 {
+        let id = self.next_job;
+        self.next_job += 1;
+        self.jobs.push(Job {
+            id,
+            title,
+            last: None,
+            outcome: None,
+            cancel: Arc::new(AtomicBool::new(false)),
+            backup,
+        });
+        id
+    }
+
+    fn verify(&mut self) -> Vec<Command> {
+        let id = match self.screen() {
+            Screen::Detail(id) => Some(id.clone()),
+            Screen::Backups(_) => self.selected_entry().map(|e| e.id.clone()),
+            Screen::Inventory => None,
+        };
+        let Some(id) = id else {
+            self.message = Some((false, "pick a backup to verify".into()));
+            return Vec::new();
+        };
+        if self.refuse_if_busy() {
+            return Vec::new();
+        }
+        let job = self.new_job(format!("verify {id}"), Some(id.clone()));
+        self.message = None;
+        vec![Command::Verify { job, id }]
+    }
+
+    /// The target under the cursor, as something to back up.
+    fn target_here(&self) -> Option<What> {
+        let (kind, name, target_id) = match self.screen() {
+            Screen::Inventory => {
+                let r = self.inventory.get(self.inv_sel)?;
+                (r.kind.clone(), r.name.clone(), r.target_id.clone())
+            }
+            Screen::Backups(_) => {
+                let e = self.selected_entry()?;
+                (e.kind.clone(), e.target.clone(), e.target_id.clone())
+            }
+            Screen::Detail(id) => {
+                let e = self.entry(id)?;
+                (e.kind.clone(), e.target.clone(), e.target_id.clone())
+            }
+        };
+        Some(match kind.as_str() {
+            "d1" => What::D1 {
+                database: name,
+                method: None,
+            },
+            "kv" => What::Kv { namespace: name },
+            "r2" => What::R2 { bucket: name },
+            _ => What::Sqlite {
+                path: target_id.into(),
+                name: Some(name),
+            },
+        })
+    }
+
+    fn backup_now(&mut self) -> Vec<Command> {
+        let Some(what) = self.target_here() else {
+            self.message = Some((false, "pick a target to back up".into()));
+            return Vec::new();
+        };
+        if self.refuse_if_busy() {
+            return Vec::new();
+        }
+        let job = self.new_job(format!("backup {}", what.label()), None);
+        self.message = None;
+        vec![Command::Backup { job, what }]
+    }
+}
+
+/// The palette's actions matching what was typed.
+pub fn palette_matches(bindings: &[Binding], query: &str) -> Vec<Action> {
+    let q = query.to_lowercase();
+    keymap::palette(bindings)
+        .into_iter()
+        .filter(|a| a.name().contains(&q))
+        .collect()
+}

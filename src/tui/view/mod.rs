@@ -1,0 +1,269 @@
+//! Drawing: a pure function of the state. Every screen is a header line, a body, a line for the
+//! running job or the last message, a status bar (account, repository, read-only marker, API
+//! budget gauge) and a footer of keys generated from the keymap. Overlays (help, palette) draw
+//! on top. Anything from a zero-size area up is drawn without panicking.
+
+mod backups;
+mod detail;
+mod inventory;
+mod overlay;
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+use super::keymap;
+use super::state::{App, Screen};
+use crate::progress::ProgressEvent;
+use crate::text::human_size;
+
+/// Colours, or none at all under `NO_COLOR` (then only bold and reverse video mark things).
+#[derive(Debug, Clone, Copy)]
+pub struct Theme {
+    color: bool,
+}
+
+impl Theme {
+    pub fn fg(self, c: Color) -> Style {
+        if self.color {
+            Style::new().fg(c)
+        } else {
+            Style::new()
+        }
+    }
+
+    pub fn bold(self) -> Style {
+        Style::new().add_modifier(Modifier::BOLD)
+    }
+
+    pub fn selected(self) -> Style {
+        if self.color {
+            Style::new().bg(Color::Blue).fg(Color::White)
+        } else {
+            Style::new().add_modifier(Modifier::REVERSED)
+        }
+    }
+
+    pub fn dim(self) -> Style {
+        if self.color {
+            Style::new().fg(Color::DarkGray)
+        } else {
+            Style::new()
+        }
+    }
+
+    pub fn bad(self) -> Style {
+        self.fg(Color::Red).add_modifier(Modifier::BOLD)
+    }
+}
+
+pub fn render(app: &App, frame: &mut Frame) {
+    let area = frame.area();
+    if area.width == 0 || area.height == 0 {
+        return;
+    }
+    let theme = Theme { color: app.color };
+    let [header, body, job, status, footer] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(0),
+        Constraint::Length(1),
+        Constraint::Length(1),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    frame.render_widget(Paragraph::new(title(app, theme)), header);
+    match app.screen() {
+        Screen::Inventory => inventory::render(app, theme, frame, body),
+        Screen::Backups(t) => backups::render(app, theme, t.as_ref(), frame, body),
+        Screen::Detail(id) => detail::render(app, theme, id, frame, body),
+    }
+    frame.render_widget(Paragraph::new(job_line(app, theme, job.width)), job);
+    frame.render_widget(
+        Paragraph::new(status_line(app, theme, status.width)),
+        status,
+    );
+    frame.render_widget(Paragraph::new(footer_line(app, theme)), footer);
+    if let Some(o) = &app.overlay {
+        overlay::render(app, theme, o, frame, body.union(job));
+    }
+}
+
+fn title(app: &App, theme: Theme) -> Line<'static> {
+    let where_ = match app.screen() {
+        Screen::Inventory => "inventory".to_string(),
+        Screen::Backups(None) => "backups".to_string(),
+        Screen::Backups(Some((k, n))) => format!("backups › {k} {n}"),
+        Screen::Detail(id) => format!("backup › {id}"),
+    };
+    let mut spans = vec![
+        Span::styled(" cfdr ", theme.selected().add_modifier(Modifier::BOLD)),
+        Span::raw(" "),
+        Span::styled(where_, theme.bold()),
+    ];
+    if app.loading {
+        spans.push(Span::styled("  loading…", theme.dim()));
+    }
+    Line::from(spans)
+}
+
+/// A progress bar of `width` cells for a share done (or a sweep when unknown).
+pub fn bar(ratio: Option<f64>, width: usize) -> String {
+    match ratio {
+        Some(r) => {
+            let full = ((r.clamp(0.0, 1.0) * width as f64).round() as usize).min(width);
+            format!("{}{}", "█".repeat(full), "░".repeat(width - full))
+        }
+        None => "·".repeat(width),
+    }
+}
+
+/// `phase 3/12 tables, 1.2 MiB of 4.0 MiB, 5.1 MiB/s, ETA 3s`
+pub fn progress_text(p: &ProgressEvent) -> String {
+    let mut s = p.phase.clone();
+    match p.total {
+        Some(t) => s.push_str(&format!(" {}/{t} {}", p.done, p.unit)),
+        None if p.done > 0 => s.push_str(&format!(" {} {}", p.done, p.unit)),
+        None => {}
+    }
+    if p.bytes > 0 {
+        s.push_str(&format!(", {}", human_size(p.bytes)));
+        if let Some(t) = p.bytes_total {
+            s.push_str(&format!(" of {}", human_size(t)));
+        }
+        if p.elapsed_ms >= 300 {
+            s.push_str(&format!(", {}/s", human_size(p.rate as u64)));
+        }
+    }
+    if let Some(eta) = p.eta() {
+        s.push_str(&format!(", ETA {}s", eta.as_secs().max(1)));
+    }
+    s
+}
+
+fn job_line(app: &App, theme: Theme, width: u16) -> Line<'static> {
+    if let Some(j) = app.running() {
+        let mut spans = vec![Span::styled(format!(" {} ", j.title), theme.bold())];
+        if let Some(p) = &j.last {
+            spans.push(Span::styled(bar(p.ratio(), 16), theme.fg(Color::Cyan)));
+            spans.push(Span::raw(format!(" {}", progress_text(p))));
+        } else {
+            spans.push(Span::raw("starting…"));
+        }
+        spans.push(Span::styled("  (x cancels)", theme.dim()));
+        return Line::from(spans);
+    }
+    match &app.message {
+        Some((true, m)) => Line::from(Span::styled(format!(" {}", clip(m, width)), theme.bad())),
+        Some((false, m)) => Line::from(Span::raw(format!(" {}", clip(m, width)))),
+        None => Line::default(),
+    }
+}
+
+fn clip(s: &str, width: u16) -> String {
+    let w = usize::from(width).saturating_sub(2);
+    if s.chars().count() <= w {
+        s.to_string()
+    } else {
+        let mut out: String = s.chars().take(w.saturating_sub(1)).collect();
+        out.push('…');
+        out
+    }
+}
+
+fn status_line(app: &App, theme: Theme, width: u16) -> Line<'static> {
+    let account = match app.info.account.as_deref() {
+        Some(a) if a.len() > 14 => format!("{}…{}", &a[..8], &a[a.len() - 4..]),
+        Some(a) => a.to_string(),
+        None => "-".into(),
+    };
+    let mut left = format!(" account {account} │ repo {}", app.info.repo);
+    let ro = if app.info.read_only {
+        " │ READ-ONLY"
+    } else {
+        ""
+    };
+    let gauge = match &app.budget {
+        Some(b) => {
+            let free = b.server_remaining.unwrap_or(b.available).min(b.limit);
+            let ratio = f64::from(free) / f64::from(b.limit.max(1));
+            (
+                format!("API {} {}/{} ", bar(Some(ratio), 8), free, b.limit),
+                if ratio < 0.1 {
+                    theme.bad()
+                } else if ratio < 0.5 {
+                    theme.fg(Color::Yellow)
+                } else {
+                    theme.fg(Color::Green)
+                },
+            )
+        }
+        None => ("API -  ".to_string(), theme.dim()),
+    };
+    let room = usize::from(width).saturating_sub(gauge.0.chars().count() + ro.chars().count() + 1);
+    if left.chars().count() > room {
+        left = clip(&left, room as u16 + 2);
+    }
+    let pad = room.saturating_sub(left.chars().count());
+    Line::from(vec![
+        Span::styled(left, theme.dim()),
+        Span::styled(ro.to_string(), theme.bad()),
+        Span::raw(" ".repeat(pad + 1)),
+        Span::styled(gauge.0, gauge.1),
+    ])
+}
+
+fn footer_line(app: &App, theme: Theme) -> Line<'static> {
+    if app.editing_filter {
+        return Line::from(vec![
+            Span::styled(" filter: ", theme.bold()),
+            Span::raw(app.filter.clone()),
+            Span::styled("▏ enter keeps, esc clears", theme.dim()),
+        ]);
+    }
+    let mut spans = Vec::new();
+    for (key, name) in keymap::footer(app.bindings()) {
+        spans.push(Span::styled(
+            format!(" {key}"),
+            theme.bold().patch(theme.fg(Color::Cyan)),
+        ));
+        spans.push(Span::raw(format!(" {name} ")));
+    }
+    Line::from(spans)
+}
+
+/// The rows of a list that fit in `height`, keeping `selected` in view: (first, last+1).
+pub fn window(len: usize, selected: usize, height: usize) -> (usize, usize) {
+    if height == 0 || len == 0 {
+        return (0, 0);
+    }
+    let first = selected
+        .saturating_sub(height - 1)
+        .min(len.saturating_sub(height));
+    (first, (first + height).min(len))
+}
+
+/// A rectangle of at most `w`×`h` centred in `area`.
+pub fn centered(area: Rect, w: u16, h: u16) -> Rect {
+    let w = w.min(area.width);
+    let h = h.min(area.height);
+    Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn windows_keep_the_selection_in_view() {
+        assert_eq!(super::window(100, 0, 10), (0, 10));
+        assert_eq!(super::window(100, 15, 10), (6, 16));
+        assert_eq!(super::window(100, 99, 10), (90, 100));
+        assert_eq!(super::window(3, 2, 10), (0, 3));
+        assert_eq!(super::window(3, 2, 0), (0, 0));
+    }
+}

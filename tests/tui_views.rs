@@ -1,0 +1,396 @@
+//! The console's screens as insta snapshots at 80×24 and 120×40, from a fixed repository state
+//! (fixed ids, times and clock, so nothing needs masking), and renders into tiny and zero-size
+//! areas that must not panic. The state is driven through `App::handle` with real key events,
+//! as the event loop drives it.
+
+use cfdr::config::Config;
+use cfdr::progress::ProgressEvent;
+use cfdr::repo::{Artifact, Entry, Kind, Manifest, Target, VerifyReport};
+use cfdr::tui::state::{App, Event, Info, JobEvent, Loaded};
+use cfdr::tui::view;
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::{Terminal, backend::TestBackend};
+use serde_json::json;
+
+const NOW: time::OffsetDateTime = time::macros::datetime!(2026-11-23 12:00 UTC);
+
+fn entry(id: &str, kind: &str, target: &str, started: &str, size: u64, warnings: usize) -> Entry {
+    Entry {
+        id: id.into(),
+        kind: kind.into(),
+        target: target.into(),
+        target_id: format!("{target}-0001"),
+        trigger: if warnings > 0 { "scheduled" } else { "manual" }.into(),
+        method: match kind {
+            "d1" => "export",
+            "kv" => "bulk-get",
+            "r2" => "s3",
+            _ => "online-backup",
+        }
+        .into(),
+        started: started.into(),
+        finished: started.into(),
+        plaintext_size: size,
+        stored_size: size + 59,
+        artifacts: 1,
+        warnings,
+        dir: String::new(),
+    }
+}
+
+fn entries() -> Vec<Entry> {
+    vec![
+        entry(
+            "2026-11-21T10-00-00Z-aa01",
+            "d1",
+            "auth-prod",
+            "2026-11-21T10:00:00Z",
+            3_800_000,
+            0,
+        ),
+        entry(
+            "2026-11-21T11-00-00Z-aa02",
+            "kv",
+            "SESSIONS",
+            "2026-11-21T11:00:00Z",
+            640_000,
+            0,
+        ),
+        entry(
+            "2026-11-22T09-00-00Z-aa03",
+            "d1",
+            "support-portal",
+            "2026-11-22T09:00:00Z",
+            3_400_000,
+            1,
+        ),
+        entry(
+            "2026-11-22T10-00-00Z-aa04",
+            "d1",
+            "auth-prod",
+            "2026-11-22T10:00:00Z",
+            3_900_000,
+            0,
+        ),
+        entry(
+            "2026-11-23T08-30-00Z-aa05",
+            "kv",
+            "SESSIONS",
+            "2026-11-23T08:30:00Z",
+            650_000,
+            0,
+        ),
+        entry(
+            "2026-11-23T09-00-00Z-aa06",
+            "r2",
+            "evidence",
+            "2026-11-23T09:00:00Z",
+            8_400,
+            0,
+        ),
+        entry(
+            "2026-11-23T10-00-00Z-aa07",
+            "d1",
+            "auth-prod",
+            "2026-11-23T10:00:00Z",
+            4_000_000,
+            0,
+        ),
+        entry(
+            "2026-11-23T11-00-00Z-aa08",
+            "sqlite",
+            "orders-edge",
+            "2026-11-23T11:00:00Z",
+            176_000,
+            1,
+        ),
+    ]
+}
+
+fn manifest() -> Manifest {
+    Manifest {
+        format: "cfdr.manifest/1".into(),
+        id: "2026-11-23T10-00-00Z-aa07".into(),
+        kind: Kind::D1,
+        target: Target {
+            account: Some("cfd00000000000000000000000000de0".into()),
+            id: "auth-prod-0001".into(),
+            name: "auth-prod".into(),
+        },
+        trigger: "manual".into(),
+        method: "export".into(),
+        consistency_point: Some(json!({ "bookmark": "00000042-00000007-00004f2a-c3a1" })),
+        started: "2026-11-23T10:00:00Z".into(),
+        finished: "2026-11-23T10:00:04.2Z".into(),
+        artifacts: vec![Artifact {
+            name: "dump.sql".into(),
+            format: "d1-sql-dump".into(),
+            plaintext_size: 4_000_000,
+            plaintext_sha256: "9f2c".repeat(16),
+            stored_size: 4_000_291,
+            stored_sha256: "41be".repeat(16),
+            chunk_size: 1 << 20,
+            chunks: 4,
+        }],
+        stats: json!({ "requests": 31, "tables": [
+            { "name": "users", "rows": 12000, "sha256": "a1".repeat(32) },
+            { "name": "sessions", "rows": 48211, "sha256": "b2".repeat(32) },
+            { "name": "oauth_tokens", "rows": 3107, "sha256": "c3".repeat(32) },
+        ]}),
+        warnings: vec![],
+        parent: None,
+        blobs: vec![],
+        tool_version: "cfdr 0.1.0".into(),
+        key_id: "8c41d2e0".into(),
+        mac: "00".into(),
+    }
+}
+
+fn app() -> App {
+    let mut config = Config::default();
+    config.rpo.insert(
+        "d1/support-portal".into(),
+        std::time::Duration::from_secs(3600),
+    );
+    config.rpo.insert(
+        "kv/SESSIONS".into(),
+        std::time::Duration::from_secs(4 * 3600),
+    );
+    let mut app = App::new(
+        Info {
+            account: Some("cfd00000000000000000000000000de0".into()),
+            repo: "/srv/cfdr/repo".into(),
+            read_only: false,
+        },
+        config,
+        NOW,
+        false,
+    );
+    app.handle(Event::Loaded(Loaded::Catalog(Ok(entries()))));
+    app.handle(Event::Loaded(Loaded::Targets(Ok(vec![
+        ("r2".into(), "backups-secondary".into()),
+        ("kv".into(), "CACHE".into()),
+    ]))));
+    app.handle(Event::Budget(Some(cfdr::cloudflare::BudgetState {
+        limit: 1200,
+        window_secs: 300,
+        available: 1120,
+        sent: 80,
+        server_remaining: None,
+    })));
+    app
+}
+
+fn key(app: &mut App, code: KeyCode) -> Vec<cfdr::tui::state::Command> {
+    app.handle(Event::Key(KeyEvent::new(code, KeyModifiers::NONE)))
+}
+
+fn keys(app: &mut App, text: &str) {
+    for c in text.chars() {
+        key(app, KeyCode::Char(c));
+    }
+}
+
+fn terminal(app: &App, w: u16, h: u16) -> Terminal<TestBackend> {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    t.draw(|f| view::render(app, f)).unwrap();
+    t
+}
+
+fn draw(app: &App, w: u16, h: u16) -> String {
+    terminal(app, w, h).backend().to_string()
+}
+
+fn both(name: &str, app: &App) {
+    insta::assert_snapshot!(format!("{name}_80x24"), draw(app, 80, 24));
+    insta::assert_snapshot!(format!("{name}_120x40"), draw(app, 120, 40));
+}
+
+/// An app on a backup's detail: inventory → auth-prod → its newest backup.
+fn on_detail() -> App {
+    let mut a = app();
+    let cmds = key(&mut a, KeyCode::Enter);
+    assert!(cmds.is_empty());
+    let cmds = key(&mut a, KeyCode::Enter);
+    assert_eq!(
+        cmds,
+        [cfdr::tui::state::Command::LoadManifest(
+            "2026-11-23T10-00-00Z-aa07".into()
+        )]
+    );
+    a.handle(Event::Loaded(Loaded::Manifest(
+        "2026-11-23T10-00-00Z-aa07".into(),
+        Ok(Box::new((manifest(), None))),
+    )));
+    a
+}
+
+#[test]
+fn inventory() {
+    both("inventory", &app());
+}
+
+#[test]
+fn backups_of_all_targets_sorted_and_filtered() {
+    let mut a = app();
+    key(&mut a, KeyCode::Char('a'));
+    both("backups_all", &a);
+    key(&mut a, KeyCode::Char('s'));
+    both("backups_by_size", &a);
+    key(&mut a, KeyCode::Char('/'));
+    keys(&mut a, "auth");
+    both("backups_filter_editing", &a);
+    key(&mut a, KeyCode::Enter);
+    assert_eq!(a.list.len(), 3);
+}
+
+#[test]
+fn backups_of_one_target() {
+    let mut a = app();
+    key(&mut a, KeyCode::Down);
+    key(&mut a, KeyCode::Down);
+    key(&mut a, KeyCode::Enter);
+    both("backups_support_portal", &a);
+}
+
+#[test]
+fn detail_and_its_verification() {
+    let mut a = on_detail();
+    both("detail_unverified", &a);
+    let cmds = key(&mut a, KeyCode::Char('v'));
+    let job = match &cmds[..] {
+        [cfdr::tui::state::Command::Verify { job, id }] => {
+            assert_eq!(id, "2026-11-23T10-00-00Z-aa07");
+            *job
+        }
+        other => panic!("{other:?}"),
+    };
+    a.handle(Event::Job(
+        job,
+        JobEvent::Progress(ProgressEvent {
+            job: "verify".into(),
+            phase: "verify".into(),
+            unit: "artifacts",
+            done: 1,
+            total: Some(1),
+            bytes: 1_500_000,
+            bytes_total: Some(4_000_000),
+            rate: 750_000_000.0,
+            elapsed_ms: 2000,
+            message: None,
+            finished: false,
+        }),
+    ));
+    both("detail_verifying", &a);
+    // A second job while one runs is refused, and says why.
+    assert!(key(&mut a, KeyCode::Char('b')).is_empty());
+    a.handle(Event::Job(
+        job,
+        JobEvent::Verified(VerifyReport {
+            id: "2026-11-23T10-00-00Z-aa07".into(),
+            at: "2026-11-23T12:00:03Z".into(),
+            mode: "full".into(),
+            ok: true,
+            artifacts_checked: 1,
+            bytes_checked: 4_000_291,
+            problems: vec![],
+        }),
+    ));
+    a.handle(Event::Job(
+        job,
+        JobEvent::Finished(Ok("verified 2026-11-23T10-00-00Z-aa07: OK".into())),
+    ));
+    both("detail_verified", &a);
+}
+
+#[test]
+fn help_and_palette_overlays() {
+    let mut a = on_detail();
+    key(&mut a, KeyCode::Char('?'));
+    both("help_detail", &a);
+    key(&mut a, KeyCode::Esc);
+    let mut a = app();
+    key(&mut a, KeyCode::Char('?'));
+    both("help_inventory", &a);
+    key(&mut a, KeyCode::Esc);
+    key(&mut a, KeyCode::Char(':'));
+    keys(&mut a, "back");
+    both("palette", &a);
+    // Enter runs the action picked: "back up target now" on the inventory's first target.
+    let cmds = key(&mut a, KeyCode::Enter);
+    assert!(matches!(
+        &cmds[..],
+        [cfdr::tui::state::Command::Backup { .. }]
+    ));
+}
+
+#[test]
+fn a_backup_in_progress_and_its_failure() {
+    let mut a = app();
+    key(&mut a, KeyCode::End);
+    key(&mut a, KeyCode::Up);
+    let cmds = key(&mut a, KeyCode::Char('b'));
+    let job = match &cmds[..] {
+        [cfdr::tui::state::Command::Backup { job, what }] => {
+            assert_eq!(what.label(), "r2 `evidence`");
+            *job
+        }
+        other => panic!("{other:?}"),
+    };
+    a.handle(Event::Job(
+        job,
+        JobEvent::Progress(ProgressEvent {
+            job: "r2 `evidence`".into(),
+            phase: "download".into(),
+            unit: "objects",
+            done: 7,
+            total: Some(12),
+            bytes: 6_000_000,
+            bytes_total: Some(9_000_000),
+            rate: 3_000_000.0,
+            elapsed_ms: 2000,
+            message: None,
+            finished: false,
+        }),
+    ));
+    both("backup_running", &a);
+    let cmds = a.handle(Event::Job(
+        job,
+        JobEvent::Finished(Err("R2 (S3) `evidence`: connection refused".into())),
+    ));
+    assert_eq!(
+        cmds,
+        [cfdr::tui::state::Command::LoadCatalog],
+        "the list is read again"
+    );
+    both("backup_failed", &a);
+}
+
+#[test]
+fn tiny_and_empty_areas_do_not_panic() {
+    let mut a = on_detail();
+    for (w, h) in [(0, 0), (1, 1), (0, 10), (10, 0), (5, 3), (20, 5), (40, 8)] {
+        terminal(&a, w, h);
+    }
+    key(&mut a, KeyCode::Char('?'));
+    for (w, h) in [(1, 1), (5, 3), (20, 5)] {
+        terminal(&a, w, h);
+    }
+    let mut empty = App::new(Info::default(), Config::default(), NOW, false);
+    empty.handle(Event::Loaded(Loaded::Catalog(Ok(vec![]))));
+    insta::assert_snapshot!("empty_repository_80x24", draw(&empty, 80, 24));
+    for (w, h) in [(0, 0), (3, 2)] {
+        terminal(&empty, w, h);
+    }
+}
+
+#[test]
+fn read_only_refuses_writes_and_quit_quits() {
+    let mut a = app();
+    a.info.read_only = true;
+    assert!(key(&mut a, KeyCode::Char('b')).is_empty());
+    assert!(a.message.as_ref().unwrap().1.contains("read-only"));
+    assert!(draw(&a, 80, 24).contains("READ-ONLY"));
+    key(&mut a, KeyCode::Char('q'));
+    assert!(a.quit);
+}
