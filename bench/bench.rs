@@ -2,7 +2,10 @@
 //! through the same code a backup uses, and fills a catalog for the listing benchmark. Each
 //! subcommand prints one JSON line with its wall time and the process's peak memory.
 //!
-//! usage: bench seal FILE REPO | bench verify REPO | bench catalog REPO N
+//! `console` drives the real binary's console in a pseudo-terminal: time to the first frame
+//! with the repository's inventory on it, and key-to-frame latency while a verify runs.
+//!
+//! usage: bench seal FILE REPO | bench verify REPO | bench catalog REPO N | bench console CFDR REPO
 
 use std::time::Instant;
 
@@ -23,6 +26,8 @@ fn peak_rss_bytes() -> u64 {
 }
 
 const KEY: [u8; 32] = [42; 32];
+
+mod console;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -74,7 +79,11 @@ async fn main() -> anyhow::Result<()> {
         }
         ["catalog", repo, n] => {
             let storage = Storage::open(repo, &S3Settings::default())?;
-            let repo = Repo::init(storage, key).await?;
+            let repo = match Repo::open(storage.clone(), key.clone()).await {
+                Ok(r) => r,
+                Err(_) => Repo::init(storage, key).await?,
+            };
+            let existing = repo.catalog().await?.entries;
             let n: usize = n.parse()?;
             let kinds = ["d1", "kv", "r2", "sqlite"];
             let entries = (0..n)
@@ -100,12 +109,16 @@ async fn main() -> anyhow::Result<()> {
                 })
                 .collect();
             let mut c = Catalog { entries };
+            c.entries.extend(existing);
             c.sort();
             c.save(&repo.storage).await?;
             println!(r#"{{"entries":{n}}}"#);
         }
+        ["console", cfdr, repo] => console::run(cfdr, repo)?,
         _ => {
-            anyhow::bail!("usage: bench seal FILE REPO | bench verify REPO | bench catalog REPO N")
+            anyhow::bail!(
+                "usage: bench seal FILE REPO | bench verify REPO | bench catalog REPO N | bench console CFDR REPO"
+            )
         }
     }
     Ok(())

@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# Repository benchmarks, each cfdr figure beside a real peer's from the same run (these machines
-# are noisy: compare the ratios). Installs restic and sqlite3 from Debian if missing.
+# cfdr's benchmarks, each figure beside a real peer's from the same run (these machines are
+# noisy: compare the ratios). Installs restic, rclone and sqlite3 from Debian if missing.
 #   bash bench/run.sh [SIZE_MIB]      (default 1024: a 1 GiB file)
+# Three tables: the repository (seal, verify, list), the console (first frame, key latency
+# during a verify), the backup engines (bench/engines.py: KV, R2, D1 against their peers).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 size_mib=${1:-1024}
 missing=()
 command -v restic >/dev/null || missing+=(restic)
+command -v rclone >/dev/null || missing+=(rclone)
+command -v sqlite3 >/dev/null || missing+=(sqlite3)
+[ -x /usr/bin/time ] || missing+=(time)
 command -v sha256sum >/dev/null || missing+=(coreutils)
 if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
@@ -38,6 +43,10 @@ for _ in 1 2 3 4 5; do
   list_times+=("$(python3 -c "print($b - $a)")")
 done
 
+# The console on the repository holding the 1 GiB backup plus 10,000 catalogued ones.
+"$bin/examples/bench" catalog "$work/repo" 10000 >/dev/null
+console=$("$bin/examples/bench" console "$bin/cfdr" "$work/repo")
+
 python3 - "$size_mib" "$seal" "$verify" "$t0" "$t1" "$t2" "$t3" "${list_times[@]}" <<'PY'
 import json, sys, statistics
 size_mib = int(sys.argv[1]); seal = json.loads(sys.argv[2]); verify = json.loads(sys.argv[3])
@@ -57,3 +66,16 @@ for r in rows:
     print(f"{r[0]:<44} {r[1]:>12}  {r[2]:<24} {r[3]:>14}")
 print(f"\n{size_mib} MiB file; ratios above 1 mean cfdr was faster.")
 PY
+
+python3 - "$console" <<'PY'
+import json, sys
+c = json.loads(sys.argv[1])
+print(f"\n{'console (real binary in a pseudo-terminal)':<52} {'cfdr':>10}  {'aim':<10}")
+print(f"{'first frame (title drawn)':<52} {c['first_paint_ms']:>7.0f} ms  ")
+print(f"{'first frame with the inventory, 10,001 backups':<52} {c['first_inventory_ms']:>7.0f} ms  {'<= 150 ms':<10}")
+print(f"{'key-to-frame, median, during a full verify':<52} {c['key_median_ms']:>7.1f} ms  {'<= 16 ms':<10}")
+print(f"{'key-to-frame, 95th percentile':<52} {c['key_p95_ms']:>7.1f} ms  ")
+print(f"({c['samples']} keys over {c['verifies']} verify run(s) of the largest backup)")
+PY
+
+python3 "$root/bench/engines.py" "$bin" "$work/engines"

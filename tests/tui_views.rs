@@ -394,3 +394,25 @@ fn read_only_refuses_writes_and_quit_quits() {
     key(&mut a, KeyCode::Char('q'));
     assert!(a.quit);
 }
+
+#[test]
+fn x_and_esc_cancel_the_running_job() {
+    let mut a = on_detail();
+    key(&mut a, KeyCode::Char('v'));
+    let flag = a.running().unwrap().cancel.clone();
+    key(&mut a, KeyCode::Char('x'));
+    assert!(flag.load(std::sync::atomic::Ordering::Relaxed));
+    assert!(
+        a.message
+            .as_ref()
+            .unwrap()
+            .1
+            .starts_with("cancelling verify")
+    );
+    // On the first screen, esc has nowhere to go back to: it cancels too.
+    let mut b = app();
+    key(&mut b, KeyCode::Char('b'));
+    let flag = b.running().unwrap().cancel.clone();
+    key(&mut b, KeyCode::Esc);
+    assert!(flag.load(std::sync::atomic::Ordering::Relaxed));
+}

@@ -265,11 +265,22 @@ pub async fn run(cmd: BackupsCommand) -> anyhow::Result<()> {
             };
             let mut reports = Vec::new();
             let mut bad = Vec::new();
+            // A deep verify reads every byte: show how far it is (a quick one is instant).
+            let sink = (mode != VerifyMode::Quick).then(|| super::progress::sink(json));
             for entry in ids {
                 let id = entry.id.clone();
                 match repo.manifest_of(&entry).await {
                     Ok(m) => {
-                        let r = repo.verify(&m, mode).await.map_err(context::fail)?;
+                        let progress = match &sink {
+                            Some(s) => {
+                                crate::progress::Progress::new(format!("verify {id}"), s.clone())
+                            }
+                            None => crate::progress::Progress::silent(),
+                        };
+                        let r = repo
+                            .verify_with(&m, mode, &progress)
+                            .await
+                            .map_err(context::fail)?;
                         for p in &r.problems {
                             bad.push(format!(
                                 "backup `{}`: artifact `{}`: {}",

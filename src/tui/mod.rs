@@ -142,8 +142,11 @@ pub async fn run(console: Console) -> anyhow::Result<()> {
     loop {
         terminal.draw(|f| view::render(&app, f))?;
         let Some(first) = rx.recv().await else { break };
-        let mut commands = app.handle(first);
-        while let Ok(e) = rx.try_recv() {
+        let mut commands = Vec::new();
+        for e in std::iter::once(first).chain(std::iter::from_fn(|| rx.try_recv().ok())) {
+            if let Event::Key(k) = &e {
+                tracing::debug!(?k, "key");
+            }
             commands.extend(app.handle(e));
         }
         for c in commands {

@@ -2,7 +2,7 @@
 //! both checksums and sizes, the last verification, and a live gauge while `v` runs.
 
 use ratatui::Frame;
-use ratatui::layout::Rect;
+use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Color;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
@@ -61,10 +61,11 @@ pub fn render(app: &App, theme: Theme, id: &str, frame: &mut Frame, area: Rect) 
         frame.render_widget(Paragraph::new(" reading the manifest…").block(block), area);
         return;
     };
-    let mut lines = Vec::new();
+    // The verify's gauge or verdict stays on top: the manifest below it scrolls.
+    let mut top = Vec::new();
     if let Some(job) = app.verify_job(id) {
         match (&job.outcome, &job.last) {
-            (None, Some(p)) => lines.push(Line::from(vec![
+            (None, Some(p)) => top.push(Line::from(vec![
                 Span::styled(" verifying ", theme.bold()),
                 Span::styled(bar(p.ratio(), 24), theme.fg(Color::Cyan)),
                 Span::raw(format!(
@@ -76,14 +77,15 @@ pub fn render(app: &App, theme: Theme, id: &str, frame: &mut Frame, area: Rect) 
                         .unwrap_or_default()
                 )),
             ])),
-            (None, None) => lines.push(heading(theme, "verifying…")),
-            (Some(Err(e)), _) => lines.push(Line::from(Span::styled(
+            (None, None) => top.push(heading(theme, "verifying…")),
+            (Some(Err(e)), _) => top.push(Line::from(Span::styled(
                 format!(" verify failed: {e}"),
                 theme.bad(),
             ))),
             (Some(Ok(_)), _) => {}
         }
     }
+    let mut lines = Vec::new();
     lines.push(field(
         theme,
         "kind / target",
@@ -198,11 +200,15 @@ pub fn render(app: &App, theme: Theme, id: &str, frame: &mut Frame, area: Rect) 
             }
         }
     }
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let [gauge, body] =
+        Layout::vertical([Constraint::Length(top.len() as u16), Constraint::Min(0)]).areas(inner);
+    frame.render_widget(Paragraph::new(top), gauge);
     frame.render_widget(
         Paragraph::new(lines)
-            .block(block)
             .wrap(Wrap { trim: false })
             .scroll((app.detail_scroll, 0)),
-        area,
+        body,
     );
 }
