@@ -144,6 +144,7 @@ async fn download(
     store: &Arc<dyn ObjectStore>,
     meta: &object_store::ObjectMeta,
     opts: R2Options,
+    parts: &tokio::sync::Semaphore,
     progress: &Progress,
 ) -> Result<Body, object_store::Error> {
     let io = |e: std::io::Error| object_store::Error::Generic {
@@ -185,7 +186,15 @@ async fn download(
                     if_match: etag.clone(),
                     ..Default::default()
                 };
-                async move { store.get_opts(&meta.location, options).await?.bytes().await }
+                async move {
+                    // One permit a buffered part, across every object of the backup: memory
+                    // stays at `concurrency` parts however many large objects run at once.
+                    let _permit = parts
+                        .acquire()
+                        .await
+                        .map_err(|e| io(std::io::Error::other(e)))?;
+                    store.get_opts(&meta.location, options).await?.bytes().await
+                }
             })
             .buffered(opts.concurrency.max(1));
         while let Some(part) = parts.next().await {
@@ -229,6 +238,7 @@ pub async fn backup(
     let before: HashMap<&str, &ObjectEntry> =
         previous.iter().map(|e| (e.key.as_str(), e)).collect();
     let mut stats = R2Stats::default();
+    let parts = &tokio::sync::Semaphore::new(opts.concurrency.max(1));
     progress.phase_with_bytes(
         "download",
         "objects",
@@ -256,13 +266,12 @@ pub async fn backup(
                         progress.add(1, p.size);
                         return Ok((p, 0, false));
                     }
-                    let mut body =
-                        download(&store, &meta, opts, progress).await.map_err(
-                            |e| match progress.check() {
-                                Err(c) => R2Error::Cancelled(c),
-                                Ok(()) => s3(e),
-                            },
-                        )?;
+                    let mut body = download(&store, &meta, opts, parts, progress)
+                        .await
+                        .map_err(|e| match progress.check() {
+                            Err(c) => R2Error::Cancelled(c),
+                            Ok(()) => s3(e),
+                        })?;
                     progress.add(1, 0);
                     let fresh = !repo.has_blob(&body.sha256).await?;
                     if fresh {
