@@ -10,7 +10,7 @@ use rusqlite::{Connection, StatementStatus};
 use serde::Serialize;
 
 use super::jsval::Cell;
-use super::split::statements;
+use crate::sqlsplit::statements;
 
 pub const MAX_STATEMENT_BYTES: i32 = 100_000;
 pub const MAX_PARAMS: i32 = 100;

@@ -6,7 +6,6 @@ pub mod exec;
 pub mod flows;
 pub mod jsval;
 pub mod routes;
-pub mod split;
 pub mod transfer;
 
 use std::collections::HashMap;

@@ -82,8 +82,14 @@ pub async fn checked(
     let replayed: Result<BTreeMap<String, (u64, String)>, String> = (|| {
         let conn = rusqlite::Connection::open(scratch.path()).map_err(|e| e.to_string())?;
         let sql = std::str::from_utf8(&dump).map_err(|e| e.to_string())?;
-        conn.execute_batch(&format!("BEGIN;{sql}\nCOMMIT;"))
-            .map_err(|e| e.to_string())?;
+        // Statement by statement: one execute_batch over the whole dump is quadratic (SQLite
+        // copies the rest of the text at every statement it prepares), which took 25 s of the
+        // demo's 30 s of backups.
+        conn.execute_batch("BEGIN").map_err(|e| e.to_string())?;
+        for stmt in crate::sqlsplit::statements(sql) {
+            conn.execute_batch(stmt).map_err(|e| e.to_string())?;
+        }
+        conn.execute_batch("COMMIT").map_err(|e| e.to_string())?;
         paged::local_hashes(&conn).map_err(|e| e.to_string())
     })();
     let mut paged_copy = tempfile::tempfile()?;

@@ -1,5 +1,6 @@
 //! Splits SQL text into statements the way SQLite's shell does: at a `;` that completes a
-//! statement (so `;` inside strings, comments and trigger bodies does not split).
+//! statement (so `;` inside strings, comments and trigger bodies does not split). Shared by the
+//! emulator (D1 runs a batch statement by statement) and the D1 engine (replaying a dump).
 
 use std::ffi::CString;
 
