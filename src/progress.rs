@@ -47,6 +47,31 @@ impl ProgressEvent {
         }
     }
 
+    /// Where the phase is, in words: `dump 3/12 tables, 1.2 MiB of 4.0 MiB, 5.1 MiB/s, ETA 3s`.
+    /// The command line's status lines and the console's job line both read this.
+    pub fn describe(&self) -> String {
+        use crate::text::human_size;
+        let mut s = self.phase.clone();
+        match self.total {
+            Some(t) => s.push_str(&format!(" {}/{t} {}", self.done, self.unit)),
+            None if self.done > 0 => s.push_str(&format!(" {} {}", self.done, self.unit)),
+            None => {}
+        }
+        if self.bytes > 0 {
+            s.push_str(&format!(", {}", human_size(self.bytes)));
+            if let Some(t) = self.bytes_total {
+                s.push_str(&format!(" of {}", human_size(t)));
+            }
+            if self.elapsed_ms >= 500 {
+                s.push_str(&format!(", {}/s", human_size(self.rate as u64)));
+            }
+        }
+        if let Some(eta) = self.eta() {
+            s.push_str(&format!(", ETA {}s", eta.as_secs().max(1)));
+        }
+        s
+    }
+
     /// Time left at the phase's rate so far.
     pub fn eta(&self) -> Option<Duration> {
         let ratio = self.ratio()?;
@@ -154,11 +179,6 @@ impl Progress {
         }
     }
 
-    /// The flag that cancels this job (and the jobs made from it).
-    pub fn cancel_flag(&self) -> Arc<AtomicBool> {
-        self.cancel.clone()
-    }
-
     pub fn cancel(&self) {
         self.cancel.store(true, Ordering::Relaxed);
     }
@@ -205,10 +225,6 @@ impl Progress {
             s.done += units;
             s.bytes += bytes;
         });
-    }
-
-    pub fn set_total(&self, total: Option<u64>) {
-        self.update(false, None, false, |s| s.total = total);
     }
 
     /// A warning or note for the operator; always sent.

@@ -17,11 +17,15 @@ pub fn human_size(n: u64) -> String {
 
 /// How long ago an RFC 3339 time was, coarsely (`5m`, `3h`, `2d`).
 pub fn age(rfc3339: &str, now: time::OffsetDateTime) -> String {
-    let Some(t) = crate::repo::manifest::parse_time(rfc3339) else {
-        return "?".into();
-    };
-    let secs = (now - t).whole_seconds().max(0);
-    match secs {
+    match crate::repo::manifest::parse_time(rfc3339) {
+        Some(t) => short_duration((now - t).try_into().unwrap_or_default()),
+        None => "?".into(),
+    }
+}
+
+/// A duration coarsely, as ages and RPOs are shown: `45s`, `12m`, `5h`, `3d`.
+pub fn short_duration(d: std::time::Duration) -> String {
+    match d.as_secs() {
         s if s < 120 => format!("{s}s"),
         s if s < 7200 => format!("{}m", s / 60),
         s if s < 172_800 => format!("{}h", s / 3600),

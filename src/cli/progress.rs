@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::progress::{ProgressEvent, Sink};
-use crate::text::human_size;
 
 /// Status lines of one job are at least this far apart in log mode.
 const LOG_EVERY: Duration = Duration::from_secs(5);
@@ -45,24 +44,7 @@ pub fn sink(json: bool) -> Arc<dyn Sink> {
 
 /// One line saying where a job is: `d1 `shop`: dump 3/12 tables, 1.2 MiB, 4.0 MiB/s, ETA 2s`.
 pub fn status(e: &ProgressEvent) -> String {
-    let mut s = format!("{}: {}", e.job, e.phase);
-    match e.total {
-        Some(t) => s.push_str(&format!(" {}/{t} {}", e.done, e.unit)),
-        None if e.done > 0 => s.push_str(&format!(" {} {}", e.done, e.unit)),
-        None => {}
-    }
-    if e.bytes > 0 {
-        match e.bytes_total {
-            Some(t) => s.push_str(&format!(", {} of {}", human_size(e.bytes), human_size(t))),
-            None => s.push_str(&format!(", {}", human_size(e.bytes))),
-        }
-        if e.elapsed_ms >= 500 {
-            s.push_str(&format!(", {}/s", human_size(e.rate as u64)));
-        }
-    }
-    if let Some(eta) = e.eta() {
-        s.push_str(&format!(", ETA {}s", eta.as_secs().max(1)));
-    }
+    let mut s = format!("{}: {}", e.job, e.describe());
     if e.finished {
         s.push_str(&format!(", done in {:.1}s", e.elapsed_ms as f64 / 1000.0));
     }

@@ -59,6 +59,27 @@ fn counted(progress: &Progress) -> Counting<std::io::Sink> {
     }
 }
 
+/// Opens a sealed object in full (every chunk checked, plaintext counted as progress): its
+/// summary, or what is wrong with it (damaged, missing). Cancellation and repository failures
+/// are errors of the whole verification.
+async fn open_deep(
+    repo: &Repo,
+    path: &Path,
+    progress: &Progress,
+) -> Result<Result<Summary, String>, RepoError> {
+    let opened = repo
+        .storage
+        .open_from(path, &repo.key, counted(progress))
+        .await;
+    progress.check().map_err(|_| RepoError::Cancelled)?;
+    match opened {
+        Ok((summary, _)) => Ok(Ok(summary)),
+        Err(RepoError::Seal { source, .. }) => Ok(Err(source.to_string())),
+        Err(RepoError::MissingArtifact { .. }) => Ok(Err("missing".into())),
+        Err(e) => Err(e),
+    }
+}
+
 pub async fn run(
     repo: &Repo,
     m: &Manifest,
@@ -113,30 +134,15 @@ pub async fn run(
             }
             continue;
         }
-        let opened = repo
-            .storage
-            .open_from(&path, &repo.key, counted(progress))
-            .await;
-        cancelled()?;
-        match opened {
-            Ok((summary, _)) => {
-                bytes += summary.stored_len;
-                if let Err(message) = compare(a, &summary) {
-                    problems.push(Problem {
-                        artifact: a.name.clone(),
-                        message,
-                    });
-                }
-            }
-            Err(RepoError::Seal { source, .. }) => problems.push(Problem {
+        let checked_in_full = open_deep(repo, &path, progress).await?.and_then(|s| {
+            bytes += s.stored_len;
+            compare(a, &s)
+        });
+        if let Err(message) = checked_in_full {
+            problems.push(Problem {
                 artifact: a.name.clone(),
-                message: source.to_string(),
-            }),
-            Err(RepoError::MissingArtifact { .. }) => problems.push(Problem {
-                artifact: a.name.clone(),
-                message: "missing".into(),
-            }),
-            Err(e) => return Err(e),
+                message,
+            });
         }
     }
     // The blobs a backup refers to (R2 bodies) are part of it: present, and in full decrypted
@@ -148,30 +154,19 @@ pub async fn run(
         let label = format!("blob {sha}");
         checked += 1;
         if mode == VerifyMode::Full {
-            let opened = repo
-                .storage
-                .open_from(&path, &repo.key, counted(progress))
-                .await;
-            cancelled()?;
-            match opened {
-                Ok((summary, _)) => {
-                    bytes += summary.stored_len;
-                    if &summary.plaintext_sha256 != sha {
-                        problems.push(Problem {
-                            artifact: label,
-                            message: format!("plaintext has SHA-256 {}", summary.plaintext_sha256),
-                        });
-                    }
+            let checked_in_full = open_deep(repo, &path, progress).await?.and_then(|s| {
+                bytes += s.stored_len;
+                if &s.plaintext_sha256 == sha {
+                    Ok(())
+                } else {
+                    Err(format!("plaintext has SHA-256 {}", s.plaintext_sha256))
                 }
-                Err(RepoError::Seal { source, .. }) => problems.push(Problem {
+            });
+            if let Err(message) = checked_in_full {
+                problems.push(Problem {
                     artifact: label,
-                    message: source.to_string(),
-                }),
-                Err(RepoError::MissingArtifact { .. }) => problems.push(Problem {
-                    artifact: label,
-                    message: "missing".into(),
-                }),
-                Err(e) => return Err(e),
+                    message,
+                });
             }
         } else if repo.storage.head(&path).await?.is_none() {
             problems.push(Problem {

@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use crate::config::Config;
 use crate::repo::catalog::Entry;
 use crate::repo::manifest::parse_time;
-use crate::text::human_size;
+use crate::text::{human_size, short_duration as short};
 
 /// The kinds, in the order the inventory groups them.
 pub const KINDS: [&str; 4] = ["d1", "kv", "r2", "sqlite"];
@@ -182,17 +182,6 @@ pub fn backups(
         }),
     }
     out
-}
-
-/// A duration the way the inventory shows it: `45s`, `12m`, `5h`, `3d`.
-pub fn short(d: Duration) -> String {
-    let s = d.as_secs();
-    match s {
-        s if s < 120 => format!("{s}s"),
-        s if s < 7200 => format!("{}m", s / 60),
-        s if s < 172_800 => format!("{}h", s / 3600),
-        s => format!("{}d", s / 86_400),
-    }
 }
 
 /// The inventory as a plain table, for `cfdr` when stdout is not a terminal.

@@ -9,7 +9,7 @@ use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table};
 
 use super::{Theme, window};
 use crate::text::human_size;
-use crate::tui::model::{kind_title, short};
+use crate::tui::model::kind_title;
 use crate::tui::state::App;
 
 pub fn render(
@@ -52,9 +52,7 @@ pub fn render(
     let rows: Vec<Row> = (first..last)
         .map(|i| {
             let e = &app.entries[app.list[i]];
-            let age = crate::repo::manifest::parse_time(&e.started)
-                .map(|t| short((app.now - t).try_into().unwrap_or_default()))
-                .unwrap_or_default();
+            let age = crate::text::age(&e.started, app.now);
             let (state, style) = match app.verify_job(&e.id).and_then(|j| j.outcome.as_ref()) {
                 Some(Ok(_)) => ("verified".to_string(), theme.fg(Color::Green)),
                 Some(Err(_)) => ("FAILED".to_string(), theme.bad()),

@@ -16,8 +16,6 @@ use ratatui::widgets::Paragraph;
 
 use super::keymap;
 use super::state::{App, Screen};
-use crate::progress::ProgressEvent;
-use crate::text::human_size;
 
 /// Colours, or none at all under `NO_COLOR` (then only bold and reverse video mark things).
 #[derive(Debug, Clone, Copy)]
@@ -119,35 +117,12 @@ pub fn bar(ratio: Option<f64>, width: usize) -> String {
     }
 }
 
-/// `phase 3/12 tables, 1.2 MiB of 4.0 MiB, 5.1 MiB/s, ETA 3s`
-pub fn progress_text(p: &ProgressEvent) -> String {
-    let mut s = p.phase.clone();
-    match p.total {
-        Some(t) => s.push_str(&format!(" {}/{t} {}", p.done, p.unit)),
-        None if p.done > 0 => s.push_str(&format!(" {} {}", p.done, p.unit)),
-        None => {}
-    }
-    if p.bytes > 0 {
-        s.push_str(&format!(", {}", human_size(p.bytes)));
-        if let Some(t) = p.bytes_total {
-            s.push_str(&format!(" of {}", human_size(t)));
-        }
-        if p.elapsed_ms >= 300 {
-            s.push_str(&format!(", {}/s", human_size(p.rate as u64)));
-        }
-    }
-    if let Some(eta) = p.eta() {
-        s.push_str(&format!(", ETA {}s", eta.as_secs().max(1)));
-    }
-    s
-}
-
 fn job_line(app: &App, theme: Theme, width: u16) -> Line<'static> {
     if let Some(j) = app.running() {
         let mut spans = vec![Span::styled(format!(" {} ", j.title), theme.bold())];
         if let Some(p) = &j.last {
             spans.push(Span::styled(bar(p.ratio(), 16), theme.fg(Color::Cyan)));
-            spans.push(Span::raw(format!(" {}", progress_text(p))));
+            spans.push(Span::raw(format!(" {}", p.describe())));
         } else {
             spans.push(Span::raw("starting…"));
         }
