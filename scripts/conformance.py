@@ -215,6 +215,39 @@ def s3_checks(emu, work):
     bad = run(rclone + ["lsf", "S:conformance"], dict(rc_env, RCLONE_CONFIG_S_SECRET_ACCESS_KEY="wrong-secret"))
     check("rclone with a wrong secret is refused", bad.returncode != 0, bad.stderr.decode())
 
+    # Keys are opaque: what the file-system backend mangled or let escape its bucket.
+    hostile = ["../victim/owned", "../../../../outside/escaped", "a//b", "a/b", "a/b/", "a/./b",
+               "ü ñ/spaces and+plus", "%2F..%2Fenc", "ctl\x01\x7ftab\t", "k" * 1000,
+               "d" * 600 + "/" + "e" * 423]
+    for b in ["hostile", "victim"]:
+        emu.json("POST", "/r2/buckets", {"name": b})
+    small = os.path.join(work, "small.bin")
+    put_ok = []
+    for i, key in enumerate(hostile):
+        with open(small, "wb") as f:
+            f.write(("body %d" % i).encode())
+        r = run(aws + ["s3api", "put-object", "--bucket", "hostile", "--key", key, "--body", small], aws_env)
+        put_ok.append(r.returncode == 0 or print(r.stderr.decode()))
+    check("aws s3api put-object stores every hostile key", all(put_ok))
+    ls = run(aws + ["s3api", "list-objects-v2", "--bucket", "hostile", "--output", "json"], aws_env)
+    listed = [o["Key"] for o in json.loads(ls.stdout or b"{}").get("Contents", [])]
+    check("aws lists every key back exactly, in byte order",
+          listed == sorted(hostile, key=lambda k: k.encode()), "listed %r" % listed)
+    got = [run(aws + ["s3api", "get-object", "--bucket", "hostile", "--key", k, os.path.join(work, "got.bin")], aws_env).returncode == 0
+           and open(os.path.join(work, "got.bin"), "rb").read() == ("body %d" % i).encode() for i, k in enumerate(hostile)]
+    check("aws gets every key's own body back", all(got))
+    victim = run(aws + ["s3api", "list-objects-v2", "--bucket", "victim", "--output", "json"], aws_env)
+    check("`../victim/owned` stays in its own bucket", victim.returncode == 0 and not json.loads(victim.stdout or b"{}").get("Contents"),
+          victim.stdout.decode())
+    long = run(aws + ["s3api", "put-object", "--bucket", "hostile", "--key", "x" * 1025, "--body", small], aws_env)
+    check("a 1,025-byte key is refused as R2 refuses it", long.returncode != 0 and b"KeyTooLong" in long.stderr, long.stderr.decode())
+    tree = ["t/a/1", "t/a/b/2", "t/c/3", "t/4"]
+    for k in tree:
+        run(aws + ["s3api", "put-object", "--bucket", "hostile", "--key", k, "--body", small], aws_env)
+    v1 = run(rclone + ["lsf", "-R", "--files-only", "--s3-list-version", "1", "S:hostile/t"], rc_env)
+    check("rclone's recursive ListObjects v1 walk of nested prefixes finishes with every object",
+          v1.returncode == 0 and sorted(v1.stdout.decode().split()) == sorted(k[2:] for k in tree), (v1.stdout + v1.stderr).decode())
+
 
 def repo_checks(cfdr, work):
     repo = os.path.join(work, "repo")

@@ -154,3 +154,156 @@ async fn every_kind_completes_through_100ms_latency_5xx_and_429_bursts() {
         "only injected 429s"
     );
 }
+
+/// The faults a real network adds: dropped connections and bodies cut short, on every path a
+/// backup moves bytes through (REST, D1's signed export URL, S3 listings and GETs), with three
+/// seeds of the mix the issue tried and once with cuts and drops alone. (S3 PUTs are covered by
+/// the client's own test in `r2_keys.rs`.)
+#[tokio::test(flavor = "multi_thread")]
+async fn the_whole_demo_account_rides_out_dropped_connections_and_cut_bodies() {
+    let api = common::start_with(EmulatorConfig {
+        seed: Some(Seed::Demo),
+        ..EmulatorConfig::ephemeral()
+    })
+    .await;
+    // The demo seeds KV keys that expire within minutes; this test outlasts them, so they go
+    // first (otherwise a clean and a faulty run differ by an expiry, not by a fault).
+    let soon = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    let namespaces = api
+        .send("GET", "/storage/kv/namespaces?per_page=100", None)
+        .await
+        .result();
+    for ns in namespaces.as_array().unwrap() {
+        let id = ns["id"].as_str().unwrap();
+        let mut doomed = Vec::new();
+        let mut cursor = String::new();
+        loop {
+            let page = api
+                .send(
+                    "GET",
+                    &format!("/storage/kv/namespaces/{id}/keys?cursor={cursor}"),
+                    None,
+                )
+                .await
+                .json();
+            for k in page["result"].as_array().unwrap() {
+                if k["expiration"].as_u64().is_some_and(|e| e < soon) {
+                    doomed.push(k["name"].clone());
+                }
+            }
+            cursor = page["result_info"]["cursor"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            if cursor.is_empty() {
+                break;
+            }
+        }
+        if !doomed.is_empty() {
+            api.send(
+                "POST",
+                &format!("/storage/kv/namespaces/{id}/bulk/delete"),
+                Some(Value::Array(doomed)),
+            )
+            .await
+            .result();
+        }
+    }
+    // Five backups of the whole account in a row: the window is widened (and the client's budget
+    // is 6,000 a minute) so that the test measures faults, not the 1,200-per-5-minutes wait.
+    api.control(
+        "POST",
+        "/__emulator/faults",
+        Some(json!({ "rate_limit": { "limit": 20000, "window_secs": 300 } })),
+    )
+    .await;
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |repo: String, args: Vec<&'static str>| {
+        let h = api.clone_handle();
+        tokio::task::spawn_blocking(move || cfdr(&h, &repo, &args))
+    };
+    let local = tmp.path().join("repo").to_str().unwrap().to_string();
+    assert!(
+        run(local.clone(), vec!["repo", "init"])
+            .await
+            .unwrap()
+            .status
+            .success()
+    );
+    let clean = run(local, vec!["backup", "--all", "--json"]).await.unwrap();
+    assert!(clean.status.success());
+    let want = contents(&clean.stdout);
+
+    let mix = |seed: u64| json!({ "error_rate": 0.1, "error_status": 503, "burst_429": 5, "retry_after_secs": 1, "latency_ms": 20, "drop_rate": 0.03, "truncate_rate": 0.03, "seed": seed });
+    let runs = [
+        // D1's export downloads are few (one a database): once with faults on that path alone
+        // (its dice then roll only for those requests, in order, so the seed decides).
+        json!({ "drop_rate": 0.3, "truncate_rate": 0.3, "path_contains": "/__signed/", "seed": 2 }),
+        mix(7),
+        mix(8),
+        mix(9),
+        json!({ "drop_rate": 0.1, "truncate_rate": 0.1, "seed": 3 }),
+    ];
+    let mut hit: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    for (i, faults) in runs.iter().enumerate() {
+        // A fresh repository each time, so every body is downloaded and stored again.
+        let repo = tmp
+            .path()
+            .join(format!("run-{i}"))
+            .to_str()
+            .unwrap()
+            .to_string();
+        let init = run(repo.clone(), vec!["repo", "init"]).await.unwrap();
+        assert!(
+            init.status.success(),
+            "{}",
+            String::from_utf8_lossy(&init.stderr)
+        );
+        api.control("POST", "/__emulator/stats/reset", None).await;
+        api.control("POST", "/__emulator/faults", Some(faults.clone()))
+            .await;
+        let faulty = run(
+            repo,
+            vec![
+                "backup",
+                "--all",
+                "--json",
+                "--retries",
+                "12",
+                "--concurrency",
+                "16",
+            ],
+        )
+        .await
+        .unwrap();
+        api.control("POST", "/__emulator/faults", Some(json!({})))
+            .await;
+        assert!(
+            faulty.status.success(),
+            "faults {faults}: {}",
+            String::from_utf8_lossy(&faulty.stderr)
+        );
+        assert_eq!(contents(&faulty.stdout), want, "faults {faults}");
+        let stats = api.stats().await;
+        for (path, kinds) in stats["faults_by_path"].as_object().unwrap() {
+            for (kind, n) in kinds.as_object().unwrap() {
+                *hit.entry(path.clone())
+                    .or_default()
+                    .entry(kind.clone())
+                    .or_default() += n.as_u64().unwrap();
+            }
+        }
+    }
+    for path in ["REST", "signed URL", "S3 list", "S3 GET"] {
+        let k = hit.get(path).cloned().unwrap_or_default();
+        let network = k.get("dropped").unwrap_or(&0) + k.get("truncated").unwrap_or(&0);
+        assert!(
+            network > 0,
+            "no drop or cut hit the {path} path, so the test proves nothing there: {hit:?}"
+        );
+    }
+}

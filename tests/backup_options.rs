@@ -6,7 +6,6 @@
 mod common;
 
 use cfdr::progress::{Progress, ProgressEvent};
-use object_store::{ObjectStoreExt as _, PutPayload, path::Path};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -271,25 +270,12 @@ async fn large_r2_objects_come_as_ranged_gets() {
     api.send("POST", "/r2/buckets", Some(json!({ "name": "media" })))
         .await
         .result();
-    let settings = cfdr::repo::storage::S3Settings {
-        endpoint: Some(api.emu.s3_url.clone()),
-        access_key_id: Some(cfdr::emulator::DEFAULT_R2_ACCESS_KEY_ID.into()),
-        secret_access_key: Some(cfdr::config::Secret::new(
-            cfdr::emulator::DEFAULT_R2_SECRET_ACCESS_KEY,
-        )),
-    };
-    let bucket = cfdr::engine::r2::bucket(&settings, "media").unwrap();
+    let bucket = api.s3();
     let big: Vec<u8> = (0..(5u32 << 20) + 12_345)
         .map(|i| (i * 7 % 251) as u8)
         .collect();
-    bucket
-        .put(&Path::from("video.bin"), PutPayload::from(big.clone()))
-        .await
-        .unwrap();
-    bucket
-        .put(&Path::from("small.txt"), PutPayload::from_static(b"hi"))
-        .await
-        .unwrap();
+    common::put_object(&bucket, "media", "video.bin", big.clone(), None, &[]).await;
+    common::put_object(&bucket, "media", "small.txt", b"hi".to_vec(), None, &[]).await;
     api.control("POST", "/__emulator/stats/reset", None).await;
 
     let tmp = tempfile::tempdir().unwrap();
@@ -317,7 +303,7 @@ async fn large_r2_objects_come_as_ranged_gets() {
     };
     let mut index = Vec::new();
     let (stats, blobs) = cfdr::engine::r2::backup(
-        bucket,
+        &bucket,
         "media",
         &repo,
         &lease,

@@ -4,10 +4,6 @@
 
 mod common;
 
-use cfdr::repo::storage::S3Settings;
-use object_store::{
-    Attribute, Attributes, ObjectStoreExt as _, PutOptions, PutPayload, path::Path,
-};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -21,22 +17,7 @@ fn cfdr(h: &common::Handle, repo: &str, args: &[&str]) -> std::process::Output {
 }
 
 async fn run(api: &common::Api, repo: &str, args: &[&str]) -> Value {
-    let (h, r, a) = (
-        api.clone_handle(),
-        repo.to_string(),
-        args.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-    );
-    let out = tokio::task::spawn_blocking(move || {
-        cfdr(&h, &r, &a.iter().map(String::as_str).collect::<Vec<_>>())
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+    common::cfdr_json(api, repo, KEY, args).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -49,47 +30,34 @@ async fn buckets_back_up_incrementally_by_etag() {
     )
     .await
     .result();
-    let settings = S3Settings {
-        endpoint: Some(api.emu.s3_url.clone()),
-        access_key_id: Some(cfdr::emulator::DEFAULT_R2_ACCESS_KEY_ID.into()),
-        secret_access_key: Some(cfdr::config::Secret::new(
-            cfdr::emulator::DEFAULT_R2_SECRET_ACCESS_KEY,
-        )),
-    };
-    let bucket = cfdr::engine::r2::bucket(&settings, "evidence").unwrap();
+    let bucket = api.s3();
     let mut bodies = Vec::new();
     for i in 0..40u32 {
         let body: Vec<u8> = (0..(i * 997 % 5000 + 1))
             .map(|j| (j * 7 + i) as u8)
             .collect();
-        let mut attributes = Attributes::new();
-        attributes.insert(Attribute::ContentType, "image/png".into());
-        attributes.insert(
-            Attribute::Metadata("case".into()),
-            format!("INC-{i}").into(),
-        );
-        let opts = PutOptions {
-            attributes,
-            ..Default::default()
-        };
-        bucket
-            .put_opts(
-                &Path::from(format!("cases/2026/{i:03}.png")),
-                PutPayload::from(body.clone()),
-                opts,
-            )
-            .await
-            .unwrap();
+        let case = format!("INC-{i}");
+        common::put_object(
+            &bucket,
+            "evidence",
+            &format!("cases/2026/{i:03}.png"),
+            body.clone(),
+            Some("image/png"),
+            &[("case", &case)],
+        )
+        .await;
         bodies.push(body);
     }
     // Two objects with the same body share one blob.
-    bucket
-        .put(
-            &Path::from("copy-of-000.png"),
-            PutPayload::from(bodies[0].clone()),
-        )
-        .await
-        .unwrap();
+    common::put_object(
+        &bucket,
+        "evidence",
+        "copy-of-000.png",
+        bodies[0].clone(),
+        None,
+        &[],
+    )
+    .await;
 
     let tmp = tempfile::tempdir().unwrap();
     let repo = tmp.path().join("repo").to_str().unwrap().to_string();
@@ -142,13 +110,15 @@ async fn buckets_back_up_incrementally_by_etag() {
         "an unchanged bucket downloads no object body: {stats}"
     );
 
-    bucket
-        .put(
-            &Path::from("cases/2026/003.png"),
-            PutPayload::from(b"changed".to_vec()),
-        )
-        .await
-        .unwrap();
+    common::put_object(
+        &bucket,
+        "evidence",
+        "cases/2026/003.png",
+        b"changed".to_vec(),
+        None,
+        &[],
+    )
+    .await;
     api.control("POST", "/__emulator/stats/reset", None).await;
     let third = run(&api, &repo, &["backup", "r2", "evidence", "--json"]).await;
     assert_eq!(

@@ -39,7 +39,7 @@ pub async fn run(repo: RepoArgs, read_only: bool) -> anyhow::Result<()> {
         Some(Arc::new(context::cloudflare_with(
             &config,
             4,
-            std::time::Duration::from_secs(60),
+            crate::cloudflare::RetryPolicy::default(),
         )?))
     } else {
         None

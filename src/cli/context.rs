@@ -72,11 +72,11 @@ pub async fn open(args: &RepoArgs) -> Result<Repo, Failure> {
 
 /// The Cloudflare client from CLOUDFLARE_API_TOKEN, CLOUDFLARE_ACCOUNT_ID and
 /// CLOUDFLARE_API_BASE_URL, with the shared budget at Cloudflare's global limit.
-/// `concurrency` requests in flight and a per-request `timeout`.
+/// `concurrency` requests in flight, retried and timed out under `retry`.
 pub fn cloudflare_with(
     config: &Config,
     concurrency: usize,
-    timeout: std::time::Duration,
+    retry: crate::cloudflare::RetryPolicy,
 ) -> Result<crate::cloudflare::Client, Failure> {
     let token = config.api_token.clone().ok_or_else(|| Failure::usage("CLOUDFLARE_API_TOKEN is not set; create an API token with D1, Workers KV and R2 read permissions"))?;
     let account = config.account_id.clone().ok_or_else(|| {
@@ -89,10 +89,7 @@ pub fn cloudflare_with(
         &account,
         token,
         budget,
-        crate::cloudflare::RetryPolicy {
-            timeout,
-            ..Default::default()
-        },
+        retry,
         concurrency,
     ))
 }

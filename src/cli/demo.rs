@@ -8,13 +8,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use object_store::{ObjectStoreExt as _, PutPayload, path::Path};
 use reqwest::Method;
 use serde_json::json;
 use time::OffsetDateTime;
 
 use super::context;
-use crate::cloudflare::{Body, Client};
+use crate::cloudflare::{Body, Client, R2Credentials, S3Client};
 use crate::config::{Config, Secret};
 use crate::emulator::{self, EmulatorConfig, Seed};
 use crate::playbook::backup::{self as step, Env, Options, What};
@@ -84,7 +83,7 @@ fn plan(sqlite: &std::path::Path) -> Vec<(What, f64)> {
 }
 
 /// Changes the data between two rounds, through the API like any client would.
-async fn change(client: &Client, r2: &S3Settings, round: u32) -> anyhow::Result<()> {
+async fn change(client: &Client, r2: &S3Client, round: u32) -> anyhow::Result<()> {
     for db in ["auth-prod", "tasks-prod", "support-portal"] {
         let (id, _) = crate::engine::d1::find_database(client, db)
             .await?
@@ -122,15 +121,16 @@ async fn change(client: &Client, r2: &S3Settings, round: u32) -> anyhow::Result<
             )
             .await?;
     }
-    let bucket = crate::engine::r2::bucket(r2, "evidence")?;
-    bucket
-        .put(
-            &Path::from(format!("incidents/2026-11/round-{round}.json")),
-            PutPayload::from(
-                format!("{{\"round\":{round},\"note\":\"demo change\"}}").into_bytes(),
-            ),
-        )
-        .await?;
+    r2.put(
+        "evidence",
+        &format!("incidents/2026-11/round-{round}.json"),
+        format!("{{\"round\":{round},\"note\":\"demo change\"}}").into(),
+        &crate::cloudflare::r2::PutAttrs {
+            content_type: Some("application/json".into()),
+            ..Default::default()
+        },
+    )
+    .await?;
     Ok(())
 }
 
@@ -222,11 +222,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         crate::cloudflare::RetryPolicy::default(),
         8,
     );
-    let r2 = S3Settings {
-        endpoint: config.r2_endpoint.clone(),
-        access_key_id: config.r2_access_key_id.clone(),
-        secret_access_key: config.r2_secret_access_key.clone(),
-    };
+    let r2 = S3Client::new(
+        R2Credentials::from_config(&config)?,
+        crate::cloudflare::RetryPolicy::default(),
+    )?;
 
     if fresh {
         let sqlite = dir.join("orders-edge.sqlite");
@@ -277,7 +276,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let client = Arc::new(context::cloudflare_with(
         &config,
         4,
-        Duration::from_secs(60),
+        crate::cloudflare::RetryPolicy::default(),
     )?);
     eprintln!(
         "cfdr demo: ready in {:.1}s — repository {} (key in {}); the API at {}",

@@ -285,6 +285,93 @@ impl Client {
         }
     }
 
+    /// GETs a presigned URL (a D1 export's dump) into `file`, with no Cloudflare auth, retried
+    /// under the same policy as API calls: a dropped connection, a 5xx or a body cut short (its
+    /// length short of `Content-Length`) fetches it again from the start into an emptied file,
+    /// so only a whole body is ever left there. The URL carries its signature, so no error names
+    /// it. Returns the bytes written.
+    pub async fn download_signed(
+        &self,
+        what: &str,
+        url: &str,
+        file: &mut std::fs::File,
+    ) -> Result<u64, CfError> {
+        use std::io::{Seek as _, Write as _};
+        let fail = |message: String| CfError::Network {
+            method: "GET".into(),
+            path: what.into(),
+            message,
+        };
+        let mut attempt = 0;
+        loop {
+            file.set_len(0).map_err(|e| fail(e.to_string()))?;
+            file.seek(std::io::SeekFrom::Start(0))
+                .map_err(|e| fail(e.to_string()))?;
+            let outcome: Result<u64, (String, Option<Duration>, bool)> = async {
+                let resp = self
+                    .http
+                    .get(url)
+                    .send()
+                    .await
+                    .map_err(|e| (redact(&e.without_url()), None, true))?;
+                let status = resp.status();
+                if !status.is_success() {
+                    let retryable =
+                        matches!(status.as_u16(), 408 | 429) || status.is_server_error();
+                    return Err((
+                        format!("HTTP {status}"),
+                        retry_after(resp.headers()),
+                        retryable,
+                    ));
+                }
+                let expected = resp.content_length();
+                let mut written = 0u64;
+                let mut stream = resp.bytes_stream();
+                while let Some(chunk) = futures_util::StreamExt::next(&mut stream).await {
+                    let chunk = chunk.map_err(|e| {
+                        (
+                            format!(
+                                "body cut short at byte {written}: {}",
+                                redact(&e.without_url())
+                            ),
+                            None,
+                            true,
+                        )
+                    })?;
+                    file.write_all(&chunk)
+                        .map_err(|e| (format!("writing the download: {e}"), None, false))?;
+                    written += chunk.len() as u64;
+                }
+                if expected.is_some_and(|n| n != written) {
+                    return Err((
+                        format!("body ended at byte {written} of {}", expected.unwrap_or(0)),
+                        None,
+                        true,
+                    ));
+                }
+                Ok(written)
+            }
+            .await;
+            match outcome {
+                Ok(n) => {
+                    file.flush().map_err(|e| fail(e.to_string()))?;
+                    file.seek(std::io::SeekFrom::Start(0))
+                        .map_err(|e| fail(e.to_string()))?;
+                    return Ok(n);
+                }
+                Err((message, wait, retryable)) => {
+                    if !retryable || attempt >= self.retry.max_retries {
+                        return Err(fail(format!("{message} (after {} attempts)", attempt + 1)));
+                    }
+                    let wait = wait.unwrap_or_else(|| self.retry.backoff(attempt));
+                    tracing::debug!(what, attempt, ?wait, %message, "retrying a signed-URL download");
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
     /// Every page of a page-based list (`page`, `per_page`; stops on a short page or at
     /// `total_count`).
     pub async fn all_pages(

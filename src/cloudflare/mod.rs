@@ -3,6 +3,9 @@
 
 pub mod budget;
 pub mod client;
+pub mod r2;
+pub mod sigv4;
 
 pub use budget::{Budget, BudgetState};
 pub use client::{Answer, Body, CfError, Client, RetryPolicy};
+pub use r2::{R2Credentials, S3Client, S3Error};

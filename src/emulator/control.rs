@@ -16,6 +16,9 @@ pub struct StatsSnapshot {
     pub writes: u64,
     pub rate_limited: u64,
     pub faults: BTreeMap<String, u64>,
+    /// The same faults by the path they hit: `REST`, `signed URL`, `S3 list`, `S3 GET`,
+    /// `S3 PUT`, `S3 other`.
+    pub faults_by_path: BTreeMap<String, BTreeMap<String, u64>>,
     pub routes: BTreeMap<String, RouteStats>,
 }
 
@@ -47,8 +50,14 @@ impl Stats {
         *r.status.entry(status).or_default() += 1;
     }
 
-    pub fn fault(&self, kind: &str) {
-        *lock(&self.0).faults.entry(kind.to_string()).or_default() += 1;
+    pub fn fault(&self, path: &str, kind: &str) {
+        let mut s = lock(&self.0);
+        *s.faults.entry(kind.to_string()).or_default() += 1;
+        *s.faults_by_path
+            .entry(path.to_string())
+            .or_default()
+            .entry(kind.to_string())
+            .or_default() += 1;
     }
 
     pub fn snapshot(&self) -> StatsSnapshot {

@@ -9,7 +9,6 @@ mod envelope;
 mod kv;
 mod r2;
 mod routes;
-mod s3;
 mod seed;
 mod server;
 mod state;

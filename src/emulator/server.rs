@@ -100,11 +100,11 @@ pub async fn serve(config: EmulatorConfig, shared: Arc<Shared>) -> anyhow::Resul
         async move { api_gate(shared, app, req).await }
     });
 
-    let s3_service = super::s3::service(
-        &shared.r2_root,
+    let s3_service = super::r2::s3::service(
+        shared.r2.clone(),
         &shared.r2_access_key_id,
         &shared.r2_secret_access_key,
-    )?;
+    );
     let s3_shared = shared.clone();
     let s3_task = accept_loop(s3, stopped.clone(), move |req| {
         let (shared, service) = (s3_shared.clone(), s3_service.clone());
@@ -296,15 +296,15 @@ async fn api_gate(
             }
             let mut response = match fault {
                 Fault::Drop => {
-                    shared.stats.fault("dropped");
+                    shared.stats.fault("REST", "dropped");
                     return Err(Dropped);
                 }
                 Fault::TooMany { retry_after } => {
-                    shared.stats.fault("429");
+                    shared.stats.fault("REST", "429");
                     too_many(retry_after)
                 }
                 Fault::ServerError { status } => {
-                    shared.stats.fault("5xx");
+                    shared.stats.fault("REST", "5xx");
                     ApiError::new(
                         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
                         10000,
@@ -313,7 +313,7 @@ async fn api_gate(
                     .into_response()
                 }
                 Fault::Truncate => {
-                    shared.stats.fault("truncated");
+                    shared.stats.fault("REST", "truncated");
                     truncate(call(&app, req).await).await
                 }
                 Fault::None => call(&app, req).await,
@@ -325,13 +325,38 @@ async fn api_gate(
         let response = call(&app, req).await;
         return Ok(response);
     }
-    if path.starts_with("/__signed/") {
-        let (latency, _) = shared.faults.roll(&path);
+    let response = if path.starts_with("/__signed/") {
+        // Presigned transfers (D1 export downloads, import uploads) cross the same network.
+        let (latency, fault) = shared.faults.roll(&path);
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
         }
-    }
-    let response = call(&app, req).await;
+        match fault {
+            Fault::Drop => {
+                shared.stats.fault("signed URL", "dropped");
+                return Err(Dropped);
+            }
+            Fault::TooMany { retry_after } => {
+                shared.stats.fault("signed URL", "429");
+                too_many(retry_after)
+            }
+            Fault::ServerError { status } => {
+                shared.stats.fault("signed URL", "5xx");
+                (
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                    "injected by the emulator",
+                )
+                    .into_response()
+            }
+            Fault::Truncate => {
+                shared.stats.fault("signed URL", "truncated");
+                truncate(call(&app, req).await).await
+            }
+            Fault::None => call(&app, req).await,
+        }
+    } else {
+        call(&app, req).await
+    };
     let label = route_of(&response);
     Ok(finish(&shared, &method, &label, bytes_in, response))
 }
@@ -372,9 +397,11 @@ async fn truncate(response: Response<Body>) -> Response<Body> {
         .await
         .unwrap_or_default();
     let half = bytes.slice(..bytes.len() / 2);
-    parts
-        .headers
-        .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+    // An empty answer (a PUT's) is cut too: it promises a byte it never sends.
+    parts.headers.insert(
+        header::CONTENT_LENGTH,
+        HeaderValue::from(bytes.len().max(1)),
+    );
     // The pause lets the head and the first half reach the client before the body ends short
     // of its `Content-Length`, which makes hyper close the connection.
     let stream = futures_util::stream::unfold(0u8, move |step| {
@@ -418,7 +445,8 @@ async fn s3_gate(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Dropped> {
     let method = req.method().clone();
-    let label = super::s3::route_label(req.uri().path(), req.uri().query());
+    let label = super::r2::s3::route_label(req.uri().path(), req.uri().query());
+    let class = super::r2::s3::fault_class(&method, &label);
     let bytes_in = content_length(req.headers());
     let (latency, fault) = shared.faults.roll(req.uri().path());
     if !latency.is_zero() {
@@ -432,18 +460,18 @@ async fn s3_gate(
     };
     let response = match fault {
         Fault::Drop => {
-            shared.stats.fault("dropped");
+            shared.stats.fault(class, "dropped");
             return Err(Dropped);
         }
         Fault::TooMany { retry_after } => {
-            shared.stats.fault("429");
+            shared.stats.fault(class, "429");
             let mut r = s3_error(StatusCode::TOO_MANY_REQUESTS, "SlowDown");
             r.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
             r
         }
         Fault::ServerError { status } => {
-            shared.stats.fault("5xx");
+            shared.stats.fault(class, "5xx");
             s3_error(
                 StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
                 "InternalError",
@@ -453,7 +481,7 @@ async fn s3_gate(
             Ok(r) => {
                 let r = r.map(Body::new);
                 if fault == Fault::Truncate {
-                    shared.stats.fault("truncated");
+                    shared.stats.fault(class, "truncated");
                     truncate(r).await
                 } else {
                     r

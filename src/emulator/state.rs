@@ -1,7 +1,6 @@
 //! The emulator's shared state: configuration, stores, counters and the tasks in flight.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
@@ -22,8 +21,9 @@ pub struct Shared {
     pub api_url: std::sync::OnceLock<String>,
     pub store: Arc<Store>,
     pub d1: D1,
-    /// R2 buckets are directories here, shared by the S3 listener and the v4 routes.
-    pub r2_root: PathBuf,
+    /// R2's buckets, objects and uploads (bodies as files under the R2 directory), shared by
+    /// the S3 listener and the v4 routes.
+    pub r2: Arc<super::r2::objects::R2>,
     pub stats: Stats,
     pub faults: Faults,
     pub limiter: RateLimiter,
@@ -61,6 +61,7 @@ impl Shared {
         };
         let store = Arc::new(store);
         let d1 = D1::open(store.clone(), d1_dir)?;
+        let r2 = Arc::new(super::r2::objects::R2::open(store.clone(), &r2_root)?);
         Ok(Self {
             token: config.token.clone(),
             account_id: config.account_id.clone(),
@@ -71,7 +72,7 @@ impl Shared {
             api_url: std::sync::OnceLock::new(),
             store,
             d1,
-            r2_root,
+            r2,
             stats: Stats::default(),
             faults: Faults::default(),
             limiter: RateLimiter::new(config.rate_limit),

@@ -62,6 +62,7 @@ impl Store {
             None => Connection::open_in_memory()?,
         };
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(super::r2::objects::SCHEMA)?;
         Ok(Self {
             conn: Mutex::new(conn),
         })
@@ -74,7 +75,7 @@ impl Store {
     pub fn has_data(&self) -> SqlResult<bool> {
         self.with(|c| {
             c.query_row(
-                "SELECT EXISTS(SELECT 1 FROM d1_databases) OR EXISTS(SELECT 1 FROM kv_namespaces)",
+                "SELECT EXISTS(SELECT 1 FROM d1_databases) OR EXISTS(SELECT 1 FROM kv_namespaces) OR EXISTS(SELECT 1 FROM r2_buckets)",
                 [],
                 |r| r.get(0),
             )

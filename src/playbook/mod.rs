@@ -3,3 +3,4 @@
 //! [`Progress`](crate::progress::Progress) handle its caller supplies.
 
 pub mod backup;
+pub mod notify;

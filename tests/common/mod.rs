@@ -21,6 +21,42 @@ pub async fn start_with(config: EmulatorConfig) -> Api {
     }
 }
 
+impl Api {
+    /// cfdr's own S3 client for this emulator's R2 endpoint.
+    pub fn s3(&self) -> cfdr::cloudflare::S3Client {
+        cfdr::cloudflare::S3Client::new(
+            cfdr::cloudflare::R2Credentials {
+                endpoint: self.emu.s3_url.clone(),
+                access_key_id: self.emu.r2_access_key_id.clone(),
+                secret_access_key: cfdr::config::Secret::new(self.emu.r2_secret_access_key.clone()),
+            },
+            cfdr::cloudflare::RetryPolicy::default(),
+        )
+        .expect("an S3 client for the emulator")
+    }
+}
+
+/// PUTs `body` under `key` with an optional content type and metadata.
+pub async fn put_object(
+    s3: &cfdr::cloudflare::S3Client,
+    bucket: &str,
+    key: &str,
+    body: Vec<u8>,
+    content_type: Option<&str>,
+    metadata: &[(&str, &str)],
+) {
+    let attrs = cfdr::cloudflare::r2::PutAttrs {
+        content_type: content_type.map(str::to_string),
+        metadata: metadata
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    };
+    s3.put(bucket, key, body.into(), &attrs)
+        .await
+        .unwrap_or_else(|e| panic!("PUT `{key}`: {e}"));
+}
+
 pub struct Reply {
     pub status: u16,
     pub headers: reqwest::header::HeaderMap,
@@ -84,6 +120,23 @@ pub fn cfdr_cmd(h: &Handle, repo: &str, key: &str) -> std::process::Command {
             cfdr::emulator::DEFAULT_R2_SECRET_ACCESS_KEY,
         );
     c
+}
+
+/// Runs the binary on a blocking thread (the emulator keeps serving) and returns its stdout as
+/// JSON; a failure panics with its stderr.
+pub async fn cfdr_json(api: &Api, repo: &str, key: &str, args: &[&str]) -> Value {
+    let (h, r, k) = (api.clone_handle(), repo.to_string(), key.to_string());
+    let a: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let out = tokio::task::spawn_blocking(move || cfdr_cmd(&h, &r, &k).args(&a).output())
+        .await
+        .expect("the blocking task runs")
+        .expect("cfdr runs");
+    assert!(
+        out.status.success(),
+        "cfdr {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
 }
 
 impl Api {

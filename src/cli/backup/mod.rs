@@ -88,6 +88,11 @@ pub struct Common {
     /// Give up on a request that has not answered in this long (it is retried like a 5xx).
     #[arg(long, default_value = "60s", value_parser = parse_timeout)]
     timeout: Duration,
+    /// Tries again this many times after a failed request (5xx, 429, a dropped connection, a
+    /// body cut short), waiting longer each time (0.5 s doubling to 8 s, or what the server's
+    /// Retry-After says).
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(0..=20))]
+    retries: u32,
     /// KV: store only the keys that changed against the previous backup (a full one is taken
     /// when there is none, or after 24 incremental ones).
     #[arg(long)]
@@ -102,12 +107,21 @@ fn parse_timeout(s: &str) -> Result<Duration, String> {
 }
 
 impl Common {
+    fn retry(&self) -> crate::cloudflare::RetryPolicy {
+        crate::cloudflare::RetryPolicy {
+            timeout: self.timeout,
+            max_retries: self.retries,
+            ..Default::default()
+        }
+    }
+
     fn options(&self) -> Options {
         Options {
             trigger: self.trigger.clone(),
             concurrency: usize::from(self.concurrency),
             incremental: self.incremental,
             backdate: None,
+            retry: self.retry(),
         }
     }
 }
@@ -131,35 +145,11 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<()> {
     let notify = args.common().notify.clone();
     let outcome = run_inner(args).await;
     if let (Err(e), Some(url)) = (&outcome, notify) {
-        post_failure(&url, &format!("{e:#}")).await;
+        if let Err(warning) = crate::playbook::notify::post_failure(&url, &format!("{e:#}")).await {
+            eprintln!("cfdr: warning: {warning}");
+        }
     }
     outcome
-}
-
-/// Posts a failure to a Discord or Slack webhook (`content` and `text` both carry it). The
-/// message is the error the operator sees, which never holds a secret; a webhook that fails is
-/// reported, not fatal.
-async fn post_failure(url: &str, error: &str) {
-    let (_, host) = crate::repo::lease::whoami();
-    let text = format!("cfdr backup failed on {host}: {error}");
-    let body = serde_json::json!({ "content": text, "text": text });
-    let sent = reqwest::Client::new()
-        .post(url)
-        .json(&body)
-        .timeout(std::time::Duration::from_secs(10))
-        .send()
-        .await;
-    match sent {
-        Ok(r) if r.status().is_success() => {}
-        Ok(r) => eprintln!(
-            "cfdr: warning: the --notify webhook answered {}",
-            r.status()
-        ),
-        Err(e) => eprintln!(
-            "cfdr: warning: the --notify webhook could not be reached: {}",
-            e.without_url()
-        ),
-    }
 }
 
 async fn run_inner(args: BackupArgs) -> anyhow::Result<()> {
@@ -198,7 +188,7 @@ fn client(config: &Config, common: &Common) -> anyhow::Result<crate::cloudflare:
     Ok(context::cloudflare_with(
         config,
         usize::from(common.concurrency),
-        common.timeout,
+        common.retry(),
     )?)
 }
 

@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use axum::http::{Method, Request};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
@@ -14,6 +13,7 @@ mod d1;
 
 use super::clock::now_secs;
 use super::control::lock;
+use super::r2::objects::{Attrs, BucketRecord};
 use super::state::Shared;
 use super::store::KvEntry;
 
@@ -235,41 +235,26 @@ fn seed_kv(shared: &Shared, rng: &mut StdRng) -> anyhow::Result<()> {
 }
 
 async fn seed_r2(shared: &Shared, rng: &mut StdRng) -> anyhow::Result<()> {
-    let s3 = super::s3::internal_service(&shared.r2_root)?;
-    let put = |path: String,
+    let put = |key: String,
                body: Vec<u8>,
                content_type: &'static str,
                meta: Vec<(&'static str, String)>| {
-        let mut req = Request::builder()
-            .method(Method::PUT)
-            .uri(format!("http://localhost/{path}"))
-            .header("content-type", content_type);
-        for (k, v) in meta {
-            req = req.header(format!("x-amz-meta-{k}"), v);
-        }
-        let req = req.body(s3s::Body::from(body));
-        let s3 = s3.clone();
-        async move {
-            let resp = s3
-                .call(req?)
-                .await
-                .map_err(|e| anyhow::anyhow!("seeding `{path}`: {e:?}"))?;
-            anyhow::ensure!(
-                resp.status().is_success(),
-                "seeding `{path}`: status {}",
-                resp.status()
-            );
-            Ok::<_, anyhow::Error>(())
-        }
+        let (bucket, key) = key.split_once('/').expect("seed keys name their bucket");
+        let attrs = Attrs {
+            content_type: Some(content_type.into()),
+            metadata: meta.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+            ..Attrs::default()
+        };
+        shared.r2.put_bytes(bucket, key, &body, attrs)
     };
     for bucket in ["evidence", "agent-artifacts", "backups-secondary"] {
-        put(
-            bucket.to_string(),
-            Vec::new(),
-            "application/xml",
-            Vec::new(),
-        )
-        .await?;
+        shared.r2.create_bucket(&BucketRecord {
+            name: bucket.into(),
+            created_ms: super::clock::now_ms(),
+            location: "wnam".into(),
+            jurisdiction: "default".into(),
+            storage_class: "Standard".into(),
+        })?;
     }
     for i in 0..8 {
         let (ext, ct, magic): (&str, &'static str, &[u8]) = if i % 2 == 0 {
@@ -288,8 +273,7 @@ async fn seed_r2(shared: &Shared, rng: &mut StdRng) -> anyhow::Result<()> {
                 ("case", format!("INC-{}", 4000 + i)),
                 ("uploaded-by", "support-bot".into()),
             ],
-        )
-        .await?;
+        )?;
     }
     for i in 0..1500 {
         let body = json!({"run": i, "agent": (["summarizer", "triage", "coder"][i % 3]), "tokens": rng.random_range(100..20_000), "output": sentence(rng, 12)}).to_string();
@@ -304,8 +288,7 @@ async fn seed_r2(shared: &Shared, rng: &mut StdRng) -> anyhow::Result<()> {
                 "agent",
                 ["summarizer", "triage", "coder"][i % 3].to_string(),
             )],
-        )
-        .await?;
+        )?;
     }
     Ok(())
 }

@@ -60,19 +60,12 @@ pub async fn checked(
     progress.check()?;
     progress.phase("download", "bytes", None);
     // The signed URL is presigned: no Cloudflare auth goes with it.
-    let resp = reqwest::get(&url)
-        .await
-        .map_err(|e| D1Error::Export(format!("downloading the export: {}", e.without_url())))?;
-    if !resp.status().is_success() {
-        return Err(D1Error::Export(format!(
-            "downloading the export: HTTP {}",
-            resp.status()
-        )));
-    }
-    let dump = resp
-        .bytes()
-        .await
-        .map_err(|e| D1Error::Export(format!("downloading the export: {}", e.without_url())))?;
+    let mut file = tempfile::tempfile()?;
+    let size = client
+        .download_signed("the export's signed URL", &url, &mut file)
+        .await?;
+    let mut dump = Vec::with_capacity(size as usize);
+    std::io::Read::read_to_end(&mut file, &mut dump)?;
 
     // A dump that does not even replay (D1 writes text holding NUL raw) lost data too.
     let scratch = tempfile::Builder::new()

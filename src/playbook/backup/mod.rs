@@ -61,6 +61,9 @@ pub struct Options {
     pub incremental: bool,
     /// Date the backup at this time instead of now (`cfdr demo` builds a history with it).
     pub backdate: Option<time::OffsetDateTime>,
+    /// Retries and the per-request timeout for transfers outside the REST client (R2's S3
+    /// endpoint, signed URLs).
+    pub retry: crate::cloudflare::RetryPolicy,
 }
 
 impl Default for Options {
@@ -70,6 +73,7 @@ impl Default for Options {
             concurrency: 4,
             incremental: false,
             backdate: None,
+            retry: crate::cloudflare::RetryPolicy::default(),
         }
     }
 }

@@ -5,12 +5,11 @@
 use reqwest::Method;
 
 use super::{Done, Options};
-use crate::cloudflare::{Body, CfError, Client};
+use crate::cloudflare::{Body, CfError, Client, R2Credentials, S3Client};
 use crate::config::Config;
 use crate::engine::r2 as engine;
 use crate::exit::{Exit, Failure, fail};
 use crate::progress::Progress;
-use crate::repo::storage::S3Settings;
 use crate::repo::{Kind, Repo, Target};
 use crate::text::human_size;
 
@@ -52,12 +51,9 @@ pub async fn run(
     opts: &Options,
     progress: &Progress,
 ) -> anyhow::Result<Done> {
-    let settings = S3Settings {
-        endpoint: config.r2_endpoint.clone(),
-        access_key_id: config.r2_access_key_id.clone(),
-        secret_access_key: config.r2_secret_access_key.clone(),
-    };
-    let store = engine::bucket(&settings, bucket).map_err(|e| Failure::usage(e.to_string()))?;
+    let s3 = R2Credentials::from_config(config)
+        .and_then(|c| S3Client::new(c, opts.retry.clone()))
+        .map_err(|e| Failure::usage(e.to_string()))?;
     let started = std::time::Instant::now();
     let lease = super::lease(repo, &format!("backup r2 {bucket}"), progress).await?;
     let result = async {
@@ -86,7 +82,7 @@ pub async fn run(
                 concurrency: opts.concurrency,
                 ..Default::default()
             };
-            engine::backup(store, bucket, repo, &lease, &previous, r2, progress, &mut w)
+            engine::backup(&s3, bucket, repo, &lease, &previous, r2, progress, &mut w)
                 .await
                 .map_err(|e| match e {
                     engine::R2Error::Cancelled(c) => anyhow::Error::from(c),

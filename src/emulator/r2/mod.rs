@@ -1,7 +1,10 @@
-//! R2's v4 bucket routes (`/accounts/{account_id}/r2/buckets`). A bucket is a directory under the
-//! R2 root, the same one the S3 listener serves, so both views always agree.
+//! R2 in the emulator: the v4 bucket routes (`/accounts/{account_id}/r2/buckets`) and, in
+//! [`s3`], R2's S3 endpoint. Both read and write the same [`objects::R2`] store, so the two views
+//! always agree.
 
-use std::path::PathBuf;
+pub mod objects;
+pub mod s3;
+
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -15,6 +18,7 @@ use super::envelope::{
     ApiError, ApiResult, ok, ok_paged, parse_json, query_get, query_int, query_pairs,
 };
 use super::state::Shared;
+use objects::BucketRecord;
 
 type S = State<Arc<Shared>>;
 
@@ -52,47 +56,19 @@ pub fn valid_bucket_name(name: &str) -> bool {
         && b[b.len() - 1] != b'-'
 }
 
-fn sidecar(s: &Shared, name: &str) -> PathBuf {
-    s.r2_root.join(format!(".cfdr-bucket-{name}.json"))
-}
-
-fn info(s: &Shared, name: &str) -> Option<BucketInfo> {
-    let dir = s.r2_root.join(name);
-    if !valid_bucket_name(name) || !dir.is_dir() {
-        return None;
+fn info(b: BucketRecord) -> BucketInfo {
+    BucketInfo {
+        name: b.name,
+        creation_date: rfc3339_ms(b.created_ms),
+        location: b.location,
+        jurisdiction: b.jurisdiction,
+        storage_class: b.storage_class,
     }
-    if let Some(info) = std::fs::read(sidecar(s, name))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-    {
-        return Some(info);
-    }
-    // Created through S3: no sidecar yet.
-    let created = std::fs::metadata(&dir)
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
-    Some(BucketInfo {
-        name: name.into(),
-        creation_date: rfc3339_ms(created),
-        location: "wnam".into(),
-        jurisdiction: "default".into(),
-        storage_class: "Standard".into(),
-    })
 }
 
 /// Every bucket, by name.
-pub fn bucket_names(s: &Shared) -> std::io::Result<Vec<String>> {
-    let mut names: Vec<String> = std::fs::read_dir(&s.r2_root)?
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|n| valid_bucket_name(n))
-        .collect();
-    names.sort();
-    Ok(names)
+pub fn bucket_names(s: &Shared) -> rusqlite::Result<Vec<String>> {
+    Ok(s.r2.buckets()?.into_iter().map(|b| b.name).collect())
 }
 
 pub async fn list(State(s): S, RawQuery(q): RawQuery) -> ApiResult {
@@ -145,7 +121,10 @@ pub async fn list(State(s): S, RawQuery(q): RawQuery) -> ApiResult {
     } else {
         String::new()
     };
-    let buckets: Vec<BucketInfo> = page.iter().filter_map(|n| info(&s, n)).collect();
+    let buckets: Vec<BucketInfo> = page
+        .iter()
+        .filter_map(|n| s.r2.bucket(n).ok().flatten().map(info))
+        .collect();
     ok_paged(
         json!({ "buckets": buckets }),
         json!({ "cursor": cursor, "per_page": per_page }),
@@ -189,45 +168,36 @@ pub async fn create(State(s): S, body: Bytes) -> ApiResult {
             format!("storageClass `{storage_class}` must be Standard or InfrequentAccess"),
         ));
     }
-    let dir = s.r2_root.join(&body.name);
-    if dir.exists() {
+    let record = BucketRecord {
+        name: body.name.clone(),
+        created_ms: super::clock::now_ms(),
+        location,
+        jurisdiction: "default".into(),
+        storage_class,
+    };
+    if !s.r2.create_bucket(&record).map_err(internal)? {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             10004,
             "The bucket you tried to create already exists, and you own it.",
         ));
     }
-    std::fs::create_dir(&dir).map_err(internal)?;
-    let info = BucketInfo {
-        name: body.name.clone(),
-        creation_date: rfc3339_ms(super::clock::now_ms()),
-        location,
-        jurisdiction: "default".into(),
-        storage_class,
-    };
-    std::fs::write(
-        sidecar(&s, &body.name),
-        serde_json::to_vec(&info).map_err(internal)?,
-    )
-    .map_err(internal)?;
-    ok(info)
+    ok(info(record))
 }
 
 pub async fn get(State(s): S, Path((_, name)): Path<(String, String)>) -> ApiResult {
-    ok(info(&s, &name).ok_or_else(|| no_such_bucket(&name))?)
+    let b = s.r2.bucket(&name).map_err(internal)?;
+    ok(info(b.ok_or_else(|| no_such_bucket(&name))?))
 }
 
 pub async fn delete(State(s): S, Path((_, name)): Path<(String, String)>) -> ApiResult {
-    info(&s, &name).ok_or_else(|| no_such_bucket(&name))?;
-    let dir = s.r2_root.join(&name);
-    if std::fs::read_dir(&dir).map_err(internal)?.next().is_some() {
-        return Err(ApiError::new(
+    match s.r2.delete_bucket(&name).map_err(internal)? {
+        None => Err(no_such_bucket(&name)),
+        Some(false) => Err(ApiError::new(
             StatusCode::CONFLICT,
             10008,
             "The bucket you tried to delete is not empty.",
-        ));
+        )),
+        Some(true) => ok(Value::Object(Default::default())),
     }
-    std::fs::remove_dir(&dir).map_err(internal)?;
-    let _ = std::fs::remove_file(sidecar(&s, &name));
-    ok(Value::Object(Default::default()))
 }
