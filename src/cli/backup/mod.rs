@@ -144,10 +144,10 @@ impl BackupArgs {
 pub async fn run(args: BackupArgs) -> anyhow::Result<()> {
     let notify = args.common().notify.clone();
     let outcome = run_inner(args).await;
-    if let (Err(e), Some(url)) = (&outcome, notify) {
-        if let Err(warning) = crate::playbook::notify::post_failure(&url, &format!("{e:#}")).await {
-            eprintln!("cfdr: warning: {warning}");
-        }
+    if let (Err(e), Some(url)) = (&outcome, notify)
+        && let Err(warning) = crate::playbook::notify::post_failure(&url, &format!("{e:#}")).await
+    {
+        eprintln!("cfdr: warning: {warning}");
     }
     outcome
 }
