@@ -71,7 +71,7 @@ fn only_cloudflare_builds_http_clients() {
             "cloudflare/",
             "emulator/",
             "repo/storage.rs",
-            "playbook/notify.rs",
+            "ops/notify.rs",
             "cli/demo.rs",
         ],
     );
@@ -91,6 +91,30 @@ fn only_seal_encrypts_and_derives_keys() {
     assert!(
         bad.is_empty(),
         "HMAC outside seal/ and SigV4:\n{}",
+        bad.join("\n")
+    );
+}
+
+#[test]
+fn lower_layers_never_reach_up() {
+    // The faces (cli/, tui/) on top, then ops/, then the engines, then cloudflare/, repo/ and
+    // seal/ (DESIGN.md).
+    let mut bad = offenders(&["crate::cli"], &["cli/"]);
+    bad.extend(offenders(&["crate::tui"], &["tui/", "cli/"]));
+    bad.extend(offenders(&["crate::ops"], &["ops/", "tui/", "cli/"]));
+    bad.extend(offenders(
+        &["crate::engine"],
+        &["engine/", "ops/", "tui/", "cli/"],
+    ));
+    assert!(bad.is_empty(), "an arrow points up:\n{}", bad.join("\n"));
+}
+
+#[test]
+fn exit_codes_are_chosen_at_the_command_line() {
+    let bad = offenders(&["Exit::", "exit::", "ExitCode"], &["cli/", "main.rs"]);
+    assert!(
+        bad.is_empty(),
+        "lower layers return typed errors; cli/exit.rs picks the code:\n{}",
         bad.join("\n")
     );
 }

@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use cfdr::playbook::backup::{self as step, Env, Options, What};
+use cfdr::ops::backup::{self as step, Env, Options, What};
 use cfdr::progress::Progress;
 use cfdr::repo::storage::{S3Settings, Storage};
 use cfdr::repo::{Repo, RepoError, VerifyMode};

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use cfdr::cli::exit::exit_of;
 use cfdr::repo::storage::{S3Settings, Storage};
 use cfdr::repo::{Kind, Lease, Manifest, Repo, RepoError, Target, VerifyMode, lease};
 use cfdr::seal::{HEADER_LEN, MasterKey, TAG_LEN};
@@ -111,7 +112,7 @@ async fn ten_thousand_mutations_are_all_detected() {
                 matches!(err, RepoError::Tampered { .. }),
                 "round {round}: manifest edit at {i}: {err}"
             );
-            assert_eq!(err.exit() as u8, 1);
+            assert_eq!(exit_of(&anyhow::Error::from(err)) as u8, 1);
             std::fs::write(&manifest_path, &orig_manifest).unwrap();
             continue;
         }
@@ -132,7 +133,12 @@ async fn ten_thousand_mutations_are_all_detected() {
             .open_artifact(&ms[0], "data.bin", Vec::new())
             .await
             .unwrap_err();
-        assert_eq!(err.exit() as u8, 1, "round {round}: {err}");
+        let message = err.to_string();
+        assert_eq!(
+            exit_of(&anyhow::Error::from(err)) as u8,
+            1,
+            "round {round}: {message}"
+        );
     }
     std::fs::write(&a, &orig_a).unwrap();
     assert!(

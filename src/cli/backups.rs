@@ -9,9 +9,9 @@ use serde_json::json;
 use crate::engine::kv;
 use time::OffsetDateTime;
 
-use crate::exit::Failure;
-use crate::repo::retention::{self, Candidate, Policy};
-use crate::repo::{Entry, Lease, VerifyMode, lease, manifest};
+use crate::cli::exit::Failure;
+use crate::repo::retention::Policy;
+use crate::repo::{Entry, VerifyMode, manifest};
 
 use super::context::{self, RepoArgs, age, human_size, print_json};
 
@@ -130,7 +130,7 @@ pub async fn run(cmd: BackupsCommand) -> anyhow::Result<()> {
         } => {
             let repo = context::open(&repo).await?;
             let cutoff = since.as_deref().map(|s| since_cutoff(s, now)).transpose()?;
-            let catalog = repo.catalog().await.map_err(context::fail)?;
+            let catalog = repo.catalog().await?;
             let rows: Vec<&Entry> = catalog
                 .entries
                 .iter()
@@ -172,8 +172,8 @@ pub async fn run(cmd: BackupsCommand) -> anyhow::Result<()> {
         }
         BackupsCommand::Show { id, repo, json } => {
             let repo = context::open(&repo).await?;
-            let m = repo.manifest(&id).await.map_err(context::fail)?;
-            let last = repo.last_verification(&m).await.map_err(context::fail)?;
+            let m = repo.manifest(&id).await?;
+            let last = repo.last_verification(&m).await?;
             if json {
                 return print_json(&json!({ "manifest": m, "last_verification": last }));
             }
@@ -255,13 +255,9 @@ pub async fn run(cmd: BackupsCommand) -> anyhow::Result<()> {
                 _ => VerifyMode::Quick,
             };
             let ids: Vec<Entry> = if all {
-                repo.catalog().await.map_err(context::fail)?.entries
+                repo.catalog().await?.entries
             } else {
-                vec![
-                    repo.entry(&id.unwrap_or_default())
-                        .await
-                        .map_err(context::fail)?,
-                ]
+                vec![repo.entry(&id.unwrap_or_default()).await?]
             };
             let mut reports = Vec::new();
             let mut bad = Vec::new();
@@ -277,10 +273,7 @@ pub async fn run(cmd: BackupsCommand) -> anyhow::Result<()> {
                             }
                             None => crate::progress::Progress::silent(),
                         };
-                        let r = repo
-                            .verify_with(&m, mode, &progress)
-                            .await
-                            .map_err(context::fail)?;
+                        let r = repo.verify_with(&m, mode, &progress).await?;
                         for p in &r.problems {
                             bad.push(format!(
                                 "backup `{}`: artifact `{}`: {}",
@@ -304,7 +297,7 @@ pub async fn run(cmd: BackupsCommand) -> anyhow::Result<()> {
                             println!("FAIL {id} (manifest)");
                         }
                     }
-                    Err(e) => return Err(context::fail(e).into()),
+                    Err(e) => return Err(e.into()),
                 }
             }
             if json {
@@ -323,9 +316,9 @@ pub async fn run(cmd: BackupsCommand) -> anyhow::Result<()> {
             repo,
         } => {
             let repo = context::open(&repo).await?;
-            let m = repo.manifest(&id).await.map_err(context::fail)?;
+            let m = repo.manifest(&id).await?;
             if full && m.method == kv::INCREMENTAL {
-                let (state, _) = crate::playbook::backup::kv::state_of(&repo, &m).await?;
+                let (state, _) = crate::ops::backup::kv::state_of(&repo, &m).await?;
                 use std::io::Write as _;
                 let mut out = std::io::stdout().lock();
                 return match out
@@ -341,10 +334,7 @@ pub async fn run(cmd: BackupsCommand) -> anyhow::Result<()> {
                 .unwrap_or_default();
             // Decrypt to a temporary file first: stdout sees nothing unless every check passed.
             let tmp = tempfile::tempfile()?;
-            let mut tmp = repo
-                .open_artifact(&m, &name, tmp)
-                .await
-                .map_err(context::fail)?;
+            let mut tmp = repo.open_artifact(&m, &name, tmp).await?;
             use std::io::Seek as _;
             tmp.seek(std::io::SeekFrom::Start(0))?;
             let mut out = std::io::stdout().lock();
@@ -392,110 +382,37 @@ async fn prune(
     dry_run: bool,
     json: bool,
 ) -> anyhow::Result<()> {
-    let lease = if dry_run {
-        None
-    } else {
-        Some(
-            Lease::acquire(&repo.storage, "prune", lease::DEFAULT_TTL)
-                .await
-                .map_err(context::fail)?,
-        )
-    };
-    let mut catalog = repo.catalog().await.map_err(context::fail)?;
-    let mut groups: std::collections::BTreeMap<(String, String), Vec<Candidate>> =
-        Default::default();
-    let mut parents = std::collections::BTreeMap::new();
-    for e in &catalog.entries {
-        let good = match repo.manifest_of(e).await {
-            Ok(m) => {
-                if let Some(p) = m.parent.as_ref().filter(|_| m.method == kv::INCREMENTAL) {
-                    parents.insert(m.id.clone(), p.clone());
-                }
-                repo.last_verification(&m)
-                    .await
-                    .ok()
-                    .flatten()
-                    .is_none_or(|v| v.ok)
-            }
-            Err(_) => false,
-        };
-        let time = manifest::parse_time(&e.started).unwrap_or(OffsetDateTime::UNIX_EPOCH);
-        groups
-            .entry((e.kind.clone(), e.target.clone()))
-            .or_default()
-            .push(Candidate {
-                id: e.id.clone(),
-                time,
-                good,
-            });
-    }
-    let mut plan = Vec::new();
-    for ((kind, target), cands) in &groups {
-        let mut decisions = retention::decide(cands, policy);
-        retention::keep_parents(&mut decisions, &parents);
-        for d in decisions {
-            plan.push(json!({ "id": d.id, "kind": kind, "target": target, "keep": d.keep(), "reasons": d.reasons }));
-        }
-    }
-    let forget: Vec<String> = plan
-        .iter()
-        .filter(|p| p["keep"] == false)
-        .filter_map(|p| p["id"].as_str().map(str::to_string))
-        .collect();
-    if !json {
-        for p in &plan {
-            let reasons: Vec<&str> = p["reasons"]
-                .as_array()
-                .map(|r| r.iter().filter_map(|x| x.as_str()).collect())
-                .unwrap_or_default();
-            if p["keep"] == true {
-                println!(
-                    "keep   {}  {}/{}  ({})",
-                    p["id"].as_str().unwrap_or(""),
-                    p["kind"].as_str().unwrap_or(""),
-                    p["target"].as_str().unwrap_or(""),
-                    reasons.join(", ")
-                );
-            } else {
-                println!(
-                    "{} {}  {}/{}",
-                    if dry_run { "would forget" } else { "forget" },
-                    p["id"].as_str().unwrap_or(""),
-                    p["kind"].as_str().unwrap_or(""),
-                    p["target"].as_str().unwrap_or("")
-                );
-            }
-        }
-    }
-    let mut removed_blobs = 0;
-    if let Some(lease) = &lease {
-        for id in &forget {
-            if let Some(e) = catalog.find(id).cloned() {
-                repo.forget(lease, &e, &mut catalog)
-                    .await
-                    .map_err(context::fail)?;
-            }
-        }
-        removed_blobs = repo
-            .collect_garbage(lease, &catalog)
-            .await
-            .map_err(context::fail)?;
-    }
-    if let Some(l) = lease {
-        l.release().await.map_err(context::fail)?;
-    }
+    let progress = crate::progress::Progress::new("prune", super::progress::sink(json));
+    let done = crate::ops::prune::prune(repo, policy, dry_run, &progress).await?;
     if json {
-        print_json(
-            &json!({ "dry_run": dry_run, "plan": plan, "forgotten": if dry_run { 0 } else { forget.len() }, "blobs_removed": removed_blobs }),
-        )?;
-    } else {
-        println!(
-            "{} {} of {} backups; {} unreferenced blobs removed",
-            if dry_run { "would forget" } else { "forgot" },
-            forget.len(),
-            plan.len(),
-            removed_blobs
-        );
+        return print_json(&done);
     }
+    for d in &done.plan {
+        if d.keep {
+            println!(
+                "keep   {}  {}/{}  ({})",
+                d.id,
+                d.kind,
+                d.target,
+                d.reasons.join(", ")
+            );
+        } else {
+            println!(
+                "{} {}  {}/{}",
+                if dry_run { "would forget" } else { "forget" },
+                d.id,
+                d.kind,
+                d.target
+            );
+        }
+    }
+    let forgetting = done.plan.iter().filter(|d| !d.keep).count();
+    println!(
+        "{} {} of {} backups; {} unreferenced blobs removed",
+        if dry_run { "would forget" } else { "forgot" },
+        if dry_run { forgetting } else { done.forgotten },
+        done.plan.len(),
+        done.blobs_removed
+    );
     Ok(())
 }

@@ -5,16 +5,17 @@ use std::io::IsTerminal as _;
 use std::sync::Arc;
 
 use super::context::{self, RepoArgs};
+use crate::cli::exit::Failure;
 use crate::config::Config;
-use crate::exit::Failure;
-use crate::tui::{self, Console, model, state::Info};
+use crate::ops::inventory as model;
+use crate::tui::{self, Console, state::Info};
 
 /// Opens the console on `console`, or prints its inventory when stdout is not a terminal.
 pub async fn open_or_print(console: Console) -> anyhow::Result<()> {
     if !std::io::stdout().is_terminal() {
-        let entries = console.repo.catalog().await.map_err(context::fail)?.entries;
+        let entries = console.repo.catalog().await?.entries;
         let known = match &console.client {
-            Some(c) => crate::playbook::backup::account_targets(c)
+            Some(c) => crate::ops::backup::account_targets(c)
                 .await
                 .unwrap_or_default(),
             None => Vec::new(),

@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
+use crate::cli::exit::{Exit, Failure};
 use crate::config::Config;
-use crate::exit::{Exit, Failure};
 use crate::repo::Repo;
 use crate::repo::storage::{S3Settings, Storage};
 use crate::seal::MasterKey;
@@ -53,21 +53,21 @@ pub fn key(config: &Config) -> Result<MasterKey, Failure> {
     ))
 }
 
-pub fn storage(args: &RepoArgs, config: &Config) -> Result<Storage, Failure> {
+pub fn storage(args: &RepoArgs, config: &Config) -> anyhow::Result<Storage> {
     let loc = location(args, config)?;
     let s3 = S3Settings {
         endpoint: config.r2_endpoint.clone(),
         access_key_id: config.r2_access_key_id.clone(),
         secret_access_key: config.r2_secret_access_key.clone(),
     };
-    Storage::open(&loc, &s3).map_err(fail)
+    Ok(Storage::open(&loc, &s3)?)
 }
 
-pub async fn open(args: &RepoArgs) -> Result<Repo, Failure> {
+pub async fn open(args: &RepoArgs) -> anyhow::Result<Repo> {
     let config = Config::load().map_err(|e| Failure::usage(e.to_string()))?;
     let storage = storage(args, &config)?;
     let key = key(&config)?;
-    Repo::open(storage, key).await.map_err(fail)
+    Ok(Repo::open(storage, key).await?)
 }
 
 /// The Cloudflare client from CLOUDFLARE_API_TOKEN, CLOUDFLARE_ACCOUNT_ID and
@@ -111,8 +111,6 @@ fn budget_setting() -> Result<(u32, std::time::Duration), Failure> {
     }
     Ok((n, d))
 }
-
-pub use crate::exit::{cloudflare_failed, fail};
 
 pub fn verification_failed(message: String) -> Failure {
     Failure::new(Exit::Verification, message)

@@ -13,10 +13,11 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use super::context;
+use crate::cloudflare::kv::{Pair, encode_pairs};
 use crate::cloudflare::{Body, Client, R2Credentials, S3Client};
 use crate::config::{Config, Secret};
 use crate::emulator::{self, EmulatorConfig, Seed};
-use crate::playbook::backup::{self as step, Env, Options, What};
+use crate::ops::backup::{self as step, Env, Options, What};
 use crate::progress::Progress;
 use crate::repo::Repo;
 use crate::repo::storage::{S3Settings, Storage};
@@ -106,19 +107,22 @@ async fn change(client: &Client, r2: &S3Client, round: u32) -> anyhow::Result<()
             .await?;
     }
     for ns in ["SESSIONS", "CACHE"] {
-        let (id, _) = crate::engine::kv::find_namespace(client, ns)
+        let id = client
+            .kv_namespace(ns)
             .await?
-            .ok_or_else(|| anyhow::anyhow!("the demo account has no KV namespace `{ns}`"))?;
-        let items: Vec<_> = (0..40 * (round + 1))
-            .map(|i| json!({ "key": format!("demo:round{round}:{i:03}"), "value": format!("{{\"round\":{round},\"i\":{i}}}") }))
+            .ok_or_else(|| anyhow::anyhow!("the demo account has no KV namespace `{ns}`"))?
+            .id;
+        let pairs: Vec<Pair> = (0..40 * (round + 1))
+            .map(|i| Pair {
+                key: format!("demo:round{round}:{i:03}"),
+                value: format!("{{\"round\":{round},\"i\":{i}}}"),
+                base64: false,
+                expiration: None,
+                metadata: None,
+            })
             .collect();
         client
-            .call(
-                Method::PUT,
-                &format!("/storage/kv/namespaces/{id}/bulk"),
-                &[],
-                Body::Json(serde_json::Value::Array(items)),
-            )
+            .kv_bulk_put(&id, encode_pairs(&pairs.iter().collect::<Vec<_>>()))
             .await?;
     }
     r2.put(
@@ -187,15 +191,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         write_private(&key_file, &hex::encode(bytes))?;
         MasterKey::from_bytes(bytes)
     };
-    let storage = Storage::open(&repo_dir.display().to_string(), &S3Settings::default())
-        .map_err(context::fail)?;
+    let storage = Storage::open(&repo_dir.display().to_string(), &S3Settings::default())?;
     let fresh = !repo_dir.join("config.json").exists();
     let repo = if fresh {
         Repo::init(storage, key).await
     } else {
         Repo::open(storage, key).await
-    }
-    .map_err(context::fail)?;
+    }?;
 
     let mut config = Config {
         api_base_url: emu.api_url.clone(),

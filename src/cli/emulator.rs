@@ -4,8 +4,8 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use crate::cli::exit::Failure;
 use crate::emulator::{self, EmulatorConfig, Seed, Storage};
-use crate::exit::Failure;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -7,6 +7,7 @@ mod console;
 mod context;
 mod demo;
 mod emulator;
+pub mod exit;
 mod progress;
 // The `emulator` subcommand, not the emulator itself: only that file reaches into it.
 use self::emulator as emulator_cmd;
@@ -16,7 +17,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::exit::{Exit, Failure};
+use self::exit::Exit;
 
 #[derive(Debug, Parser)]
 #[command(name = "cfdr", version, about = "Disaster-recovery console for Cloudflare D1, KV and R2", long_about = None)]
@@ -63,12 +64,8 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => Exit::Ok.into(),
         Err(e) => {
-            let exit = e
-                .downcast_ref::<Failure>()
-                .map(|f| f.exit)
-                .unwrap_or(Exit::Cloudflare);
             eprintln!("cfdr: {e:#}");
-            exit.into()
+            exit::exit_of(&e).into()
         }
     }
 }

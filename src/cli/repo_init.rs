@@ -1,7 +1,7 @@
 //! `cfdr repo init`: creates a repository (config.json with the key check).
 
+use crate::cli::exit::Failure;
 use crate::config::Config;
-use crate::exit::Failure;
 use crate::repo::Repo;
 
 use super::context::{self, RepoArgs};
@@ -23,7 +23,7 @@ pub async fn run(cmd: RepoCommand) -> anyhow::Result<()> {
             let config = Config::load().map_err(|e| Failure::usage(e.to_string()))?;
             let storage = context::storage(&repo, &config)?;
             let key = context::key(&config)?;
-            let r = Repo::init(storage, key).await.map_err(context::fail)?;
+            let r = Repo::init(storage, key).await?;
             if json {
                 context::print_json(&r.config)?;
             } else {

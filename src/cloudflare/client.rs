@@ -372,6 +372,28 @@ impl Client {
         }
     }
 
+    /// One page of a cursor-paged list (KV keys, R2 buckets): the answer, and the cursor of the
+    /// next page, `None` after the last.
+    pub async fn cursor_page(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        cursor: Option<&str>,
+    ) -> Result<(Answer, Option<String>), CfError> {
+        let mut q = query.to_vec();
+        if let Some(c) = cursor {
+            q.push(("cursor", c.to_string()));
+        }
+        let a = self.call(Method::GET, path, &q, Body::None).await?;
+        let next = a
+            .result_info
+            .as_ref()
+            .and_then(|i| i["cursor"].as_str())
+            .filter(|c| !c.is_empty())
+            .map(str::to_string);
+        Ok((a, next))
+    }
+
     /// Every page of a page-based list (`page`, `per_page`; stops on a short page or at
     /// `total_count`).
     pub async fn all_pages(

@@ -20,7 +20,6 @@ pub use lease::Lease;
 pub use manifest::{Artifact, Kind, Manifest, Target};
 pub use verify::{Problem, VerifyMode, VerifyReport};
 
-use crate::exit::Exit;
 use crate::seal::{MasterKey, SealError};
 use storage::Storage;
 
@@ -59,6 +58,8 @@ pub enum RepoError {
         location: String,
         path: String,
         message: String,
+        /// On an object store over the network (else a local directory).
+        remote: bool,
     },
     #[error("artifact `{artifact}`: {source}")]
     Seal { artifact: String, source: SealError },
@@ -78,21 +79,6 @@ pub enum RepoError {
     Cancelled,
     #[error("internal error: {0}")]
     Internal(String),
-}
-
-impl RepoError {
-    pub fn exit(&self) -> Exit {
-        match self {
-            RepoError::Locked { .. } => Exit::Locked,
-            // The repository's key was checked when it was opened: an artifact naming another key
-            // has a damaged header or comes from elsewhere.
-            RepoError::Seal { .. }
-            | RepoError::MissingArtifact { .. }
-            | RepoError::Tampered { .. } => Exit::Verification,
-            RepoError::Store { .. } | RepoError::Internal(_) => Exit::Cloudflare,
-            _ => Exit::Usage,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

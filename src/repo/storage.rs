@@ -104,6 +104,7 @@ impl Storage {
             location: self.display.clone(),
             path: path.to_string(),
             message: e.to_string(),
+            remote: self.local.is_none(),
         }
     }
 

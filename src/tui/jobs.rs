@@ -8,7 +8,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::Console;
 use super::state::{Command, Event, JobEvent, Loaded};
-use crate::playbook::backup::{self as step, Env, Options};
+use crate::ops::backup::{self as step, Env, Options};
 use crate::progress::{Progress, ProgressEvent};
 use crate::repo::VerifyMode;
 

@@ -6,7 +6,6 @@
 
 pub mod jobs;
 pub mod keymap;
-pub mod model;
 pub mod state;
 pub mod view;
 

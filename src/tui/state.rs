@@ -11,10 +11,10 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEvent
 use time::OffsetDateTime;
 
 use super::keymap::{self, Action, Binding};
-use super::model::{self, SortKey, TargetRow};
 use crate::cloudflare::BudgetState;
 use crate::config::Config;
-use crate::playbook::backup::What;
+use crate::ops::backup::What;
+use crate::ops::inventory::{self as model, SortKey, TargetRow};
 use crate::progress::ProgressEvent;
 use crate::repo::VerifyReport;
 use crate::repo::catalog::Entry;

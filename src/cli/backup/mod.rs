@@ -1,14 +1,14 @@
 //! `cfdr backup d1|kv|r2 <target> | sqlite <path> | --all | --wrangler PATH`: the arguments,
-//! the list of targets, and printing; the work itself is `playbook::backup`, shared with the
+//! the list of targets, and printing; the work itself is `ops::backup`, shared with the
 //! console.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::cli::exit::{Exit, Failure};
 use crate::config::Config;
 use crate::engine::d1::Method1;
-use crate::exit::{Exit, Failure};
-use crate::playbook::backup::{self as step, Env, Options, What};
+use crate::ops::backup::{self as step, Env, Options, What};
 use crate::progress::Progress;
 use crate::repo::Repo;
 
@@ -145,7 +145,7 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<()> {
     let notify = args.common().notify.clone();
     let outcome = run_inner(args).await;
     if let (Err(e), Some(url)) = (&outcome, notify)
-        && let Err(warning) = crate::playbook::notify::post_failure(&url, &format!("{e:#}")).await
+        && let Err(warning) = crate::ops::notify::post_failure(&url, &format!("{e:#}")).await
     {
         eprintln!("cfdr: warning: {warning}");
     }
@@ -204,61 +204,26 @@ async fn all(common: &Common, wrangler: Option<&std::path::Path>) -> anyhow::Res
     let json = common.json;
     let (config, repo) = open(&common.repo).await?;
     let client = client(&config, common)?;
-    let (d1s, kvs, r2s): (Vec<String>, Vec<String>, Vec<String>) = match wrangler {
-        Some(path) => {
-            let b = crate::wrangler::load(path).map_err(Failure::usage)?;
-            if b.is_empty() {
-                return Err(Failure::usage(format!(
-                    "`{}` binds no D1 database, KV namespace or R2 bucket",
-                    path.display()
-                ))
-                .into());
-            }
-            (b.d1, b.kv, b.r2)
-        }
-        None => {
-            let all = step::account_targets(&client)
-                .await
-                .map_err(context::cloudflare_failed)?;
-            let of = |kind: &str| {
-                all.iter()
-                    .filter(|(k, _)| k == kind)
-                    .map(|(_, n)| n.clone())
-                    .collect::<Vec<_>>()
-            };
-            (of("d1"), of("kv"), of("r2"))
-        }
-    };
+    let targets = step::targets(&client, wrangler).await?;
     let env = Env {
         repo: &repo,
         config: &config,
         client: Some(&client),
     };
-    let opts = common.options();
     let root = Progress::new("cfdr", super::progress::sink(json));
-    let targets = d1s
-        .iter()
-        .map(|d| What::D1 {
-            database: d.clone(),
-            method: None,
-        })
-        .chain(kvs.iter().map(|k| What::Kv {
-            namespace: k.clone(),
-        }))
-        .chain(r2s.iter().map(|b| What::R2 { bucket: b.clone() }));
-    let mut failed = Vec::new();
-    for what in targets {
-        let name = what.label();
-        match step::take(&env, &what, &opts, &root.job(name.clone())).await {
+    let failed = step::take_each(
+        &env,
+        &targets,
+        &common.options(),
+        &root,
+        |what, done| match done {
             Ok(d) if json => println!("{}", serde_json::to_string(&d.manifest).unwrap_or_default()),
             Ok(d) => println!("{}", d.line),
-            Err(e) => {
-                eprintln!("cfdr: {name}: {e:#}");
-                failed.push(name);
-            }
-        }
-    }
-    let total = d1s.len() + kvs.len() + r2s.len();
+            Err(e) => eprintln!("cfdr: {}: {e:#}", what.label()),
+        },
+    )
+    .await;
+    let total = targets.len();
     if failed.is_empty() {
         if !json {
             println!("{total} backups taken");

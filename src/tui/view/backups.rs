@@ -8,8 +8,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table};
 
 use super::{Theme, window};
+use crate::ops::inventory::kind_title;
 use crate::text::human_size;
-use crate::tui::model::kind_title;
 use crate::tui::state::App;
 
 pub fn render(

@@ -8,9 +8,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table};
 
 use super::{Theme, window};
+use crate::ops::inventory::{Freshness, kind_title};
 use crate::text::human_size;
 use crate::text::short_duration as short;
-use crate::tui::model::{Freshness, kind_title};
 use crate::tui::state::App;
 
 pub fn render(app: &App, theme: Theme, frame: &mut Frame, area: Rect) {

@@ -7,7 +7,7 @@ use serde_json::json;
 use super::{Done, Options, Sealed, store};
 use crate::cloudflare::Client;
 use crate::engine::kv as engine;
-use crate::exit::{Exit, Failure, cloudflare_failed, fail};
+use crate::ops::{Error, Result};
 use crate::progress::Progress;
 use crate::repo::{Kind, Manifest, Repo, Target};
 
@@ -17,7 +17,7 @@ pub const MAX_CHAIN: usize = 24;
 
 /// The whole content a KV backup stands for: its own artifact, or for an incremental backup its
 /// chain of parents folded up to it. Also how long the chain is (1 for a full backup).
-pub async fn state_of(repo: &Repo, m: &Manifest) -> anyhow::Result<(engine::State, usize)> {
+pub async fn state_of(repo: &Repo, m: &Manifest) -> Result<(engine::State, usize)> {
     let mut chain = vec![m.clone()];
     while let Some(parent) = chain
         .last()
@@ -25,23 +25,18 @@ pub async fn state_of(repo: &Repo, m: &Manifest) -> anyhow::Result<(engine::Stat
         .and_then(|c| c.parent.clone())
     {
         let p = repo.manifest(&parent).await.map_err(|e| {
-            Failure::new(
-                Exit::Verification,
-                format!(
+            Error::Verification(format!(
                     "backup `{}` is incremental on `{parent}`, which cannot be read ({e}); take a full backup (without --incremental)",
-                    m.id
-                ),
-            )
+                m.id
+            ))
         })?;
         chain.push(p);
     }
     let mut state = engine::State::new();
     for link in chain.iter().rev() {
-        let bytes = repo
-            .open_artifact(link, "keys.ndjson", Vec::new())
-            .await
-            .map_err(fail)?;
-        engine::apply(&mut state, &bytes)?;
+        let bytes = repo.open_artifact(link, "keys.ndjson", Vec::new()).await?;
+        engine::apply(&mut state, &bytes)
+            .map_err(|e| Error::Verification(format!("backup `{}`: keys.ndjson: {e}", link.id)))?;
     }
     Ok((state, chain.len()))
 }
@@ -52,16 +47,14 @@ pub async fn run(
     namespace: &str,
     opts: &Options,
     progress: &Progress,
-) -> anyhow::Result<Done> {
-    let (id, title) = engine::find_namespace(client, namespace)
-        .await
-        .map_err(cloudflare_failed)?
-        .ok_or_else(|| {
-            Failure::usage(format!(
-                "no KV namespace `{namespace}` in account `{}`; give its title or id",
-                client.account()
-            ))
-        })?;
+) -> Result<Done> {
+    let ns = client.kv_namespace(namespace).await?.ok_or_else(|| {
+        Error::usage(format!(
+            "no KV namespace `{namespace}` in account `{}`; give its title or id",
+            client.account()
+        ))
+    })?;
+    let (id, title) = (ns.id, ns.title);
     let started = std::time::Instant::now();
     let sent_before = client.budget.state().sent;
     let mut tmp = tempfile::Builder::new()
@@ -70,13 +63,7 @@ pub async fn run(
         .tempfile()?;
     let stats = {
         let mut w = std::io::BufWriter::new(tmp.as_file_mut());
-        engine::backup(client, &id, opts.concurrency, progress, &mut w)
-            .await
-            .map_err(|e| match e {
-                engine::KvError::Cloudflare(c) => cloudflare_failed(c).into(),
-                engine::KvError::Cancelled(c) => anyhow::Error::from(c),
-                other => Failure::new(Exit::Cloudflare, other.to_string()).into(),
-            })?
+        engine::backup(client, &id, opts.concurrency, progress, &mut w).await?
     };
     let requests = client.budget.state().sent - sent_before;
     let mut stats_json = json!({ "keys": stats.keys, "value_bytes": stats.value_bytes, "binary": stats.binary,
@@ -89,7 +76,7 @@ pub async fn run(
     let mut parent_id = None;
     let mut delta_line = String::new();
     if opts.incremental {
-        match repo.latest(&Kind::Kv, &title).await.map_err(fail)? {
+        match repo.latest(&Kind::Kv, &title).await? {
             None => progress.warn("no previous backup to be incremental on: this one is full"),
             Some(parent) => {
                 let (state, chain) = state_of(repo, &parent).await?;

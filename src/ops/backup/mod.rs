@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use crate::cloudflare::Client;
 use crate::config::Config;
-use crate::exit::{Failure, fail};
+use crate::ops::{Error, Result};
 use crate::progress::{Counting, Progress};
 use crate::repo::{Kind, Lease, Manifest, Repo, Target, lease};
 
@@ -94,15 +94,10 @@ pub struct Done {
 }
 
 /// Takes one backup now.
-pub async fn take(
-    env: &Env<'_>,
-    what: &What,
-    opts: &Options,
-    progress: &Progress,
-) -> anyhow::Result<Done> {
+pub async fn take(env: &Env<'_>, what: &What, opts: &Options, progress: &Progress) -> Result<Done> {
     let client = || {
         env.client.ok_or_else(|| {
-            Failure::usage(
+            Error::usage(
                 "set CLOUDFLARE_API_TOKEN and CLOUDFLARE_ACCOUNT_ID to back up Cloudflare storage",
             )
         })
@@ -124,29 +119,88 @@ pub async fn take(
 pub async fn account_targets(
     client: &Client,
 ) -> Result<Vec<(String, String)>, crate::cloudflare::CfError> {
-    let names = |items: Vec<serde_json::Value>, field: &str, kind: &str| {
-        items
-            .iter()
-            .filter_map(|i| i[field].as_str().map(|n| (kind.to_string(), n.to_string())))
-            .collect::<Vec<_>>()
-    };
-    let mut out = names(
-        client.all_pages("/d1/database", 100, &[]).await?,
-        "name",
-        "d1",
-    );
-    out.extend(names(
-        client.all_pages("/storage/kv/namespaces", 100, &[]).await?,
-        "title",
-        "kv",
-    ));
+    let mut out: Vec<(String, String)> = client
+        .all_pages("/d1/database", 100, &[])
+        .await?
+        .iter()
+        .filter_map(|d| {
+            d["name"]
+                .as_str()
+                .map(|n| ("d1".to_string(), n.to_string()))
+        })
+        .collect();
     out.extend(
-        r2::buckets(client)
+        client
+            .kv_namespaces()
+            .await?
+            .into_iter()
+            .map(|n| ("kv".to_string(), n.title)),
+    );
+    out.extend(
+        client
+            .r2_buckets()
             .await?
             .into_iter()
             .map(|b| ("r2".to_string(), b)),
     );
     Ok(out)
+}
+
+/// What `--all` (the whole account) or `--wrangler PATH` (the D1 databases, KV namespaces and
+/// R2 buckets a project binds) stands for: D1 first, then KV, then R2.
+pub async fn targets(client: &Client, wrangler: Option<&std::path::Path>) -> Result<Vec<What>> {
+    let (d1s, kvs, r2s) = match wrangler {
+        Some(path) => {
+            let b = crate::wrangler::load(path).map_err(Error::Usage)?;
+            if b.is_empty() {
+                return Err(Error::usage(format!(
+                    "`{}` binds no D1 database, KV namespace or R2 bucket",
+                    path.display()
+                )));
+            }
+            (b.d1, b.kv, b.r2)
+        }
+        None => {
+            let all = account_targets(client).await?;
+            let of = |kind: &str| {
+                all.iter()
+                    .filter(|(k, _)| k == kind)
+                    .map(|(_, n)| n.clone())
+                    .collect::<Vec<_>>()
+            };
+            (of("d1"), of("kv"), of("r2"))
+        }
+    };
+    Ok(d1s
+        .into_iter()
+        .map(|database| What::D1 {
+            database,
+            method: None,
+        })
+        .chain(kvs.into_iter().map(|namespace| What::Kv { namespace }))
+        .chain(r2s.into_iter().map(|bucket| What::R2 { bucket }))
+        .collect())
+}
+
+/// Takes a backup of each target in turn under one client (one request budget); a target
+/// that fails is handed to `each` like the others and does not stop the rest. Returns the
+/// labels of those that failed.
+pub async fn take_each(
+    env: &Env<'_>,
+    targets: &[What],
+    opts: &Options,
+    progress: &Progress,
+    mut each: impl FnMut(&What, &Result<Done>),
+) -> Vec<String> {
+    let mut failed = Vec::new();
+    for what in targets {
+        let done = take(env, what, opts, &progress.job(what.label())).await;
+        each(what, &done);
+        if done.is_err() {
+            failed.push(what.label());
+        }
+    }
+    failed
 }
 
 /// Adds the sanity checks' warnings to a manifest about to be committed, and says them.
@@ -159,14 +213,8 @@ pub(crate) fn sanity(previous: Option<&Manifest>, m: &mut Manifest, progress: &P
 }
 
 /// Takes the writer lease for `purpose`, saying so when a stale one was taken over.
-pub(crate) async fn lease(
-    repo: &Repo,
-    purpose: &str,
-    progress: &Progress,
-) -> anyhow::Result<Lease> {
-    let lease = Lease::acquire(&repo.storage, purpose, lease::DEFAULT_TTL)
-        .await
-        .map_err(fail)?;
+pub(crate) async fn lease(repo: &Repo, purpose: &str, progress: &Progress) -> Result<Lease> {
+    let lease = Lease::acquire(&repo.storage, purpose, lease::DEFAULT_TTL).await?;
     if let Some(old) = &lease.took_over {
         progress.warn(format!(
             "took over a stale writer lease of {} on {} (since {})",
@@ -197,11 +245,11 @@ pub(crate) async fn store(
     file: std::fs::File,
     progress: &Progress,
     more: impl FnOnce(&mut Manifest, Option<&Manifest>),
-) -> anyhow::Result<Manifest> {
+) -> Result<Manifest> {
     let purpose = format!("backup {} {}", s.kind.as_str(), s.target.name);
     let lease = lease(repo, &purpose, progress).await?;
     let result = async {
-        let previous = repo.latest(&s.kind, &s.target.name).await.map_err(fail)?;
+        let previous = repo.latest(&s.kind, &s.target.name).await?;
         let mut writer = repo.begin(&lease, s.kind, s.target, s.trigger, s.method);
         if let Some(at) = s.backdate {
             writer.backdate(at);
@@ -216,16 +264,16 @@ pub(crate) async fn store(
             .add_artifact(s.artifact, s.format, input)
             .await
             .map_err(|e| match progress.check() {
-                Err(c) => anyhow::Error::from(c),
-                Ok(()) => fail(e).into(),
+                Err(c) => Error::from(c),
+                Ok(()) => Error::from(e),
             })?;
         progress.finish();
         writer.manifest.stats = s.stats;
         more(&mut writer.manifest, previous.as_ref());
         sanity(previous.as_ref(), &mut writer.manifest, progress);
-        anyhow::Ok(writer.commit().await.map_err(fail)?)
+        Ok::<_, Error>(writer.commit().await?)
     }
     .await;
-    lease.release().await.map_err(fail)?;
+    lease.release().await?;
     result
 }

@@ -8,12 +8,11 @@ use std::collections::BTreeMap;
 use std::io::Write;
 
 use base64::Engine as _;
-use reqwest::Method;
+use futures_util::StreamExt as _;
 use serde_json::{Value, json};
 
-use futures_util::StreamExt as _;
-
-use crate::cloudflare::{Body, CfError, Client};
+use crate::cloudflare::kv::{ListedKey, MAX_BULK_GET};
+use crate::cloudflare::{CfError, Client};
 use crate::progress::{Cancelled, Progress};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -39,46 +38,6 @@ pub enum KvError {
     Cancelled(#[from] Cancelled),
 }
 
-/// A namespace of the account, by title or id.
-pub async fn find_namespace(
-    client: &Client,
-    name_or_id: &str,
-) -> Result<Option<(String, String)>, CfError> {
-    let all = client.all_pages("/storage/kv/namespaces", 100, &[]).await?;
-    Ok(all
-        .iter()
-        .find(|n| n["id"] == name_or_id || n["title"] == name_or_id)
-        .map(|n| {
-            (
-                n["id"].as_str().unwrap_or_default().to_string(),
-                n["title"].as_str().unwrap_or_default().to_string(),
-            )
-        }))
-}
-
-fn key_path(ns: &str, kind: &str, key: &str) -> String {
-    // encodeURIComponent, as wrangler sends keys.
-    let encoded: String = key
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z'
-            | b'a'..=b'z'
-            | b'0'..=b'9'
-            | b'-'
-            | b'_'
-            | b'.'
-            | b'!'
-            | b'~'
-            | b'*'
-            | b'\''
-            | b'('
-            | b')' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect();
-    format!("/storage/kv/namespaces/{ns}/{kind}/{encoded}")
-}
-
 /// One listed key with its value as the artifact stores it.
 struct Fetched {
     line: Value,
@@ -88,29 +47,23 @@ struct Fetched {
 }
 
 /// The values of one batch (≤ 100 keys) of a listing page, in the listing's order.
-async fn fetch_batch(client: &Client, ns: &str, batch: &[Value]) -> Result<Vec<Fetched>, KvError> {
-    let names: Vec<&str> = batch.iter().filter_map(|k| k["name"].as_str()).collect();
-    let got = client
-        .call(
-            Method::POST,
-            &format!("/storage/kv/namespaces/{ns}/bulk/get"),
-            &[],
-            Body::Json(json!({ "keys": names, "type": "text" })),
-        )
-        .await?;
+async fn fetch_batch(
+    client: &Client,
+    ns: &str,
+    batch: &[ListedKey],
+) -> Result<Vec<Fetched>, KvError> {
+    let names: Vec<&str> = batch.iter().map(|k| k.name.as_str()).collect();
+    let values = client.kv_bulk_get(ns, &names).await?;
     let mut out = Vec::with_capacity(batch.len());
     for listed in batch {
-        let name = listed["name"].as_str().unwrap_or_default();
+        let name = listed.name.as_str();
         let mut refetched = false;
-        let (value, base64) = match &got.result["values"][name] {
-            Value::String(text) if !text.contains('\u{FFFD}') => (text.clone(), false),
-            Value::Null => return Err(KvError::Vanished(name.into())),
+        let (value, base64) = match values.get(name) {
+            Some(Value::String(text)) if !text.contains('\u{FFFD}') => (text.clone(), false),
+            None | Some(Value::Null) => return Err(KvError::Vanished(name.into())),
             _ => {
                 refetched = true;
-                let (_, raw) = client
-                    .bytes(Method::GET, &key_path(ns, "values", name), &[], Body::None)
-                    .await?;
-                match String::from_utf8(raw) {
+                match String::from_utf8(client.kv_value(ns, name).await?) {
                     Ok(text) => (text, false),
                     Err(e) => (
                         base64::engine::general_purpose::STANDARD.encode(e.into_bytes()),
@@ -121,11 +74,11 @@ async fn fetch_batch(client: &Client, ns: &str, batch: &[Value]) -> Result<Vec<F
         };
         let bytes = value.len() as u64;
         let mut line = json!({ "key": name, "value": value, "base64": base64 });
-        if let Some(m) = listed.get("metadata").filter(|m| !m.is_null()) {
+        if let Some(m) = listed.metadata.as_ref().filter(|m| !m.is_null()) {
             line["metadata"] = m.clone();
         }
-        if let Some(x) = listed.get("expiration").filter(|x| !x.is_null()) {
-            line["expiration"] = x.clone();
+        if let Some(x) = listed.expiration {
+            line["expiration"] = json!(x);
         }
         out.push(Fetched {
             line,
@@ -147,26 +100,17 @@ pub async fn backup(
     out: &mut impl Write,
 ) -> Result<KvStats, KvError> {
     let mut stats = KvStats::default();
-    let mut cursor = String::new();
+    let mut cursor: Option<String> = None;
     progress.phase("list and fetch", "keys", None);
     loop {
         progress.check()?;
-        let mut q = vec![("limit", "1000".to_string())];
-        if !cursor.is_empty() {
-            q.push(("cursor", cursor.clone()));
-        }
-        let page = client
-            .call(
-                Method::GET,
-                &format!("/storage/kv/namespaces/{ns}/keys"),
-                &q,
-                Body::None,
-            )
-            .await?;
-        let keys = page.result.as_array().cloned().unwrap_or_default();
+        let (keys, next) = client.kv_keys(ns, None, cursor.as_deref()).await?;
         // Owned batches: a stream of borrowed slices trips the compiler's higher-ranked
         // lifetime check once this future is spawned (the console does).
-        let owned: Vec<Vec<Value>> = keys.chunks(100).map(<[Value]>::to_vec).collect();
+        let owned: Vec<Vec<ListedKey>> = keys
+            .chunks(MAX_BULK_GET)
+            .map(<[ListedKey]>::to_vec)
+            .collect();
         let mut batches = futures_util::stream::iter(owned)
             .map(|batch| async move {
                 progress.check()?;
@@ -190,13 +134,8 @@ pub async fn backup(
                 out.write_all(b"\n")?;
             }
         }
-        cursor = page
-            .result_info
-            .as_ref()
-            .and_then(|i| i["cursor"].as_str())
-            .unwrap_or("")
-            .to_string();
-        if cursor.is_empty() {
+        cursor = next;
+        if cursor.is_none() {
             break;
         }
     }
@@ -288,18 +227,6 @@ pub fn render(state: &State) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn keys_are_encoded_as_wrangler_encodes_them() {
-        assert_eq!(
-            super::key_path("ns", "values", "user:1/a b"),
-            "/storage/kv/namespaces/ns/values/user%3A1%2Fa%20b"
-        );
-        assert_eq!(
-            super::key_path("ns", "values", "é"),
-            "/storage/kv/namespaces/ns/values/%C3%A9"
-        );
-    }
-
     #[test]
     fn a_delta_applied_to_its_parent_gives_the_current_state() {
         let parent_artifact = b"{\"key\":\"a\",\"value\":\"1\"}\n{\"key\":\"b\",\"value\":\"2\"}\n{\"key\":\"c\",\"value\":\"3\"}\n";

@@ -6,7 +6,7 @@ use serde_json::json;
 use super::{Done, Options, Sealed, store};
 use crate::cloudflare::Client;
 use crate::engine::d1::{self as engine, Method1};
-use crate::exit::{Exit, Failure, cloudflare_failed};
+use crate::ops::{Error, Result};
 use crate::progress::Progress;
 use crate::repo::{Kind, Repo, Target};
 
@@ -17,12 +17,11 @@ pub async fn run(
     method: Option<Method1>,
     opts: &Options,
     progress: &Progress,
-) -> anyhow::Result<Done> {
+) -> Result<Done> {
     let (id, name) = engine::find_database(client, database)
-        .await
-        .map_err(cloudflare_failed)?
+        .await?
         .ok_or_else(|| {
-            Failure::usage(format!(
+            Error::usage(format!(
                 "no D1 database `{database}` in account `{}`; give its name or id",
                 client.account()
             ))
@@ -37,13 +36,9 @@ pub async fn run(
         let mut w = std::io::BufWriter::new(tmp.as_file_mut());
         engine::backup(client, &id, method, progress, &mut w)
             .await
-            .map_err(|e| match e {
-                engine::D1Error::Cloudflare(c) => cloudflare_failed(c).into(),
-                engine::D1Error::Cancelled(c) => anyhow::Error::from(c),
-                other => anyhow::Error::from(Failure::new(
-                    Exit::Cloudflare,
-                    format!("backing up D1 database `{name}`: {other}"),
-                )),
+            .map_err(|e| match Error::from(e) {
+                Error::Remote(m) => Error::Remote(format!("backing up D1 database `{name}`: {m}")),
+                other => other,
             })?
     };
     for w in &result.warnings {

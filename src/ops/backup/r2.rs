@@ -2,47 +2,14 @@
 //! against the bucket's previous backup. Blobs are written while objects are read, so the writer
 //! lease covers the whole backup.
 
-use reqwest::Method;
-
 use super::{Done, Options};
-use crate::cloudflare::{Body, CfError, Client, R2Credentials, S3Client};
+use crate::cloudflare::{R2Credentials, S3Client};
 use crate::config::Config;
 use crate::engine::r2 as engine;
-use crate::exit::{Exit, Failure, fail};
+use crate::ops::{Error, Result};
 use crate::progress::Progress;
 use crate::repo::{Kind, Repo, Target};
 use crate::text::human_size;
-
-/// The account's bucket names, through the v4 API (cursor pages).
-pub async fn buckets(client: &Client) -> Result<Vec<String>, CfError> {
-    let mut names = Vec::new();
-    let mut cursor = String::new();
-    loop {
-        let mut q = vec![("per_page", "1000".to_string())];
-        if !cursor.is_empty() {
-            q.push(("cursor", cursor.clone()));
-        }
-        let a = client
-            .call(Method::GET, "/r2/buckets", &q, Body::None)
-            .await?;
-        names.extend(
-            a.result["buckets"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|b| b["name"].as_str().map(str::to_string)),
-        );
-        cursor = a
-            .result_info
-            .as_ref()
-            .and_then(|i| i["cursor"].as_str())
-            .unwrap_or("")
-            .to_string();
-        if cursor.is_empty() {
-            return Ok(names);
-        }
-    }
-}
 
 pub async fn run(
     repo: &Repo,
@@ -50,20 +17,17 @@ pub async fn run(
     bucket: &str,
     opts: &Options,
     progress: &Progress,
-) -> anyhow::Result<Done> {
+) -> Result<Done> {
     let s3 = R2Credentials::from_config(config)
         .and_then(|c| S3Client::new(c, opts.retry.clone()))
-        .map_err(|e| Failure::usage(e.to_string()))?;
+        .map_err(Error::R2)?;
     let started = std::time::Instant::now();
     let lease = super::lease(repo, &format!("backup r2 {bucket}"), progress).await?;
     let result = async {
-        let parent = repo.latest(&Kind::R2, bucket).await.map_err(fail)?;
+        let parent = repo.latest(&Kind::R2, bucket).await?;
         let previous: Vec<engine::ObjectEntry> = match &parent {
             Some(m) => {
-                let bytes = repo
-                    .open_artifact(m, "index.ndjson", Vec::new())
-                    .await
-                    .map_err(fail)?;
+                let bytes = repo.open_artifact(m, "index.ndjson", Vec::new()).await?;
                 bytes
                     .split(|b| *b == b'\n')
                     .filter(|l| !l.is_empty())
@@ -82,12 +46,7 @@ pub async fn run(
                 concurrency: opts.concurrency,
                 ..Default::default()
             };
-            engine::backup(&s3, bucket, repo, &lease, &previous, r2, progress, &mut w)
-                .await
-                .map_err(|e| match e {
-                    engine::R2Error::Cancelled(c) => anyhow::Error::from(c),
-                    e => Failure::new(Exit::Cloudflare, e.to_string()).into(),
-                })?
+            engine::backup(&s3, bucket, repo, &lease, &previous, r2, progress, &mut w).await?
         };
         let target = Target {
             account: config.account_id.clone(),
@@ -104,17 +63,16 @@ pub async fn run(
                 "r2-index-ndjson",
                 std::fs::File::open(tmp.path())?,
             )
-            .await
-            .map_err(fail)?;
+            .await?;
         writer.manifest.stats = serde_json::to_value(&stats)?;
         writer.manifest.blobs = blobs;
         super::sanity(parent.as_ref(), &mut writer.manifest, progress);
         writer.manifest.parent = parent.map(|p| p.id);
-        let m = writer.commit().await.map_err(fail)?;
-        anyhow::Ok((m, stats))
+        let m = writer.commit().await?;
+        Ok::<_, Error>((m, stats))
     }
     .await;
-    lease.release().await.map_err(fail)?;
+    lease.release().await?;
     let (m, stats) = result?;
     let line = format!(
         "backup {} of r2 `{bucket}`: {} objects ({}), {} downloaded, {} unchanged, {} new blobs in {:.1}s",
