@@ -47,6 +47,9 @@ struct FileConfig {
     r2_secret_access_key: Option<Secret>,
     repo: Option<String>,
     key_file: Option<PathBuf>,
+    /// Refuse every restore before it sends a write.
+    #[serde(default)]
+    read_only: bool,
     /// Recovery point objectives: `default` and `<kind>/<target>` → a duration (`24h`).
     #[serde(default)]
     rpo: std::collections::BTreeMap<String, String>,
@@ -70,6 +73,8 @@ pub struct Config {
     pub rpo: std::collections::BTreeMap<String, Duration>,
     /// The file that was read, if any.
     pub file: Option<PathBuf>,
+    /// `read_only = true` or `CFDR_READ_ONLY=1`: every restore fails before any write is sent.
+    pub read_only: bool,
 }
 
 /// The RPO a target is held to when none is configured.
@@ -171,6 +176,8 @@ impl Config {
             rpo_default: DEFAULT_RPO,
             rpo: Default::default(),
             file: read.clone(),
+            read_only: fc.read_only
+                || env("CFDR_READ_ONLY").is_some_and(|v| v != "0" && v != "false"),
         };
         let mut config = config;
         let rpo = |name: &str, value: &str| {

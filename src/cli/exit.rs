@@ -151,6 +151,7 @@ mod tests {
         assert_eq!(code(store(true)), Exit::Cloudflare);
         assert_eq!(code(ops::Error::Repo(store(true))), Exit::Cloudflare);
         let locked = RepoError::Locked {
+            what: "repository".into(),
             owner: "o".into(),
             host: "h".into(),
             since: "s".into(),

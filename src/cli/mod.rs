@@ -12,6 +12,7 @@ mod progress;
 // The `emulator` subcommand, not the emulator itself: only that file reaches into it.
 use self::emulator as emulator_cmd;
 mod repo_init;
+mod restore;
 
 use std::process::ExitCode;
 
@@ -47,6 +48,11 @@ pub enum Command {
     /// Browse, verify, read and prune backups.
     #[command(subcommand)]
     Backups(backups::BackupsCommand),
+    /// Put a backup back: plan, confirm, pre-recovery snapshot, write, verify (resumable,
+    /// undoable).
+    Restore(restore::RestoreArgs),
+    /// Compare a backup with the live target and print the differences.
+    Diff(restore::DiffArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -79,6 +85,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Repo(cmd)) => runtime.block_on(repo_init::run(cmd)),
         Some(Command::Backup(cmd)) => runtime.block_on(backup::run(cmd)),
         Some(Command::Backups(cmd)) => runtime.block_on(backups::run(cmd)),
+        Some(Command::Restore(args)) => runtime.block_on(restore::run(args)),
+        Some(Command::Diff(args)) => runtime.block_on(restore::diff(args)),
         Some(Command::Demo(args)) => runtime.block_on(demo::run(args)),
         None => runtime.block_on(console::run(
             context::RepoArgs { repo: cli.repo },

@@ -70,6 +70,19 @@ impl Budget {
         i.last = now;
     }
 
+    /// How long `n` more requests would wait on this budget as it stands (not counting their
+    /// own latency): what a plan tells the operator.
+    pub fn wait_for(&self, n: u64) -> Duration {
+        let mut i = self.lock();
+        self.refill(&mut i, Instant::now());
+        let short = n as f64 - i.tokens;
+        if short <= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(short / self.rate())
+        }
+    }
+
     /// Takes one request's worth, or says how long to wait for it.
     pub fn try_take(&self) -> Result<(), Duration> {
         let now = Instant::now();

@@ -189,8 +189,11 @@ where
     })
 }
 
-fn is_write(method: &Method) -> bool {
+/// Whether a request may change state: anything but GET, HEAD and OPTIONS, except KV's bulk
+/// get (a POST that only reads), so that a read-only run can be shown to write nothing.
+fn is_write(method: &Method, route: &str) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+        && !route.ends_with("/bulk/get")
 }
 
 fn content_length(headers: &axum::http::HeaderMap) -> u64 {
@@ -431,7 +434,7 @@ fn finish(
         .unwrap_or_else(|| content_length(response.headers()));
     shared.stats.record(
         &format!("{method} {route}"),
-        is_write(method),
+        is_write(method, route),
         response.status().as_u16(),
         bytes_in,
         bytes_out,

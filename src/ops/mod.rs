@@ -7,6 +7,7 @@ pub mod backup;
 pub mod inventory;
 pub mod notify;
 pub mod prune;
+pub mod restore;
 
 use crate::cloudflare::{CfError, S3Error};
 use crate::engine::d1::D1Error;

@@ -29,7 +29,13 @@ pub struct LeaseInfo {
 }
 
 impl LeaseInfo {
+    /// A lease is stale when its heartbeat is older than its TTL — or at once when it was
+    /// taken on this host by a process that is gone (a crash, a kill), so that a resume right
+    /// after one need not wait out the TTL.
     fn stale(&self, now: OffsetDateTime) -> bool {
+        if self.host == whoami().1 && self.pid != std::process::id() && !alive(self.pid) {
+            return true;
+        }
         match parse_time(&self.heartbeat) {
             Some(hb) => now - hb > Duration::from_secs(self.ttl_secs),
             None => true,
@@ -37,10 +43,20 @@ impl LeaseInfo {
     }
 }
 
+/// Whether process `pid` runs on this machine (where that cannot be told: assume it does).
+fn alive(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        std::path::Path::new(&format!("/proc/{pid}")).exists()
+    } else {
+        true
+    }
+}
+
 /// A held lease. Heartbeats run in the background until `release` (or drop, which stops them;
 /// the lease then goes stale after its TTL).
 pub struct Lease {
     storage: Storage,
+    path: Path,
     info: LeaseInfo,
     heartbeat: tokio::task::JoinHandle<()>,
     /// Set when a stale lease was taken over: what the operator should know.
@@ -61,13 +77,26 @@ pub fn whoami() -> (String, String) {
 }
 
 impl Lease {
+    /// The repository's writer lease.
     pub async fn acquire(
         storage: &Storage,
         purpose: &str,
         ttl: Duration,
     ) -> Result<Lease, RepoError> {
+        Self::acquire_at(storage, LEASE_PATH, "repository", purpose, ttl).await
+    }
+
+    /// A lease on `path` (`locks/<name>.json`), held for `purpose`; `what` names the thing
+    /// held in the error a second taker gets.
+    pub async fn acquire_at(
+        storage: &Storage,
+        path: &str,
+        what: &str,
+        purpose: &str,
+        ttl: Duration,
+    ) -> Result<Lease, RepoError> {
         let (owner, host) = whoami();
-        let path = Path::from(LEASE_PATH);
+        let path = Path::from(path);
         let mut took_over = None;
         for _ in 0..3 {
             let now = OffsetDateTime::now_utc();
@@ -85,9 +114,10 @@ impl Lease {
                 .create(&path, serde_json::to_vec_pretty(&info).unwrap_or_default())
                 .await?
             {
-                let heartbeat = spawn_heartbeat(storage.clone(), info.clone(), ttl);
+                let heartbeat = spawn_heartbeat(storage.clone(), path.clone(), info.clone(), ttl);
                 return Ok(Lease {
                     storage: storage.clone(),
+                    path,
                     info,
                     heartbeat,
                     took_over,
@@ -100,6 +130,7 @@ impl Lease {
             match held {
                 Some(h) if !h.stale(now) => {
                     return Err(RepoError::Locked {
+                        what: what.to_string(),
                         owner: h.owner,
                         host: h.host,
                         since: h.started,
@@ -124,7 +155,7 @@ impl Lease {
 
     pub async fn release(self) -> Result<(), RepoError> {
         self.heartbeat.abort();
-        let path = Path::from(LEASE_PATH);
+        let path = self.path.clone();
         // Only delete our own lease: someone may have taken it over after we stalled.
         if let Some(bytes) = self.storage.get(&path).await?
             && serde_json::from_slice::<LeaseInfo>(&bytes).is_ok_and(|l| l.token == self.info.token)
@@ -143,11 +174,11 @@ impl Drop for Lease {
 
 fn spawn_heartbeat(
     storage: Storage,
+    path: Path,
     mut info: LeaseInfo,
     ttl: Duration,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let path = Path::from(LEASE_PATH);
         loop {
             tokio::time::sleep(ttl / 3).await;
             info.heartbeat = rfc3339(OffsetDateTime::now_utc());

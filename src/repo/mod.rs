@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod lease;
 pub mod manifest;
 pub mod retention;
+pub mod runs;
 pub mod storage;
 mod verify;
 
@@ -45,9 +46,11 @@ pub enum RepoError {
         given: String,
     },
     #[error(
-        "repository is locked by {owner} on {host} since {since} ({purpose}); wait for it to finish — a lease whose process died goes stale after its TTL and is then taken over"
+        "{what} is locked by {owner} on {host} since {since} ({purpose}); wait for it to finish — a lease whose process died goes stale after its TTL and is then taken over"
     )]
     Locked {
+        /// `repository`, or the restore target that is held.
+        what: String,
         owner: String,
         host: String,
         since: String,

@@ -286,3 +286,145 @@ impl Api {
         self.control("GET", "/__emulator/stats", None).await
     }
 }
+
+/// One KV entry as the namespace holds it: raw value bytes, metadata, expiration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KvEntry {
+    pub value: Vec<u8>,
+    pub metadata: Option<Value>,
+    pub expiration: Option<i64>,
+}
+
+impl Api {
+    /// Writes `pairs` (`{key, value, base64?, metadata?, expiration?…}`) with one bulk write.
+    /// Lifts the emulator's rate limit for helpers that send a request per key.
+    pub async fn unlimited(&self) {
+        self.control(
+            "POST",
+            "/__emulator/faults",
+            Some(serde_json::json!({ "rate_limit": { "limit": 1_000_000, "window_secs": 300 } })),
+        )
+        .await;
+    }
+
+    pub async fn kv_put(&self, ns: &str, pairs: Vec<Value>) {
+        self.send(
+            "PUT",
+            &format!("/storage/kv/namespaces/{ns}/bulk"),
+            Some(Value::Array(pairs)),
+        )
+        .await
+        .result();
+    }
+
+    pub async fn kv_delete(&self, ns: &str, keys: Vec<String>) {
+        self.send(
+            "POST",
+            &format!("/storage/kv/namespaces/{ns}/bulk/delete"),
+            Some(serde_json::json!(keys)),
+        )
+        .await
+        .result();
+    }
+
+    /// The whole namespace read through the plain API — the key listing and every value's raw
+    /// bytes — independently of cfdr's engines. A request per 100 keys: widen the emulator's rate
+    /// limit first ([`Api::unlimited`]).
+    pub async fn kv_dump(&self, ns: &str) -> std::collections::BTreeMap<String, KvEntry> {
+        use futures_util::StreamExt as _;
+        let mut listed = Vec::new();
+        let mut cursor = String::new();
+        loop {
+            let path = format!("/storage/kv/namespaces/{ns}/keys?limit=1000&cursor={cursor}");
+            let page = self.send("GET", &path, None).await.json();
+            listed.extend(page["result"].as_array().cloned().unwrap_or_default());
+            cursor = page["result_info"]["cursor"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            if cursor.is_empty() {
+                break;
+            }
+        }
+        // Text values 100 at a time through bulk get; any that come back holding U+FFFD (bulk
+        // get mangles bytes that are not UTF-8) again alone, raw.
+        let values = futures_util::stream::iter(listed.chunks(100).map(|batch| async move {
+            let names: Vec<&str> = batch
+                .iter()
+                .map(|k| k["name"].as_str().expect("a key name"))
+                .collect();
+            let got = self
+                .send(
+                    "POST",
+                    &format!("/storage/kv/namespaces/{ns}/bulk/get"),
+                    Some(serde_json::json!({ "keys": names })),
+                )
+                .await
+                .result();
+            let mut out = Vec::new();
+            for k in batch {
+                let name = k["name"].as_str().expect("a key name").to_string();
+                let value = match got["values"][&name].as_str() {
+                    Some(text) if !text.contains('\u{FFFD}') => text.as_bytes().to_vec(),
+                    _ => {
+                        let url = format!(
+                            "{}{}",
+                            self.account(),
+                            cfdr::cloudflare::kv::key_path(ns, "values", &name)
+                        );
+                        let body = self
+                            .http
+                            .get(url)
+                            .bearer_auth(&self.emu.token)
+                            .send()
+                            .await
+                            .expect("GET value");
+                        assert!(
+                            body.status().is_success(),
+                            "GET value `{name}`: {}",
+                            body.status()
+                        );
+                        body.bytes().await.expect("value body").to_vec()
+                    }
+                };
+                let entry = KvEntry {
+                    value,
+                    metadata: k.get("metadata").filter(|m| !m.is_null()).cloned(),
+                    expiration: k["expiration"].as_i64(),
+                };
+                out.push((name, entry));
+            }
+            out
+        }))
+        .buffer_unordered(8)
+        .collect::<Vec<_>>()
+        .await;
+        values.into_iter().flatten().collect()
+    }
+}
+
+/// Panics naming the first few keys that differ between two namespace dumps (never the whole
+/// dumps: they can hold 10,000 entries).
+pub fn assert_same_kv(
+    got: &std::collections::BTreeMap<String, KvEntry>,
+    want: &std::collections::BTreeMap<String, KvEntry>,
+    what: &str,
+) {
+    let differing: Vec<&String> = want
+        .keys()
+        .chain(got.keys())
+        .filter(|k| got.get(*k) != want.get(*k))
+        .collect();
+    assert!(
+        differing.is_empty(),
+        "{what}: {} keys differ ({} here, {} expected), first: {:?}",
+        differing.len(),
+        got.len(),
+        want.len(),
+        differing
+            .iter()
+            .take(5)
+            .map(|k| (k, got.get(*k), want.get(*k)))
+            .collect::<Vec<_>>()
+    );
+}

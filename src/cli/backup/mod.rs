@@ -99,7 +99,7 @@ pub struct Common {
     incremental: bool,
 }
 
-fn parse_timeout(s: &str) -> Result<Duration, String> {
+pub(super) fn parse_timeout(s: &str) -> Result<Duration, String> {
     match humantime::parse_duration(s) {
         Ok(d) if !d.is_zero() => Ok(d),
         _ => Err(format!("`{s}` is not a duration like 30s or 2m")),

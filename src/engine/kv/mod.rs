@@ -4,6 +4,8 @@
 //! The artifact is NDJSON, one `{key, value, base64, metadata, expiration}` a line, sorted by key;
 //! `wrangler kv bulk put` takes the same fields as a JSON array.
 
+pub mod restore;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 
@@ -90,11 +92,13 @@ async fn fetch_batch(
     Ok(out)
 }
 
-/// Writes every live key of namespace `ns` as NDJSON into `out`, `concurrency` bulk gets of a
-/// listing page in flight at once (the client's budget still paces them).
+/// Writes every live key of namespace `ns` (under `prefix`, if given) as NDJSON into `out`,
+/// `concurrency` bulk gets of a listing page in flight at once (the client's budget still
+/// paces them).
 pub async fn backup(
     client: &Client,
     ns: &str,
+    prefix: Option<&str>,
     concurrency: usize,
     progress: &Progress,
     out: &mut impl Write,
@@ -104,7 +108,7 @@ pub async fn backup(
     progress.phase("list and fetch", "keys", None);
     loop {
         progress.check()?;
-        let (keys, next) = client.kv_keys(ns, None, cursor.as_deref()).await?;
+        let (keys, next) = client.kv_keys(ns, prefix, cursor.as_deref()).await?;
         // Owned batches: a stream of borrowed slices trips the compiler's higher-ranked
         // lifetime check once this future is spawned (the console does).
         let owned: Vec<Vec<ListedKey>> = keys

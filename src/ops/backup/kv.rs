@@ -63,7 +63,7 @@ pub async fn run(
         .tempfile()?;
     let stats = {
         let mut w = std::io::BufWriter::new(tmp.as_file_mut());
-        engine::backup(client, &id, opts.concurrency, progress, &mut w).await?
+        engine::backup(client, &id, None, opts.concurrency, progress, &mut w).await?
     };
     let requests = client.budget.state().sent - sent_before;
     let mut stats_json = json!({ "keys": stats.keys, "value_bytes": stats.value_bytes, "binary": stats.binary,

@@ -1,0 +1,377 @@
+//! `cfdr restore <backup-id> …`, `cfdr restore --resume <run-id>`, `cfdr restore --undo
+//! <run-id>` and `cfdr diff <backup-id>`: the flags, the plan as the operator reads it, the
+//! typed confirmation, the report. The work is `ops::restore`, shared with the console.
+
+use std::io::{BufRead as _, IsTerminal as _, Write as _};
+use std::time::Duration;
+
+use crate::cli::exit::{Exit, Failure};
+use crate::config::Config;
+use crate::ops::backup::Env;
+use crate::ops::restore::{self, Mode, Outcome, Plan, Report, Request, Snapshot, Verification};
+use crate::progress::Progress;
+use crate::text::human_size;
+
+use super::context::{self, RepoArgs, print_json};
+
+#[derive(Debug, clap::Args)]
+pub struct RestoreArgs {
+    /// The backup to restore (its id, as `cfdr backups list` shows it).
+    #[arg(required_unless_present_any = ["resume", "undo"], conflicts_with_all = ["resume", "undo"])]
+    backup: Option<String>,
+    /// Restore into this target (title or id) instead of the backup's own; created when it
+    /// does not exist.
+    #[arg(long, value_name = "TARGET")]
+    to: Option<String>,
+    /// Only keys under this prefix; nothing outside it is read back, written or deleted.
+    #[arg(long)]
+    prefix: Option<String>,
+    /// D1 tables to restore (D1 restores are being built).
+    #[arg(long, value_delimiter = ',', value_name = "T,…")]
+    tables: Vec<String>,
+    /// overwrite: write what differs, keep the rest; skip: write only what the target lacks;
+    /// clear: afterwards the target equals the backup (extra keys deleted after the writes).
+    #[arg(long, default_value = "overwrite", value_parser = ["overwrite", "skip", "clear"])]
+    mode: String,
+    /// Show the plan and stop: nothing is written, no lock is taken.
+    #[arg(long)]
+    dry_run: bool,
+    /// Go ahead without the typed confirmation (for scripts).
+    #[arg(long)]
+    yes: bool,
+    /// Do not back up the target before overwriting it (needs --yes-i-understand).
+    #[arg(long)]
+    no_snapshot: bool,
+    /// Confirms --no-snapshot: what the restore overwrites cannot be undone.
+    #[arg(long)]
+    yes_i_understand: bool,
+    /// Finish a run that stopped, from its journal.
+    #[arg(long, value_name = "RUN", conflicts_with = "undo")]
+    resume: Option<String>,
+    /// Put back what a run overwrote, from its pre-recovery snapshot.
+    #[arg(long, value_name = "RUN")]
+    undo: Option<String>,
+    /// KV: pairs a bulk write carries (1 to 10,000; fewer make smaller requests).
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u16).range(1..=10_000))]
+    kv_batch: u16,
+    /// Print the plan (with --dry-run) or the plan and the report as JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    net: Net,
+    #[command(flatten)]
+    repo: RepoArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DiffArgs {
+    /// The backup to compare with.
+    backup: String,
+    /// Compare with this target (title or id) instead of the backup's own.
+    #[arg(long, value_name = "TARGET")]
+    to: Option<String>,
+    /// Only keys under this prefix.
+    #[arg(long)]
+    prefix: Option<String>,
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    net: Net,
+    #[command(flatten)]
+    repo: RepoArgs,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Net {
+    /// Requests in flight at once while reading.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    concurrency: u16,
+    /// Give up on a request that has not answered in this long (it is retried like a 5xx).
+    #[arg(long, default_value = "60s", value_parser = super::backup::parse_timeout)]
+    timeout: Duration,
+    /// Tries again this many times after a failed request.
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(0..=20))]
+    retries: u32,
+}
+
+impl Net {
+    fn client(&self, config: &Config) -> anyhow::Result<crate::cloudflare::Client> {
+        let retry = crate::cloudflare::RetryPolicy {
+            timeout: self.timeout,
+            max_retries: self.retries,
+            ..Default::default()
+        };
+        Ok(context::cloudflare_with(
+            config,
+            usize::from(self.concurrency),
+            retry,
+        )?)
+    }
+}
+
+pub async fn run(args: RestoreArgs) -> anyhow::Result<()> {
+    if args.no_snapshot && !args.yes_i_understand {
+        return Err(Failure::usage(
+            "--no-snapshot loses the way back: what the restore overwrites cannot be undone; add --yes-i-understand to go ahead without a pre-recovery snapshot",
+        )
+        .into());
+    }
+    if !args.tables.is_empty() {
+        return Err(Failure::usage(
+            "--tables is for D1 backups, which cfdr cannot restore yet; restore a KV backup, or leave --tables out",
+        )
+        .into());
+    }
+    if let Some(p) = &args.prefix
+        && p.is_empty()
+    {
+        return Err(Failure::usage("--prefix is empty; leave it out to restore every key").into());
+    }
+    let config = Config::load().map_err(|e| Failure::usage(e.to_string()))?;
+    let repo = context::open(&args.repo).await?;
+    let client = args.net.client(&config)?;
+    let env = Env {
+        repo: &repo,
+        config: &config,
+        client: Some(&client),
+    };
+    let progress = Progress::new("restore", super::progress::sink(args.json));
+    if let Some(run) = &args.resume {
+        let report = restore::resume(&env, run, &progress).await?;
+        return finish(None, &report, args.json);
+    }
+    let req = match &args.undo {
+        Some(run) => {
+            let mut r = restore::undo_request(&repo, run).await?;
+            r.dry_run = args.dry_run;
+            r.concurrency = usize::from(args.net.concurrency);
+            r
+        }
+        None => Request {
+            backup: args.backup.clone().unwrap_or_default(),
+            to: args.to.clone(),
+            prefix: args.prefix.clone(),
+            mode: Mode::parse(&args.mode).unwrap_or_default(),
+            snapshot: !args.no_snapshot,
+            dry_run: args.dry_run,
+            concurrency: usize::from(args.net.concurrency),
+            undo_of: None,
+            kv_batch: usize::from(args.kv_batch),
+        },
+    };
+    let planned = restore::plan(&env, &req, &progress).await?;
+    if args.dry_run {
+        if args.json {
+            print_json(&planned.plan)?;
+        } else {
+            print_plan(&planned.plan, &mut std::io::stdout())?;
+            println!("dry run: nothing was written");
+        }
+        return Ok(());
+    }
+    // The plan goes to stderr so stdout keeps only the result.
+    print_plan(&planned.plan, &mut std::io::stderr())?;
+    if planned.plan.writes()
+        && !args.yes
+        && let Err(e) = confirm(&planned.plan)
+    {
+        planned.abandon().await?;
+        return Err(e.into());
+    }
+    let plan = planned.plan.clone();
+    let report = restore::apply(&env, planned, &progress).await?;
+    finish(Some(&plan), &report, args.json)
+}
+
+/// On a terminal the operator types the target's name; anywhere else `--yes` is needed.
+fn confirm(plan: &Plan) -> Result<(), Failure> {
+    let word = &plan.target.name;
+    if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+        return Err(Failure::usage(format!(
+            "this restore writes to {}; nobody can type the confirmation here: run it with --yes, or with --dry-run to see the plan",
+            plan.target.label()
+        )));
+    }
+    eprint!("type `{word}` to restore into it (anything else stops): ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut line);
+    if line.trim_end_matches(['\r', '\n']) != word {
+        return Err(Failure::usage(format!(
+            "the confirmation did not match `{word}`; nothing was written"
+        )));
+    }
+    Ok(())
+}
+
+pub fn print_plan(plan: &Plan, out: &mut impl std::io::Write) -> std::io::Result<()> {
+    let c = &plan.counts;
+    writeln!(
+        out,
+        "plan {}: restore backup {} (of `{}`) into {}{}, mode {}{}",
+        plan.run,
+        plan.backup,
+        plan.source,
+        plan.target.label(),
+        if plan.target.exists {
+            ""
+        } else {
+            " (to be created)"
+        },
+        plan.mode.as_str(),
+        plan.prefix
+            .as_ref()
+            .map(|p| format!(", prefix `{p}`"))
+            .unwrap_or_default()
+    )?;
+    writeln!(
+        out,
+        "  keys: {} to add, {} to change, {} to delete, {} unchanged, {} kept (skip), {} expired (not written); {} to write",
+        c.added,
+        c.changed,
+        c.removed,
+        c.unchanged,
+        c.kept,
+        c.expired,
+        human_size(c.write_bytes)
+    )?;
+    let snapshot = match plan.snapshot {
+        Snapshot::Required => format!(
+            "a backup of {} first (trigger pre-recovery)",
+            plan.target.label()
+        ),
+        Snapshot::NotNeeded if !plan.target.exists => "none needed (a new target)".into(),
+        Snapshot::NotNeeded => "none needed (nothing is overwritten)".into(),
+        Snapshot::Waived => "WAIVED: what is overwritten cannot be undone".into(),
+    };
+    writeln!(out, "  pre-recovery snapshot: {snapshot}")?;
+    let steps: Vec<String> = plan
+        .requests
+        .by_step
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    writeln!(
+        out,
+        "  requests: {} — {} in all{}",
+        steps.join(", "),
+        plan.requests.total,
+        if plan.requests.budget_wait_secs > 0.5 {
+            format!(
+                ", about {:.0}s waiting on the request budget",
+                plan.requests.budget_wait_secs
+            )
+        } else {
+            ", within the request budget".into()
+        }
+    )?;
+    Ok(())
+}
+
+fn outcome_word(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Success => "success",
+        Outcome::Partial => "PARTIAL",
+        Outcome::Failed => "FAILED",
+    }
+}
+
+fn print_differences(v: &Verification) {
+    for d in &v.first {
+        eprintln!("  {}: {}", d.what, d.key);
+    }
+    if v.differences > v.first.len() {
+        eprintln!("  … and {} more", v.differences - v.first.len());
+    }
+}
+
+fn finish(plan: Option<&Plan>, r: &Report, json: bool) -> anyhow::Result<()> {
+    if json {
+        print_json(&serde_json::json!({ "plan": plan, "report": r }))?;
+    } else {
+        println!(
+            "restore {}: {} — {} created, {} overwritten, {} deleted, {} unchanged, {} kept, {} expired (skipped), {} failed; verified {} keys: {} differences; {} requests (planned {}) in {:.1}s{}",
+            r.run,
+            outcome_word(r.outcome),
+            r.created,
+            r.overwritten,
+            r.deleted,
+            r.unchanged,
+            r.kept,
+            r.expired,
+            r.failed.len(),
+            r.verification.checked,
+            r.verification.differences,
+            r.requests_sent,
+            r.requests_planned,
+            r.seconds,
+            if r.resumed { " (resumed)" } else { "" }
+        );
+        if let Some(s) = &r.snapshot {
+            println!(
+                "pre-recovery snapshot {s}; undo with `cfdr restore --undo {}`",
+                r.run
+            );
+        }
+    }
+    print_differences(&r.verification);
+    for k in r.failed.iter().take(20) {
+        eprintln!("  not written: {k}");
+    }
+    if r.outcome == Outcome::Success {
+        Ok(())
+    } else {
+        Err(Failure::new(
+            Exit::Verification,
+            format!(
+                "restore {} is {}: {} keys not written, {} differences after it; resume it with `cfdr restore --resume {}` once the cause is fixed",
+                r.run,
+                outcome_word(r.outcome),
+                r.failed.len(),
+                r.verification.differences,
+                r.run
+            ),
+        )
+        .into())
+    }
+}
+
+pub async fn diff(args: DiffArgs) -> anyhow::Result<()> {
+    let config = Config::load().map_err(|e| Failure::usage(e.to_string()))?;
+    let repo = context::open(&args.repo).await?;
+    let client = args.net.client(&config)?;
+    let env = Env {
+        repo: &repo,
+        config: &config,
+        client: Some(&client),
+    };
+    let progress = Progress::new("diff", super::progress::sink(args.json));
+    let prefix = args.prefix.as_deref().filter(|p| !p.is_empty());
+    let (target, v) =
+        restore::kv::diff(&env, &args.backup, args.to.as_deref(), prefix, &progress).await?;
+    if args.json {
+        print_json(
+            &serde_json::json!({ "backup": args.backup, "target": target, "verification": v }),
+        )?;
+    } else {
+        println!(
+            "{} against backup {}: {} keys compared, {} differences",
+            target.label(),
+            args.backup,
+            v.checked,
+            v.differences
+        );
+        for d in &v.first {
+            println!("{}\t{}", d.what, d.key);
+        }
+    }
+    if v.ok {
+        Ok(())
+    } else {
+        Err(Failure::new(
+            Exit::Verification,
+            format!("{} differs from backup {}", target.label(), args.backup),
+        )
+        .into())
+    }
+}

@@ -1,0 +1,401 @@
+//! Restores, as both faces run them: plan first (what will change, the requests it takes),
+//! then — after the face's confirmation — a pre-recovery snapshot of the target, the writes in
+//! units journaled to the repository (`runs/<run-id>/`), a verification of the target against
+//! the backup, and an honest report (success, partial or failed). A killed run resumes from its
+//! journal; a finished one can be undone from its snapshot. One restore per target at a time.
+//!
+//! Built for KV so far; D1, R2 and SQLite restores plug into the same plan, run and report.
+
+pub mod kv;
+
+use serde::{Deserialize, Serialize};
+
+pub use crate::engine::kv::restore::{Difference, Mode, Unit};
+
+use super::backup::Env;
+use super::{Error, Result};
+use crate::progress::Progress;
+use crate::repo::runs::restore_lock;
+use crate::repo::{Kind, Lease, Repo, lease, manifest};
+
+pub const PLAN_FORMAT: &str = "cfdr.restore-plan/1";
+
+/// What the operator asked for.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    /// The backup to restore.
+    pub backup: String,
+    /// The target (name or id) to restore into; the backup's own target when `None`. A
+    /// target that does not exist is created.
+    pub to: Option<String>,
+    /// Only keys (objects) under this prefix; nothing outside it is touched.
+    pub prefix: Option<String>,
+    pub mode: Mode,
+    /// Take a pre-recovery snapshot before the first write (`false` only when the operator
+    /// waived it explicitly).
+    pub snapshot: bool,
+    /// Plan only: nothing is written anywhere, no lock is taken.
+    pub dry_run: bool,
+    /// Requests in flight at once while reading.
+    pub concurrency: usize,
+    /// This restore undoes that run.
+    pub undo_of: Option<String>,
+    /// KV: pairs a bulk write carries (at most 10,000, the contract's limit; wrangler sends
+    /// 1,000).
+    pub kv_batch: usize,
+}
+
+/// The target a restore writes to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetRef {
+    pub kind: String,
+    pub id: String,
+    pub name: String,
+    /// `false`: it will be created (and needs no snapshot).
+    pub exists: bool,
+}
+
+impl TargetRef {
+    pub fn label(&self) -> String {
+        format!("{} `{}`", self.kind, self.name)
+    }
+}
+
+/// How a restore stands with its pre-recovery snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Snapshot {
+    /// The target's current state is backed up before the first write.
+    Required,
+    /// Nothing there to lose: a new target, or a plan that writes nothing.
+    NotNeeded,
+    /// The operator waived it (`--no-snapshot --yes-i-understand`).
+    Waived,
+}
+
+/// What the plan counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub added: u64,
+    pub changed: u64,
+    /// Different in the target but left alone (skip mode).
+    pub kept: u64,
+    pub removed: u64,
+    pub unchanged: u64,
+    /// In the backup but expired (or about to): not written.
+    pub expired: u64,
+    /// Bytes of values to write.
+    pub write_bytes: u64,
+}
+
+/// The requests a restore will send after its plan, by step.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Requests {
+    pub by_step: std::collections::BTreeMap<String, u64>,
+    pub total: u64,
+    /// Seconds spent waiting on the request budget as it stands now (latency not included).
+    pub budget_wait_secs: f64,
+}
+
+/// A restore's plan: what it will do, exactly. Stored sealed in the run, so a resume does
+/// what this said and nothing else.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub format: String,
+    pub run: String,
+    pub backup: String,
+    /// The backed-up target's name.
+    pub source: String,
+    pub target: TargetRef,
+    pub mode: Mode,
+    pub prefix: Option<String>,
+    pub created: String,
+    /// When the plan was made (Unix seconds): expirations are judged against it.
+    pub at: i64,
+    pub counts: Counts,
+    pub snapshot: Snapshot,
+    pub requests: Requests,
+    pub undo_of: Option<String>,
+    pub units: Vec<Unit>,
+    /// Keys left alone because they differ in the target (skip) or expired in the backup.
+    pub kept_keys: Vec<String>,
+    pub expired_keys: Vec<String>,
+}
+
+impl Plan {
+    /// Whether anything would be written.
+    pub fn writes(&self) -> bool {
+        !self.units.is_empty()
+    }
+}
+
+/// Where a run is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    Planned,
+    Applying,
+    Verifying,
+    Done,
+}
+
+/// `runs/<run-id>/run.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunState {
+    pub plan: Plan,
+    pub status: Status,
+    /// The pre-recovery backup, once taken.
+    pub snapshot: Option<String>,
+    pub by: String,
+    pub started: String,
+}
+
+/// A journal entry: one unit that landed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Applied {
+    pub unit: usize,
+    pub keys: u64,
+    /// Keys the API would not take even on a second try.
+    pub failed: Vec<String>,
+    pub at: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Success,
+    Partial,
+    Failed,
+}
+
+/// The verification after a restore (or `cfdr diff`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Verification {
+    pub ok: bool,
+    /// Entries compared.
+    pub checked: u64,
+    pub differences: usize,
+    /// The first differences (at most 50).
+    pub first: Vec<Difference>,
+}
+
+/// `runs/<run-id>/report.json`: what the restore did, item by item, never rounded up.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    pub run: String,
+    pub outcome: Outcome,
+    pub backup: String,
+    pub target: TargetRef,
+    pub mode: Mode,
+    pub prefix: Option<String>,
+    pub snapshot: Option<String>,
+    pub created: u64,
+    pub overwritten: u64,
+    pub deleted: u64,
+    pub unchanged: u64,
+    pub kept: u64,
+    pub expired: u64,
+    pub failed: Vec<String>,
+    pub verification: Verification,
+    pub requests_planned: u64,
+    pub requests_sent: u64,
+    pub resumed: bool,
+    pub seconds: f64,
+    pub undo_of: Option<String>,
+}
+
+/// A plan ready to run: the face shows it, asks, then calls [`apply`] — or [`Planned::abandon`].
+pub struct Planned {
+    pub plan: Plan,
+    /// The target's restore lock (none for a dry run).
+    lock: Option<Lease>,
+    data: kv::Data,
+}
+
+impl Planned {
+    /// Gives the plan up without writing: the target's lock is released.
+    pub async fn abandon(self) -> Result<()> {
+        if let Some(l) = self.lock {
+            l.release().await?;
+        }
+        Ok(())
+    }
+}
+
+/// Takes the target's restore lock: a second operator gets `Locked`, naming who holds it.
+async fn lock(repo: &Repo, target: &TargetRef, purpose: &str) -> Result<Lease> {
+    // A target still to be created is held by its name.
+    let id = if target.id.is_empty() {
+        &target.name
+    } else {
+        &target.id
+    };
+    Ok(Lease::acquire_at(
+        &repo.storage,
+        &restore_lock(&target.kind, id),
+        &format!("restore target {}", target.label()),
+        purpose,
+        lease::DEFAULT_TTL,
+    )
+    .await?)
+}
+
+fn refuse_read_only(env: &Env<'_>) -> Result<()> {
+    if env.config.read_only {
+        return Err(Error::usage(
+            "cfdr is read-only here (read_only = true in the config, or CFDR_READ_ONLY): no restore may write; use --dry-run to see the plan, or lift read-only on a machine meant to restore",
+        ));
+    }
+    Ok(())
+}
+
+/// Plans a restore. Reads only; with `dry_run` nothing else happens. Otherwise the target's
+/// restore lock is held from here until [`apply`] or [`Planned::abandon`].
+pub async fn plan(env: &Env<'_>, req: &Request, progress: &Progress) -> Result<Planned> {
+    if !req.dry_run {
+        refuse_read_only(env)?;
+    }
+    let m = env.repo.manifest(&req.backup).await?;
+    match m.kind {
+        Kind::Kv => {}
+        other => {
+            return Err(Error::usage(format!(
+                "backup `{}` is a {} backup: cfdr restores KV backups so far; D1, R2 and SQLite restores are being built",
+                m.id,
+                other.as_str()
+            )));
+        }
+    }
+    let client = env.client.ok_or_else(|| {
+        Error::usage(
+            "set CLOUDFLARE_API_TOKEN and CLOUDFLARE_ACCOUNT_ID to restore into Cloudflare",
+        )
+    })?;
+    let target = kv::target(client, &m, req.to.as_deref()).await?;
+    let run = manifest::new_id(time::OffsetDateTime::now_utc());
+    let lock = if req.dry_run {
+        None
+    } else {
+        Some(lock(env.repo, &target, &format!("restore run {run}")).await?)
+    };
+    let planned = kv::plan(env, client, &m, target, run, req, progress).await;
+    match planned {
+        Ok((plan, data)) => Ok(Planned { plan, lock, data }),
+        Err(e) => {
+            if let Some(l) = lock {
+                let _ = l.release().await;
+            }
+            Err(e)
+        }
+    }
+}
+
+async fn save(repo: &Repo, state: &RunState) -> Result<()> {
+    let bytes = serde_json::to_vec_pretty(state)?;
+    Ok(repo
+        .put_run_file(&state.plan.run, "run.json", &bytes)
+        .await?)
+}
+
+/// A run as recorded.
+pub async fn load(repo: &Repo, run: &str) -> Result<RunState> {
+    let bytes = repo.run_file(run, "run.json").await?.ok_or_else(|| {
+        Error::usage(format!(
+            "no restore run `{run}` in repository `{}`; list them with `cfdr runs`",
+            repo.storage.display
+        ))
+    })?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Error::Verification(format!("run `{run}`: run.json cannot be read: {e}")))
+}
+
+/// The report of a finished run.
+pub async fn report_of(repo: &Repo, run: &str) -> Result<Option<Report>> {
+    match repo.run_file(run, "report.json").await? {
+        Some(b) => Ok(Some(serde_json::from_slice(&b).map_err(|e| {
+            Error::Verification(format!("run `{run}`: report.json cannot be read: {e}"))
+        })?)),
+        None => Ok(None),
+    }
+}
+
+/// Runs a confirmed plan: records it, takes the snapshot, applies the units, verifies.
+pub async fn apply(env: &Env<'_>, planned: Planned, progress: &Progress) -> Result<Report> {
+    let Planned { plan, lock, data } = planned;
+    let Some(lock) = lock else {
+        return Err(Error::usage(
+            "a dry run's plan cannot be applied; plan again without --dry-run",
+        ));
+    };
+    let (owner, host) = lease::whoami();
+    let state = RunState {
+        plan,
+        status: Status::Planned,
+        snapshot: None,
+        by: format!("{owner}@{host}"),
+        started: manifest::rfc3339(time::OffsetDateTime::now_utc()),
+    };
+    let result = async {
+        refuse_read_only(env)?;
+        save(env.repo, &state).await?;
+        kv::run(env, state, data, false, progress).await
+    }
+    .await;
+    let released = lock.release().await;
+    let report = result?;
+    released?;
+    Ok(report)
+}
+
+/// Finishes a run that stopped (a crash, a kill, a network that went away): what its journal
+/// says landed is not sent again.
+pub async fn resume(env: &Env<'_>, run: &str, progress: &Progress) -> Result<Report> {
+    refuse_read_only(env)?;
+    let state = load(env.repo, run).await?;
+    if state.status == Status::Done
+        && let Some(r) = report_of(env.repo, run).await?
+    {
+        return Ok(r);
+    }
+    let lock = lock(env.repo, &state.plan.target, &format!("resume run {run}")).await?;
+    let result = async {
+        let m = env.repo.manifest(&state.plan.backup).await?;
+        let data = kv::data(env.repo, &m).await?;
+        kv::run(env, state, data, true, progress).await
+    }
+    .await;
+    let released = lock.release().await;
+    let report = result?;
+    released?;
+    Ok(report)
+}
+
+/// The restore that undoes run `run`: its pre-recovery snapshot put back into the same
+/// target, under the same prefix, in clear mode (so keys the run added go again).
+pub async fn undo_request(repo: &Repo, run: &str) -> Result<Request> {
+    let state = load(repo, run).await?;
+    let snapshot = state.snapshot.ok_or_else(|| match state.plan.snapshot {
+        Snapshot::Waived => Error::usage(format!(
+            "run `{run}` waived its pre-recovery snapshot: there is nothing to undo it with; restore an earlier backup of {} instead",
+            state.plan.target.label()
+        )),
+        _ if !state.plan.target.exists => Error::usage(format!(
+            "run `{run}` restored into {}, which it created: there was nothing before it; delete the namespace to undo it",
+            state.plan.target.label()
+        )),
+        _ => Error::usage(format!(
+            "run `{run}` took no pre-recovery snapshot (it wrote nothing, or stopped before its first write); nothing to undo"
+        )),
+    })?;
+    Ok(Request {
+        backup: snapshot,
+        to: Some(state.plan.target.id.clone()),
+        prefix: state.plan.prefix.clone(),
+        mode: Mode::Clear,
+        snapshot: true,
+        dry_run: false,
+        concurrency: 4,
+        undo_of: Some(run.to_string()),
+        kv_batch: crate::cloudflare::kv::MAX_BULK_ITEMS,
+    })
+}

@@ -1,0 +1,446 @@
+//! `cfdr restore` and `cfdr diff` of KV backups through the binary against the emulator: the
+//! plan, the refusals that send no write (dry run, no confirmation, read-only, no snapshot, a
+//! held target), a partial restore that touches nothing outside its prefix, a clear restore
+//! that leaves the namespace equal to the backup (binary values, metadata, expirations) in at
+//! most 2 bulk writes for 10,000 keys with the request count as planned, its undo, a restore
+//! into a new namespace, and restores killed with SIGKILL at random points and resumed.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead as _, BufReader};
+use std::process::{Command, Output, Stdio};
+
+use base64::Engine as _;
+use common::{Api, KvEntry};
+use rand::{Rng, SeedableRng};
+use serde_json::{Value, json};
+
+const KEY: &str = "5e1c3a7b9d2f4e6a8c0b1d3f5a7c9e2b4d6f8a0c1e3b5d7f9a2c4e6b8d0f1a3c";
+
+fn cfdr(api: &Api, repo: &str, args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut c = common::cfdr_cmd(&api.clone_handle(), repo, KEY);
+    // The tests are about what is written, not about pacing at Cloudflare's 1,200 / 5 min.
+    c.env("CFDR_API_BUDGET", "100000/5m").args(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c
+}
+
+async fn output(mut c: Command) -> Output {
+    c.stdin(Stdio::null());
+    tokio::task::spawn_blocking(move || c.output().expect("cfdr runs"))
+        .await
+        .unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+async fn ok_json(api: &Api, repo: &str, args: &[&str]) -> Value {
+    let out = output(cfdr(api, repo, args, &[])).await;
+    assert!(out.status.success(), "cfdr {args:?}: {}", stderr(&out));
+    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+}
+
+async fn writes(api: &Api) -> u64 {
+    api.stats().await["writes"].as_u64().unwrap()
+}
+
+fn route_requests(stats: &Value, route_suffix: &str) -> u64 {
+    stats["routes"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(r, _)| r.ends_with(route_suffix))
+        .map(|(_, v)| v["requests"].as_u64().unwrap())
+        .sum()
+}
+
+/// The namespace a backup stands for, in the dump's terms.
+async fn backup_content(api: &Api, repo: &str, id: &str) -> BTreeMap<String, KvEntry> {
+    let out = output(cfdr(api, repo, &["backups", "cat", id, "--full"], &[])).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    out.stdout
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let v: Value = serde_json::from_slice(l).unwrap();
+            let text = v["value"].as_str().unwrap();
+            let value = if v["base64"] == true {
+                base64::engine::general_purpose::STANDARD
+                    .decode(text)
+                    .unwrap()
+            } else {
+                text.as_bytes().to_vec()
+            };
+            let entry = KvEntry {
+                value,
+                metadata: v.get("metadata").filter(|m| !m.is_null()).cloned(),
+                expiration: v["expiration"].as_i64(),
+            };
+            (v["key"].as_str().unwrap().to_string(), entry)
+        })
+        .collect()
+}
+
+fn outside(dump: &BTreeMap<String, KvEntry>, prefix: &str) -> BTreeMap<String, KvEntry> {
+    dump.iter()
+        .filter(|(k, _)| !k.starts_with(prefix))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+async fn seed(api: &Api, title: &str, n: usize) -> String {
+    let ns = api.kv_create(title).await;
+    let items: Vec<Value> = (0..n)
+        .map(|i| json!({ "key": format!("user:{i:05}"), "value": format!("{{\"id\":{i}}}") }))
+        .collect();
+    api.kv_put(&ns, items).await;
+    ns
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_namespace_comes_back_exactly_and_only_where_asked() {
+    let api = common::start().await;
+    api.unlimited().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo").to_str().unwrap().to_string();
+    let ns = seed(&api, "SESSIONS", 10_000).await;
+    let png =
+        base64::engine::general_purpose::STANDARD.encode([0x89, b'P', b'N', b'G', 0xff, 0, 0xfe]);
+    let expires = time::OffsetDateTime::now_utc().unix_timestamp() + 7200;
+    api.kv_put(
+        &ns,
+        vec![
+            json!({ "key": "blob:1", "value": png, "base64": true }),
+            json!({ "key": "meta/é ?", "value": "x", "metadata": { "tier": "critical" }, "expiration": expires }),
+            json!({ "key": "replacement", "value": "already \u{FFFD} here" }),
+        ],
+    )
+    .await;
+    assert!(
+        output(cfdr(&api, &repo, &["repo", "init"], &[]))
+            .await
+            .status
+            .success()
+    );
+    let backup = ok_json(&api, &repo, &["backup", "kv", "SESSIONS", "--json"]).await;
+    let b = backup["id"].as_str().unwrap().to_string();
+    let original = api.kv_dump(&ns).await;
+    assert_eq!(original.len(), 10_003);
+    assert_eq!(
+        backup_content(&api, &repo, &b).await,
+        original,
+        "the backup holds the namespace"
+    );
+
+    // The incident: 100 values overwritten, 50 keys deleted, 31 keys added, a binary value and
+    // a key's metadata changed.
+    api.kv_put(
+        &ns,
+        (0..100)
+            .map(|i| json!({ "key": format!("user:{i:05}"), "value": "damaged" }))
+            .chain((0..30).map(|i| json!({ "key": format!("extra:{i}"), "value": "new" })))
+            .chain([
+                json!({ "key": "user:zz-extra", "value": "new" }),
+                json!({ "key": "blob:1", "value": "text now" }),
+                json!({ "key": "meta/é ?", "value": "x", "metadata": { "tier": "none" }, "expiration": expires }),
+            ])
+            .collect(),
+    )
+    .await;
+    api.kv_delete(&ns, (9000..9050).map(|i| format!("user:{i:05}")).collect())
+        .await;
+    let damaged = api.kv_dump(&ns).await;
+
+    // The plan, and every refusal, send no write.
+    api.control("POST", "/__emulator/stats/reset", None).await;
+    let plan = ok_json(&api, &repo, &["restore", &b, "--dry-run", "--json"]).await;
+    assert_eq!(plan["counts"]["added"], 50);
+    assert_eq!(plan["counts"]["changed"], 102);
+    assert_eq!(plan["counts"]["removed"], 0, "overwrite deletes nothing");
+    assert_eq!(plan["counts"]["unchanged"], 10_003 - 152);
+    assert_eq!(plan["snapshot"], "required");
+    let headless = output(cfdr(&api, &repo, &["restore", &b], &[])).await;
+    assert_eq!(headless.status.code(), Some(2), "{}", stderr(&headless));
+    assert!(stderr(&headless).contains("--yes"), "{}", stderr(&headless));
+    let read_only = output(cfdr(
+        &api,
+        &repo,
+        &["restore", &b, "--yes"],
+        &[("CFDR_READ_ONLY", "1")],
+    ))
+    .await;
+    assert_eq!(read_only.status.code(), Some(2), "{}", stderr(&read_only));
+    assert!(
+        stderr(&read_only).contains("read-only"),
+        "{}",
+        stderr(&read_only)
+    );
+    let unsafe_ = output(cfdr(
+        &api,
+        &repo,
+        &["restore", &b, "--yes", "--no-snapshot"],
+        &[],
+    ))
+    .await;
+    assert_eq!(unsafe_.status.code(), Some(2), "{}", stderr(&unsafe_));
+    let mismatch = output(cfdr(&api, &repo, &["diff", &b], &[])).await;
+    assert_eq!(
+        mismatch.status.code(),
+        Some(1),
+        "diff sees the damage: {}",
+        stderr(&mismatch)
+    );
+    assert!(String::from_utf8_lossy(&mismatch.stdout).contains("extra\textra:0"));
+    assert_eq!(
+        writes(&api).await,
+        0,
+        "plans, refusals and diffs wrote nothing"
+    );
+    common::assert_same_kv(&api.kv_dump(&ns).await, &damaged, "nothing was written");
+
+    // A second operator holding the target: exit 4, naming them.
+    let lock = std::path::Path::new(&repo).join(format!("locks/restore-kv-{ns}.json"));
+    let now = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+    std::fs::write(
+        &lock,
+        format!(r#"{{"owner":"oncall","host":"ops-box-7","pid":1,"purpose":"restore run x","started":"{now}","heartbeat":"{now}","ttl_secs":120,"token":"x"}}"#),
+    )
+    .unwrap();
+    let held = output(cfdr(&api, &repo, &["restore", &b, "--yes"], &[])).await;
+    assert_eq!(held.status.code(), Some(4), "{}", stderr(&held));
+    assert!(
+        stderr(&held).contains("oncall on ops-box-7"),
+        "{}",
+        stderr(&held)
+    );
+    std::fs::remove_file(&lock).unwrap();
+    assert_eq!(writes(&api).await, 0);
+
+    // Partial: only `user:000…` (the 100 damaged values) — nothing else changes.
+    let partial = ok_json(
+        &api,
+        &repo,
+        &["restore", &b, "--prefix", "user:000", "--yes", "--json"],
+    )
+    .await;
+    let r = &partial["report"];
+    assert_eq!(r["outcome"], "success", "{partial}");
+    assert_eq!(
+        (r["created"].as_u64(), r["overwritten"].as_u64()),
+        (Some(0), Some(100))
+    );
+    assert!(
+        r["snapshot"].is_string(),
+        "a pre-recovery snapshot was taken"
+    );
+    let after_partial = api.kv_dump(&ns).await;
+    assert_eq!(
+        outside(&after_partial, "user:000"),
+        outside(&damaged, "user:000")
+    );
+    for i in 0..100 {
+        let k = format!("user:{i:05}");
+        assert_eq!(after_partial[&k], original[&k]);
+    }
+
+    // Whole, clear: the namespace equals the backup again.
+    api.control("POST", "/__emulator/stats/reset", None).await;
+    let clear = ok_json(
+        &api,
+        &repo,
+        &["restore", &b, "--mode", "clear", "--yes", "--json"],
+    )
+    .await;
+    let r = &clear["report"];
+    assert_eq!(r["outcome"], "success", "{clear}");
+    assert_eq!(
+        (
+            r["created"].as_u64(),
+            r["overwritten"].as_u64(),
+            r["deleted"].as_u64()
+        ),
+        (Some(50), Some(2), Some(31))
+    );
+    assert_eq!(r["verification"]["differences"], 0);
+    let stats = api.stats().await;
+    assert!(
+        route_requests(&stats, "/bulk") <= 2,
+        "10,000 keys in at most 2 bulk writes: {}",
+        stats["routes"]
+    );
+    let (planned, sent) = (
+        r["requests_planned"].as_f64().unwrap(),
+        r["requests_sent"].as_f64().unwrap(),
+    );
+    assert!(
+        (sent - planned).abs() <= planned * 0.1,
+        "planned {planned} requests, sent {sent}"
+    );
+    eprintln!(
+        "clear restore of 10,003 keys: planned {planned} requests, sent {sent}; bulk writes {}",
+        route_requests(&stats, "/bulk")
+    );
+    common::assert_same_kv(
+        &api.kv_dump(&ns).await,
+        &original,
+        "hash-equal to the backup",
+    );
+    assert!(
+        output(cfdr(&api, &repo, &["diff", &b], &[]))
+            .await
+            .status
+            .success()
+    );
+
+    // Undo puts back what the clear restore replaced: the state after the partial restore.
+    let run = r["run"].as_str().unwrap();
+    let undo = ok_json(&api, &repo, &["restore", "--undo", run, "--yes", "--json"]).await;
+    assert_eq!(undo["report"]["outcome"], "success", "{undo}");
+    assert_eq!(undo["report"]["undo_of"], run);
+    common::assert_same_kv(&api.kv_dump(&ns).await, &after_partial, "undone");
+
+    // Into a new namespace: created, no snapshot needed, equal to the backup.
+    let copy = ok_json(
+        &api,
+        &repo,
+        &["restore", &b, "--to", "SESSIONS-copy", "--yes", "--json"],
+    )
+    .await;
+    assert_eq!(copy["plan"]["snapshot"], "not-needed");
+    assert_eq!(copy["report"]["outcome"], "success", "{copy}");
+    let copy_id = copy["report"]["target"]["id"].as_str().unwrap();
+    common::assert_same_kv(&api.kv_dump(copy_id).await, &original, "the copy");
+}
+
+/// Starts a restore, reads its run id from the plan on stderr, kills it after `after`.
+fn start_and_kill(mut c: Command, after: std::time::Duration) -> Option<String> {
+    let mut child = c
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cfdr starts");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let run = lines.by_ref().map_while(Result::ok).find_map(|l| {
+        l.strip_prefix("plan ")
+            .and_then(|rest| rest.split(':').next())
+            .map(str::to_string)
+    });
+    std::thread::sleep(after);
+    let _ = child.kill();
+    let _ = child.wait();
+    run
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_restore_resumes_with_nothing_lost_or_written_twice() {
+    let api = common::start().await;
+    api.unlimited().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo").to_str().unwrap().to_string();
+    let ns = seed(&api, "CACHE", 3_000).await;
+    assert!(
+        output(cfdr(&api, &repo, &["repo", "init"], &[]))
+            .await
+            .status
+            .success()
+    );
+    let b = ok_json(&api, &repo, &["backup", "kv", "CACHE", "--json"]).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let original = api.kv_dump(&ns).await;
+    // Every request takes a while, so the kills land in the snapshot, the 30 writes or the
+    // verification.
+    api.control(
+        "POST",
+        "/__emulator/faults",
+        Some(json!({ "latency_ms": 15 })),
+    )
+    .await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(20261202);
+    let mut resumed = 0;
+    for round in 0..10 {
+        // Damage: every value changed and 40 strangers added.
+        api.kv_put(
+            &ns,
+            (0..3_000)
+                .map(|i| json!({ "key": format!("user:{i:05}"), "value": format!("bad {round}") }))
+                .chain(
+                    (0..40)
+                        .map(|i| json!({ "key": format!("stranger:{round}:{i}"), "value": "x" })),
+                )
+                .collect(),
+        )
+        .await;
+        let after = std::time::Duration::from_millis(rng.random_range(150..1_300));
+        let c = cfdr(
+            &api,
+            &repo,
+            &[
+                "restore",
+                &b,
+                "--mode",
+                "clear",
+                "--yes",
+                "--kv-batch",
+                "100",
+            ],
+            &[],
+        );
+        let run = tokio::task::spawn_blocking(move || start_and_kill(c, after))
+            .await
+            .unwrap()
+            .expect("the plan names its run");
+        let out = output(cfdr(
+            &api,
+            &repo,
+            &["restore", "--resume", &run, "--json"],
+            &[],
+        ))
+        .await;
+        if out.status.success() {
+            let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(r["report"]["outcome"], "success", "round {round}: {r}");
+            // A run that had finished before the kill hands back its report as it was.
+            if r["report"]["resumed"] == true {
+                resumed += 1;
+            }
+            eprintln!(
+                "round {round}: killed after {after:?}; resumed: {}, {} requests after the kill",
+                r["report"]["resumed"], r["report"]["requests_sent"]
+            );
+        } else {
+            eprintln!("round {round}: killed after {after:?}, before the run was recorded");
+            // Killed before the run was recorded: nothing was written, a fresh restore is the way.
+            assert!(
+                stderr(&out).contains("no restore run"),
+                "round {round}: {}",
+                stderr(&out)
+            );
+            ok_json(
+                &api,
+                &repo,
+                &["restore", &b, "--mode", "clear", "--yes", "--json"],
+            )
+            .await;
+        }
+        assert_eq!(
+            api.kv_dump(&ns).await,
+            original,
+            "round {round} (killed after {after:?})"
+        );
+    }
+    assert!(
+        resumed >= 3,
+        "most kills land after the run is recorded ({resumed} of 6)"
+    );
+}
