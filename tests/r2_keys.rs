@@ -11,38 +11,6 @@ use serde_json::Value;
 
 const KEY: &str = "8f1e3d5c7b9a0f2e4d6c8b0a1f3e5d7c9b1a3f5e7d9c0b2a4f6e8d0c1b3a5f7e";
 
-/// Keys the issue found mangled or escaping, and their neighbours that must stay distinct.
-fn hostile_keys() -> Vec<String> {
-    let mut keys: Vec<String> = [
-        "../victim/owned",
-        "../../../../outside/escaped",
-        "a//b",
-        "a/b",
-        "a///b",
-        "a/b/",
-        "a/./b",
-        "x/..",
-        "./x",
-        "dir/",
-        "dir",
-        "ü ñ/spaces and+plus",
-        "%2F..%2Fenc",
-        "100%",
-        "q?x=1&y=2#frag",
-        "ctl\u{1}\u{7f}\ttab\nnewline\rcr",
-        "<xml>&amp;\"'",
-        "/leading-slash",
-        "emoji 🦀",
-        "trailing space ",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    keys.push("k".repeat(1000));
-    keys.push(format!("{}/{}", "d".repeat(600), "e".repeat(423)));
-    keys
-}
-
 fn body_for(i: usize) -> Vec<u8> {
     (0..(i * 37 + 1)).map(|j| (j * 13 + i) as u8).collect()
 }
@@ -59,7 +27,7 @@ async fn every_key_is_stored_listed_and_backed_up_exactly() {
     for b in ["hostile", "victim"] {
         assert!(s3.create_bucket(b).await.unwrap());
     }
-    let keys = hostile_keys();
+    let keys = common::hostile_keys();
     assert_eq!(
         keys.iter().filter(|k| k.len() == 1024).count(),
         1,

@@ -95,17 +95,24 @@ pub struct Net {
 }
 
 impl Net {
-    fn client(&self, config: &Config) -> anyhow::Result<crate::cloudflare::Client> {
-        let retry = crate::cloudflare::RetryPolicy {
+    fn retry(&self) -> crate::cloudflare::RetryPolicy {
+        crate::cloudflare::RetryPolicy {
             timeout: self.timeout,
             max_retries: self.retries,
             ..Default::default()
-        };
-        Ok(context::cloudflare_with(
+        }
+    }
+
+    /// The REST client, when the configuration names one (an R2 restore needs only R2's keys).
+    fn client(&self, config: &Config) -> anyhow::Result<Option<crate::cloudflare::Client>> {
+        if config.api_token.is_none() && config.account_id.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(context::cloudflare_with(
             config,
             usize::from(self.concurrency),
-            retry,
-        )?)
+            self.retry(),
+        )?))
     }
 }
 
@@ -133,11 +140,11 @@ pub async fn run(args: RestoreArgs) -> anyhow::Result<()> {
     let env = Env {
         repo: &repo,
         config: &config,
-        client: Some(&client),
+        client: client.as_ref(),
     };
     let progress = Progress::new("restore", super::progress::sink(args.json));
     if let Some(run) = &args.resume {
-        let report = restore::resume(&env, run, &progress).await?;
+        let report = restore::resume(&env, run, args.net.retry(), &progress).await?;
         return finish(None, &report, args.json);
     }
     let req = match &args.undo {
@@ -157,6 +164,7 @@ pub async fn run(args: RestoreArgs) -> anyhow::Result<()> {
             concurrency: usize::from(args.net.concurrency),
             undo_of: None,
             kv_batch: usize::from(args.kv_batch),
+            retry: args.net.retry(),
         },
     };
     let planned = restore::plan(&env, &req, &progress).await?;
@@ -179,7 +187,7 @@ pub async fn run(args: RestoreArgs) -> anyhow::Result<()> {
         return Err(e.into());
     }
     let plan = planned.plan.clone();
-    let report = restore::apply(&env, planned, &progress).await?;
+    let report = restore::apply(&env, planned, args.net.retry(), &progress).await?;
     finish(Some(&plan), &report, args.json)
 }
 
@@ -343,12 +351,19 @@ pub async fn diff(args: DiffArgs) -> anyhow::Result<()> {
     let env = Env {
         repo: &repo,
         config: &config,
-        client: Some(&client),
+        client: client.as_ref(),
     };
     let progress = Progress::new("diff", super::progress::sink(args.json));
     let prefix = args.prefix.as_deref().filter(|p| !p.is_empty());
-    let (target, v) =
-        restore::kv::diff(&env, &args.backup, args.to.as_deref(), prefix, &progress).await?;
+    let (target, v) = restore::diff(
+        &env,
+        &args.backup,
+        args.to.as_deref(),
+        prefix,
+        args.net.retry(),
+        &progress,
+    )
+    .await?;
     if args.json {
         print_json(
             &serde_json::json!({ "backup": args.backup, "target": target, "verification": v }),

@@ -144,6 +144,7 @@ pub struct S3Client {
     creds: Arc<R2Credentials>,
     retry: RetryPolicy,
     retries: Arc<AtomicU64>,
+    requests: Arc<AtomicU64>,
 }
 
 #[derive(Deserialize)]
@@ -302,12 +303,18 @@ impl S3Client {
             creds: Arc::new(creds),
             retry,
             retries: Arc::new(AtomicU64::new(0)),
+            requests: Arc::new(AtomicU64::new(0)),
         })
     }
 
     /// Requests retried so far by this client (and its clones).
     pub fn retries(&self) -> u64 {
         self.retries.load(Ordering::Relaxed)
+    }
+
+    /// Requests sent so far by this client (and its clones), retries included.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
     }
 
     /// A signed request; `key` None addresses the bucket.
@@ -319,6 +326,7 @@ impl S3Client {
         query: &[(String, String)],
         extra: &[(String, String)],
     ) -> Result<reqwest::RequestBuilder, S3Error> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
         let (sent, signed) = match key {
             Some(k) => sigv4::object_paths(bucket, k).map_err(S3Error::Usage)?,
             None => (format!("/{bucket}"), format!("/{bucket}")),

@@ -426,6 +426,29 @@ impl Repo {
         Path::from(format!("blobs/{}/{sha256}", &sha256[..2.min(sha256.len())]))
     }
 
+    /// Opens blob `sha256` into `sink`: every chunk checked, and the plaintext must hash to
+    /// the blob's name.
+    pub async fn open_blob<W: std::io::Write + Send + 'static>(
+        &self,
+        sha256: &str,
+        sink: W,
+    ) -> Result<W, RepoError> {
+        let (summary, sink) = self
+            .storage
+            .open_from(&Self::blob_path(sha256), &self.key, sink)
+            .await?;
+        if summary.plaintext_sha256 != sha256 {
+            return Err(RepoError::Seal {
+                artifact: format!("blob {sha256}"),
+                source: SealError::Io(std::io::Error::other(format!(
+                    "its plaintext has SHA-256 {}",
+                    summary.plaintext_sha256
+                ))),
+            });
+        }
+        Ok(sink)
+    }
+
     pub async fn has_blob(&self, sha256: &str) -> Result<bool, RepoError> {
         Ok(self.storage.head(&Self::blob_path(sha256)).await?.is_some())
     }

@@ -428,3 +428,100 @@ pub fn assert_same_kv(
             .collect::<Vec<_>>()
     );
 }
+
+/// Keys the issue found mangled or escaping, and their neighbours that must stay distinct.
+pub fn hostile_keys() -> Vec<String> {
+    let mut keys: Vec<String> = [
+        "../victim/owned",
+        "../../../../outside/escaped",
+        "a//b",
+        "a/b",
+        "a///b",
+        "a/b/",
+        "a/./b",
+        "x/..",
+        "./x",
+        "dir/",
+        "dir",
+        "ü ñ/spaces and+plus",
+        "%2F..%2Fenc",
+        "100%",
+        "q?x=1&y=2#frag",
+        "ctl\u{1}\u{7f}\ttab\nnewline\rcr",
+        "<xml>&amp;\"'",
+        "/leading-slash",
+        "emoji 🦀",
+        "trailing space ",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    keys.push("k".repeat(1000));
+    keys.push(format!("{}/{}", "d".repeat(600), "e".repeat(423)));
+    keys
+}
+
+/// One R2 object as the bucket holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct R2Object {
+    pub size: u64,
+    pub sha256: String,
+    pub content_type: Option<String>,
+    pub metadata: std::collections::BTreeMap<String, String>,
+}
+
+/// Every object of `bucket` read in full through cfdr's S3 client: its size, SHA-256, content
+/// type and custom metadata.
+pub async fn r2_dump(
+    s3: &cfdr::cloudflare::S3Client,
+    bucket: &str,
+) -> std::collections::BTreeMap<String, R2Object> {
+    use sha2::Digest as _;
+    let mut out = std::collections::BTreeMap::new();
+    for o in s3.list(bucket, "").await.expect("list") {
+        let mut hash = sha2::Sha256::new();
+        let mut sink = |chunk: bytes::Bytes| -> Result<(), String> {
+            hash.update(&chunk);
+            Ok(())
+        };
+        let head = s3
+            .get(bucket, &o.key, None, None, &mut sink)
+            .await
+            .unwrap_or_else(|e| panic!("GET `{}`: {e}", o.key));
+        out.insert(
+            o.key.clone(),
+            R2Object {
+                size: head.size,
+                sha256: hex::encode(hash.finalize()),
+                content_type: head.content_type,
+                metadata: head.metadata,
+            },
+        );
+    }
+    out
+}
+
+/// Panics naming the first few objects that differ between two bucket dumps.
+pub fn assert_same_r2(
+    got: &std::collections::BTreeMap<String, R2Object>,
+    want: &std::collections::BTreeMap<String, R2Object>,
+    what: &str,
+) {
+    let differing: Vec<&String> = want
+        .keys()
+        .chain(got.keys())
+        .filter(|k| got.get(*k) != want.get(*k))
+        .collect();
+    assert!(
+        differing.is_empty(),
+        "{what}: {} objects differ ({} here, {} expected), first: {:?}",
+        differing.len(),
+        got.len(),
+        want.len(),
+        differing
+            .iter()
+            .take(5)
+            .map(|k| (k, got.get(*k), want.get(*k)))
+            .collect::<Vec<_>>()
+    );
+}

@@ -5,47 +5,14 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
-
 use super::State;
 use crate::cloudflare::kv::{MIN_TTL_SECS, Pair};
+use crate::engine::changes::under;
+pub use crate::engine::changes::{Changes, Difference, Mode, Unit};
 
 /// An entry whose expiration is nearer than this is skipped: KV refuses expirations less than
 /// 60 s ahead, and the write takes a while to arrive.
 pub const EXPIRY_MARGIN_SECS: i64 = MIN_TTL_SECS + 60;
-
-/// What happens to keys that exist in the target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// Write every entry of the backup that differs; keys not in the backup stay.
-    #[default]
-    Overwrite,
-    /// Write only keys the target does not have.
-    Skip,
-    /// Afterwards the target equals the backup (under the prefix): keys not in it are deleted,
-    /// after the writes have landed.
-    Clear,
-}
-
-impl Mode {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "overwrite" => Some(Self::Overwrite),
-            "skip" => Some(Self::Skip),
-            "clear" => Some(Self::Clear),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Overwrite => "overwrite",
-            Self::Skip => "skip",
-            Self::Clear => "clear",
-        }
-    }
-}
 
 /// A namespace's entries by key, parsed from artifact lines.
 pub type Entries = BTreeMap<String, Pair>;
@@ -62,24 +29,6 @@ pub fn entries(state: &State) -> Result<Entries, String> {
         .collect()
 }
 
-/// What a restore will do, key by key.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Changes {
-    /// In the backup, not in the target: written.
-    pub add: Vec<String>,
-    /// In both, different: written (overwrite, clear).
-    pub change: Vec<String>,
-    /// In both, different, left as they are (skip).
-    pub kept: Vec<String>,
-    /// In the target only (clear): deleted after the writes.
-    pub remove: Vec<String>,
-    /// Equal already: nothing sent.
-    pub unchanged: u64,
-    /// In the backup but expired or about to: skipped (and, in clear mode, deleted from the
-    /// target if it has them).
-    pub expired: Vec<String>,
-}
-
 /// Whether two entries hold the same value, metadata and expiration.
 pub fn same(a: &Pair, b: &Pair) -> bool {
     a.value == b.value
@@ -87,10 +36,6 @@ pub fn same(a: &Pair, b: &Pair) -> bool {
         && a.expiration == b.expiration
         && a.metadata.as_ref().filter(|m| !m.is_null())
             == b.metadata.as_ref().filter(|m| !m.is_null())
-}
-
-fn under(prefix: Option<&str>, key: &str) -> bool {
-    prefix.is_none_or(|p| key.starts_with(p))
 }
 
 /// Compares the backup with the target under `prefix`, as of `now` (Unix seconds).
@@ -131,16 +76,6 @@ pub fn diff(
     c
 }
 
-/// One request's worth of work.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "kebab-case")]
-pub enum Unit {
-    /// A bulk write of these keys' backup entries.
-    Put { keys: Vec<String> },
-    /// A bulk delete.
-    Delete { keys: Vec<String> },
-}
-
 /// The bytes one pair adds to a bulk write's JSON array.
 fn encoded_len(p: &Pair) -> usize {
     serde_json::to_vec(p)
@@ -176,14 +111,6 @@ pub fn units(changes: &Changes, backup: &Entries, max_items: usize, max_bytes: u
         });
     }
     out
-}
-
-/// One way the target differs from what it should hold.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Difference {
-    pub key: String,
-    /// `missing`, `extra`, `value`, `metadata`, `expiration`.
-    pub what: String,
 }
 
 /// How `live` differs from `want` under `prefix`. `exact`: keys in `live` that `want` lacks are

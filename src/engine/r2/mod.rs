@@ -4,6 +4,8 @@
 //! and ETag match the previous snapshot's index is not downloaded again. Bounded concurrency;
 //! large objects come as ranged GETs pinned to one ETag.
 
+pub mod restore;
+
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 

@@ -21,6 +21,19 @@ pub async fn run(
     let s3 = R2Credentials::from_config(config)
         .and_then(|c| S3Client::new(c, opts.retry.clone()))
         .map_err(Error::R2)?;
+    run_with(repo, config, &s3, bucket, opts, progress).await
+}
+
+/// [`run`] through a client the caller already has (a restore's snapshot counts its requests
+/// with the restore's).
+pub async fn run_with(
+    repo: &Repo,
+    config: &Config,
+    s3: &S3Client,
+    bucket: &str,
+    opts: &Options,
+    progress: &Progress,
+) -> Result<Done> {
     let started = std::time::Instant::now();
     let lease = super::lease(repo, &format!("backup r2 {bucket}"), progress).await?;
     let result = async {
@@ -46,7 +59,7 @@ pub async fn run(
                 concurrency: opts.concurrency,
                 ..Default::default()
             };
-            engine::backup(&s3, bucket, repo, &lease, &previous, r2, progress, &mut w).await?
+            engine::backup(s3, bucket, repo, &lease, &previous, r2, progress, &mut w).await?
         };
         let target = Target {
             account: config.account_id.clone(),

@@ -325,6 +325,7 @@ pub async fn run(
             keys: n,
             failed: unit_failed.clone(),
             at: manifest::rfc3339(time::OffsetDateTime::now_utc()),
+            etags: Default::default(),
         };
         env.repo
             .put_run_file(
@@ -432,18 +433,13 @@ fn verification(
 /// that have expired since are not expected.
 pub async fn diff(
     env: &Env<'_>,
-    backup_id: &str,
+    m: &Manifest,
     to: Option<&str>,
     prefix: Option<&str>,
     progress: &Progress,
 ) -> Result<(TargetRef, Verification)> {
-    let client = env.client.ok_or_else(|| {
-        Error::usage(
-            "set CLOUDFLARE_API_TOKEN and CLOUDFLARE_ACCOUNT_ID to compare with Cloudflare",
-        )
-    })?;
-    let m = env.repo.manifest(backup_id).await?;
-    let target = target(client, &m, to).await?;
+    let client = super::cloudflare(env)?;
+    let target = target(client, m, to).await?;
     if !target.exists {
         return Err(Error::usage(format!(
             "no KV namespace `{}` in account `{}` to compare with; give --to with its title or id",
@@ -451,7 +447,7 @@ pub async fn diff(
             client.account()
         )));
     }
-    let data = data(env.repo, &m).await?;
+    let data = data(env.repo, m).await?;
     let live = read(client, &target.id, prefix, 4, progress).await?;
     let now = now_secs();
     let want: Entries = data

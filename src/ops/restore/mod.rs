@@ -4,9 +4,10 @@
 //! the backup, and an honest report (success, partial or failed). A killed run resumes from its
 //! journal; a finished one can be undone from its snapshot. One restore per target at a time.
 //!
-//! Built for KV so far; D1, R2 and SQLite restores plug into the same plan, run and report.
+//! Built for KV and R2 so far; D1 and SQLite restores plug into the same plan, run and report.
 
 pub mod kv;
+pub mod r2;
 
 use serde::{Deserialize, Serialize};
 
@@ -43,6 +44,8 @@ pub struct Request {
     /// KV: pairs a bulk write carries (at most 10,000, the contract's limit; wrangler sends
     /// 1,000).
     pub kv_batch: usize,
+    /// Retries and timeouts for R2's S3 endpoint.
+    pub retry: crate::cloudflare::RetryPolicy,
 }
 
 /// The target a restore writes to.
@@ -158,6 +161,9 @@ pub struct Applied {
     /// Keys the API would not take even on a second try.
     pub failed: Vec<String>,
     pub at: String,
+    /// R2: the ETag each object put got (the verification accepts it).
+    #[serde(default)]
+    pub etags: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -209,7 +215,13 @@ pub struct Planned {
     pub plan: Plan,
     /// The target's restore lock (none for a dry run).
     lock: Option<Lease>,
-    data: kv::Data,
+    data: Data,
+}
+
+/// What a plan writes from, by kind.
+enum Data {
+    Kv(kv::Data),
+    R2(r2::Data),
 }
 
 impl Planned {
@@ -256,29 +268,34 @@ pub async fn plan(env: &Env<'_>, req: &Request, progress: &Progress) -> Result<P
         refuse_read_only(env)?;
     }
     let m = env.repo.manifest(&req.backup).await?;
-    match m.kind {
-        Kind::Kv => {}
+    let run = manifest::new_id(time::OffsetDateTime::now_utc());
+    let target = match m.kind {
+        Kind::Kv => kv::target(cloudflare(env)?, &m, req.to.as_deref()).await?,
+        Kind::R2 => r2::target(&r2::client(env, req.retry.clone())?, &m, req.to.as_deref()).await?,
         other => {
             return Err(Error::usage(format!(
-                "backup `{}` is a {} backup: cfdr restores KV backups so far; D1, R2 and SQLite restores are being built",
+                "backup `{}` is a {} backup: cfdr restores KV and R2 backups so far; D1 and SQLite restores are being built",
                 m.id,
                 other.as_str()
             )));
         }
-    }
-    let client = env.client.ok_or_else(|| {
-        Error::usage(
-            "set CLOUDFLARE_API_TOKEN and CLOUDFLARE_ACCOUNT_ID to restore into Cloudflare",
-        )
-    })?;
-    let target = kv::target(client, &m, req.to.as_deref()).await?;
-    let run = manifest::new_id(time::OffsetDateTime::now_utc());
+    };
     let lock = if req.dry_run {
         None
     } else {
         Some(lock(env.repo, &target, &format!("restore run {run}")).await?)
     };
-    let planned = kv::plan(env, client, &m, target, run, req, progress).await;
+    let planned = match m.kind {
+        Kind::R2 => {
+            let s3 = r2::client(env, req.retry.clone())?;
+            r2::plan(env, &s3, &m, target, run, req, progress)
+                .await
+                .map(|(p, d)| (p, Data::R2(d)))
+        }
+        _ => kv::plan(env, cloudflare(env)?, &m, target, run, req, progress)
+            .await
+            .map(|(p, d)| (p, Data::Kv(d))),
+    };
     match planned {
         Ok((plan, data)) => Ok(Planned { plan, lock, data }),
         Err(e) => {
@@ -286,6 +303,32 @@ pub async fn plan(env: &Env<'_>, req: &Request, progress: &Progress) -> Result<P
                 let _ = l.release().await;
             }
             Err(e)
+        }
+    }
+}
+
+fn cloudflare<'a>(env: &Env<'a>) -> Result<&'a crate::cloudflare::Client> {
+    env.client.ok_or_else(|| {
+        Error::usage(
+            "set CLOUDFLARE_API_TOKEN and CLOUDFLARE_ACCOUNT_ID to restore into Cloudflare",
+        )
+    })
+}
+
+/// Runs a recorded plan (or the rest of it) with what it writes from.
+async fn run(
+    env: &Env<'_>,
+    state: RunState,
+    data: Data,
+    retry: crate::cloudflare::RetryPolicy,
+    resumed: bool,
+    progress: &Progress,
+) -> Result<Report> {
+    match data {
+        Data::Kv(d) => kv::run(env, state, d, resumed, progress).await,
+        Data::R2(d) => {
+            let s3 = r2::client(env, retry)?;
+            r2::run(env, &s3, state, d, resumed, progress).await
         }
     }
 }
@@ -320,7 +363,12 @@ pub async fn report_of(repo: &Repo, run: &str) -> Result<Option<Report>> {
 }
 
 /// Runs a confirmed plan: records it, takes the snapshot, applies the units, verifies.
-pub async fn apply(env: &Env<'_>, planned: Planned, progress: &Progress) -> Result<Report> {
+pub async fn apply(
+    env: &Env<'_>,
+    planned: Planned,
+    retry: crate::cloudflare::RetryPolicy,
+    progress: &Progress,
+) -> Result<Report> {
     let Planned { plan, lock, data } = planned;
     let Some(lock) = lock else {
         return Err(Error::usage(
@@ -338,7 +386,7 @@ pub async fn apply(env: &Env<'_>, planned: Planned, progress: &Progress) -> Resu
     let result = async {
         refuse_read_only(env)?;
         save(env.repo, &state).await?;
-        kv::run(env, state, data, false, progress).await
+        run(env, state, data, retry, false, progress).await
     }
     .await;
     let released = lock.release().await;
@@ -349,25 +397,53 @@ pub async fn apply(env: &Env<'_>, planned: Planned, progress: &Progress) -> Resu
 
 /// Finishes a run that stopped (a crash, a kill, a network that went away): what its journal
 /// says landed is not sent again.
-pub async fn resume(env: &Env<'_>, run: &str, progress: &Progress) -> Result<Report> {
+pub async fn resume(
+    env: &Env<'_>,
+    id: &str,
+    retry: crate::cloudflare::RetryPolicy,
+    progress: &Progress,
+) -> Result<Report> {
     refuse_read_only(env)?;
-    let state = load(env.repo, run).await?;
+    let state = load(env.repo, id).await?;
     if state.status == Status::Done
-        && let Some(r) = report_of(env.repo, run).await?
+        && let Some(r) = report_of(env.repo, id).await?
     {
         return Ok(r);
     }
-    let lock = lock(env.repo, &state.plan.target, &format!("resume run {run}")).await?;
+    let lock = lock(env.repo, &state.plan.target, &format!("resume run {id}")).await?;
     let result = async {
         let m = env.repo.manifest(&state.plan.backup).await?;
-        let data = kv::data(env.repo, &m).await?;
-        kv::run(env, state, data, true, progress).await
+        let data = match m.kind {
+            Kind::R2 => Data::R2(r2::data(env.repo, &m).await?),
+            _ => Data::Kv(kv::data(env.repo, &m).await?),
+        };
+        run(env, state, data, retry, true, progress).await
     }
     .await;
     let released = lock.release().await;
     let report = result?;
     released?;
     Ok(report)
+}
+
+/// `cfdr diff`: how the live target differs from backup `id` (under `prefix`).
+pub async fn diff(
+    env: &Env<'_>,
+    id: &str,
+    to: Option<&str>,
+    prefix: Option<&str>,
+    retry: crate::cloudflare::RetryPolicy,
+    progress: &Progress,
+) -> Result<(TargetRef, Verification)> {
+    let m = env.repo.manifest(id).await?;
+    match m.kind {
+        Kind::Kv => kv::diff(env, &m, to, prefix, progress).await,
+        Kind::R2 => r2::diff(env, &r2::client(env, retry)?, &m, to, prefix).await,
+        other => Err(Error::usage(format!(
+            "backup `{id}` is a {} backup: cfdr compares KV and R2 backups so far",
+            other.as_str()
+        ))),
+    }
 }
 
 /// The restore that undoes run `run`: its pre-recovery snapshot put back into the same
@@ -397,5 +473,6 @@ pub async fn undo_request(repo: &Repo, run: &str) -> Result<Request> {
         concurrency: 4,
         undo_of: Some(run.to_string()),
         kv_batch: crate::cloudflare::kv::MAX_BULK_ITEMS,
+        retry: crate::cloudflare::RetryPolicy::default(),
     })
 }

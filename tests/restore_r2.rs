@@ -1,0 +1,320 @@
+//! `cfdr restore` and `cfdr diff` of R2 backups through the binary against the emulator's S3
+//! endpoint: hostile keys, content types, custom metadata, an empty object and a multipart-sized
+//! one come back byte for byte; the plan writes nothing; a partial restore touches nothing
+//! outside its prefix; clear mode deletes what the backup lacks; undo; a new bucket; and a
+//! restore killed with SIGKILL mid-run and resumed.
+
+mod common;
+
+use std::process::{Command, Output, Stdio};
+
+use common::Api;
+use serde_json::{Value, json};
+
+const KEY: &str = "2b4d6f8a0c1e3b5d7f9a2c4e6b8d0f1a3c5e7b9d1f3a5c7e9b2d4f6a8c0e1b3d";
+
+fn cfdr(api: &Api, repo: &str, args: &[&str]) -> Command {
+    let mut c = common::cfdr_cmd(&api.clone_handle(), repo, KEY);
+    c.args(args).stdin(Stdio::null());
+    c
+}
+
+async fn output(mut c: Command) -> Output {
+    tokio::task::spawn_blocking(move || c.output().expect("cfdr runs"))
+        .await
+        .unwrap()
+}
+
+async fn ok_json(api: &Api, repo: &str, args: &[&str]) -> Value {
+    let out = output(cfdr(api, repo, args)).await;
+    assert!(
+        out.status.success(),
+        "cfdr {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+}
+
+fn body(i: usize, len: usize) -> Vec<u8> {
+    (0..len).map(|j| (j * 31 + i * 7) as u8).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bucket_comes_back_byte_for_byte_and_only_where_asked() {
+    let api = common::start().await;
+    let s3 = api.s3();
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo").to_str().unwrap().to_string();
+    assert!(s3.create_bucket("evidence").await.unwrap());
+    for (i, key) in common::hostile_keys().iter().enumerate() {
+        common::put_object(&s3, "evidence", key, body(i, 100 + i), None, &[]).await;
+    }
+    for i in 0..60 {
+        let ct = if i % 2 == 0 {
+            "application/json"
+        } else {
+            "text/plain; charset=utf-8"
+        };
+        common::put_object(
+            &s3,
+            "evidence",
+            &format!("logs/{i:03}.log"),
+            body(i, 2000),
+            Some(ct),
+            &[("case", "INC-1"), ("seq", &i.to_string())],
+        )
+        .await;
+    }
+    common::put_object(
+        &s3,
+        "evidence",
+        "empty",
+        Vec::new(),
+        Some("application/octet-stream"),
+        &[],
+    )
+    .await;
+    // 40 MiB: restored as a multipart upload of 8 MiB parts.
+    common::put_object(
+        &s3,
+        "evidence",
+        "dumps/big.bin",
+        body(7, 40 << 20),
+        Some("application/x-sqlite3"),
+        &[("sha", "x")],
+    )
+    .await;
+    assert!(
+        output(cfdr(&api, &repo, &["repo", "init"]))
+            .await
+            .status
+            .success()
+    );
+    let b = ok_json(&api, &repo, &["backup", "r2", "evidence", "--json"]).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let original = common::r2_dump(&s3, "evidence").await;
+
+    // The incident: ten logs overwritten, five deleted, strangers added, the big dump replaced.
+    for i in 0..10 {
+        common::put_object(
+            &s3,
+            "evidence",
+            &format!("logs/{i:03}.log"),
+            b"tampered".to_vec(),
+            None,
+            &[],
+        )
+        .await;
+    }
+    for i in 50..55 {
+        s3.delete("evidence", &format!("logs/{i:03}.log"))
+            .await
+            .unwrap();
+    }
+    for k in ["logs/zz-stranger", "logs/zz-other", "stranger/outside"] {
+        common::put_object(&s3, "evidence", k, b"x".to_vec(), None, &[]).await;
+    }
+    common::put_object(
+        &s3,
+        "evidence",
+        "dumps/big.bin",
+        b"gone".to_vec(),
+        None,
+        &[],
+    )
+    .await;
+    let damaged = common::r2_dump(&s3, "evidence").await;
+
+    api.control("POST", "/__emulator/stats/reset", None).await;
+    let plan = ok_json(
+        &api,
+        &repo,
+        &["restore", &b, "--mode", "clear", "--dry-run", "--json"],
+    )
+    .await;
+    assert_eq!(plan["counts"]["added"], 5, "{plan}");
+    assert_eq!(plan["counts"]["changed"], 11);
+    assert_eq!(plan["counts"]["removed"], 3);
+    let diff = output(cfdr(&api, &repo, &["diff", &b])).await;
+    assert_eq!(diff.status.code(), Some(1));
+    assert_eq!(
+        api.stats().await["writes"],
+        0,
+        "the plan and the diff wrote nothing"
+    );
+
+    // Partial: only logs/ — the dump and the stranger outside stay as they are.
+    let partial = ok_json(
+        &api,
+        &repo,
+        &[
+            "restore", &b, "--prefix", "logs/", "--mode", "clear", "--yes", "--json",
+        ],
+    )
+    .await;
+    assert_eq!(partial["report"]["outcome"], "success", "{partial}");
+    assert_eq!(partial["report"]["deleted"], 2);
+    let after_partial = common::r2_dump(&s3, "evidence").await;
+    for (k, v) in &after_partial {
+        if k.starts_with("logs/") {
+            assert_eq!(Some(v), original.get(k), "{k} restored");
+        } else {
+            assert_eq!(Some(v), damaged.get(k), "{k} outside the prefix untouched");
+        }
+    }
+
+    // Whole: equal to the backup, the multipart-sized object included.
+    let whole = ok_json(
+        &api,
+        &repo,
+        &["restore", &b, "--mode", "clear", "--yes", "--json"],
+    )
+    .await;
+    let r = &whole["report"];
+    assert_eq!(r["outcome"], "success", "{whole}");
+    assert_eq!(
+        (r["overwritten"].as_u64(), r["deleted"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let (planned, sent) = (
+        r["requests_planned"].as_f64().unwrap(),
+        r["requests_sent"].as_f64().unwrap(),
+    );
+    assert!(
+        (sent - planned).abs() <= planned * 0.1,
+        "planned {planned} requests, sent {sent}"
+    );
+    common::assert_same_r2(
+        &common::r2_dump(&s3, "evidence").await,
+        &original,
+        "after the restore",
+    );
+    assert!(
+        output(cfdr(&api, &repo, &["diff", &b]))
+            .await
+            .status
+            .success()
+    );
+
+    // Undo: back to the state after the partial restore.
+    let undo = ok_json(
+        &api,
+        &repo,
+        &[
+            "restore",
+            "--undo",
+            r["run"].as_str().unwrap(),
+            "--yes",
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(undo["report"]["outcome"], "success", "{undo}");
+    common::assert_same_r2(
+        &common::r2_dump(&s3, "evidence").await,
+        &after_partial,
+        "undone",
+    );
+
+    // Into a new bucket.
+    let copy = ok_json(
+        &api,
+        &repo,
+        &["restore", &b, "--to", "evidence-copy", "--yes", "--json"],
+    )
+    .await;
+    assert_eq!(copy["report"]["outcome"], "success", "{copy}");
+    assert_eq!(copy["plan"]["snapshot"], "not-needed");
+    common::assert_same_r2(
+        &common::r2_dump(&s3, "evidence-copy").await,
+        &original,
+        "the copy",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_r2_restore_resumes_to_the_backup() {
+    let api = common::start().await;
+    let s3 = api.s3();
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo").to_str().unwrap().to_string();
+    assert!(s3.create_bucket("media").await.unwrap());
+    for i in 0..300 {
+        common::put_object(
+            &s3,
+            "media",
+            &format!("img/{i:04}.png"),
+            body(i, 3000),
+            Some("image/png"),
+            &[("n", &i.to_string())],
+        )
+        .await;
+    }
+    assert!(
+        output(cfdr(&api, &repo, &["repo", "init"]))
+            .await
+            .status
+            .success()
+    );
+    let b = ok_json(&api, &repo, &["backup", "r2", "media", "--json"]).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let original = common::r2_dump(&s3, "media").await;
+    api.control(
+        "POST",
+        "/__emulator/faults",
+        Some(json!({ "latency_ms": 10 })),
+    )
+    .await;
+    let mut resumed = 0;
+    for (round, ms) in [250u64, 600, 900, 1400].into_iter().enumerate() {
+        for i in 0..300 {
+            s3.delete("media", &format!("img/{i:04}.png"))
+                .await
+                .unwrap();
+        }
+        let mut child = cfdr(&api, &repo, &["restore", &b, "--yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let run = tokio::task::spawn_blocking(move || {
+            use std::io::BufRead as _;
+            let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+            let run = lines.by_ref().map_while(Result::ok).find_map(|l| {
+                l.strip_prefix("plan ")
+                    .and_then(|r| r.split(':').next())
+                    .map(str::to_string)
+            });
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+            let _ = child.kill();
+            let _ = child.wait();
+            run.expect("the plan names its run")
+        })
+        .await
+        .unwrap();
+        let out = output(cfdr(&api, &repo, &["restore", "--resume", &run, "--json"])).await;
+        if out.status.success() {
+            let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(r["report"]["outcome"], "success", "round {round}: {r}");
+            eprintln!(
+                "round {round}: killed after {ms} ms; resumed: {}",
+                r["report"]["resumed"]
+            );
+            resumed += u32::from(r["report"]["resumed"] == true);
+        } else {
+            let e = String::from_utf8_lossy(&out.stderr);
+            assert!(e.contains("no restore run"), "round {round}: {e}");
+            ok_json(&api, &repo, &["restore", &b, "--yes", "--json"]).await;
+        }
+        common::assert_same_r2(
+            &common::r2_dump(&s3, "media").await,
+            &original,
+            &format!("round {round}"),
+        );
+    }
+    assert!(resumed >= 2, "kills land mid-run ({resumed} of 4 resumed)");
+}
