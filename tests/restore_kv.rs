@@ -444,3 +444,66 @@ async fn a_killed_restore_resumes_with_nothing_lost_or_written_twice() {
         "most kills land after the run is recorded ({resumed} of 6)"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_a_terminal_the_operator_types_the_targets_name() {
+    let api = common::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo").to_str().unwrap().to_string();
+    let ns = seed(&api, "FLAGS", 50).await;
+    assert!(
+        output(cfdr(&api, &repo, &["repo", "init"], &[]))
+            .await
+            .status
+            .success()
+    );
+    let b = ok_json(&api, &repo, &["backup", "kv", "FLAGS", "--json"]).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let original = api.kv_dump(&ns).await;
+    api.kv_put(&ns, vec![json!({ "key": "user:00001", "value": "broken" })])
+        .await;
+    api.control("POST", "/__emulator/stats/reset", None).await;
+
+    let h = api.clone_handle();
+    let (r, id) = (repo.clone(), b.clone());
+    let (wrong, right) = tokio::task::spawn_blocking(move || {
+        let typed = |answer: &str| {
+            let mut cmd = common::cfdr_pty_cmd(&h, &r, KEY);
+            cmd.args(["restore", &id]);
+            cmd.env("CFDR_API_BUDGET", "100000/5m");
+            let mut pty = common::pty::Pty::spawn(cmd, 40, 200);
+            pty.screen.wait_for(
+                "type `FLAGS` to restore into it",
+                std::time::Duration::from_secs(30),
+            );
+            assert!(
+                pty.screen.text().contains("1 to change"),
+                "{}",
+                pty.screen.text()
+            );
+            pty.press(&format!("{answer}\r"));
+            let code = pty.wait(std::time::Duration::from_secs(60));
+            (code, pty.screen.text())
+        };
+        (typed("flags"), typed("FLAGS"))
+    })
+    .await
+    .unwrap();
+    assert_eq!(wrong.0, 2, "a wrong name stops the restore: {}", wrong.1);
+    assert!(
+        wrong
+            .1
+            .contains("did not match `FLAGS`; nothing was written"),
+        "{}",
+        wrong.1
+    );
+    assert_eq!(right.0, 0, "{}", right.1);
+    assert!(right.1.contains(": success"), "{}", right.1);
+    common::assert_same_kv(
+        &api.kv_dump(&ns).await,
+        &original,
+        "after the typed confirmation",
+    );
+}

@@ -1,6 +1,8 @@
 //! Shared test helpers: an in-process emulator reached over real HTTP, and a small client.
 #![allow(dead_code)]
 
+pub mod pty;
+
 use cfdr::emulator::{self, EmulatorConfig, RunningEmulator};
 use serde_json::Value;
 
@@ -105,21 +107,43 @@ pub struct Endpoint {
 /// environment (and no config file or key file from the machine running the tests).
 pub fn cfdr_cmd(h: &Handle, repo: &str, key: &str) -> std::process::Command {
     let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_cfdr"));
-    c.env("CFDR_REPO", repo)
-        .env("CFDR_KEY", key)
-        .env("CFDR_CONFIG", "/nonexistent/cfdr.toml")
-        .env_remove("CFDR_KEY_FILE")
-        .env_remove("CFDR_MAX_CHANGE")
-        .env("CLOUDFLARE_API_BASE_URL", &h.emu.api_url)
-        .env("CLOUDFLARE_API_TOKEN", &h.emu.token)
-        .env("CLOUDFLARE_ACCOUNT_ID", &h.emu.account_id)
-        .env("R2_ENDPOINT", &h.emu.s3_url)
-        .env("R2_ACCESS_KEY_ID", cfdr::emulator::DEFAULT_R2_ACCESS_KEY_ID)
-        .env(
-            "R2_SECRET_ACCESS_KEY",
-            cfdr::emulator::DEFAULT_R2_SECRET_ACCESS_KEY,
-        );
+    c.env_remove("CFDR_KEY_FILE").env_remove("CFDR_MAX_CHANGE");
+    for (k, v) in cfdr_env(h, repo, key) {
+        c.env(k, v);
+    }
     c
+}
+
+/// The same environment for the binary in a pseudo-terminal.
+pub fn cfdr_pty_cmd(h: &Handle, repo: &str, key: &str) -> portable_pty::CommandBuilder {
+    let mut c = portable_pty::CommandBuilder::new(env!("CARGO_BIN_EXE_cfdr"));
+    c.env_remove("CFDR_KEY_FILE");
+    c.env_remove("CFDR_MAX_CHANGE");
+    c.env("TERM", "xterm-256color");
+    for (k, v) in cfdr_env(h, repo, key) {
+        c.env(k, v);
+    }
+    c
+}
+
+fn cfdr_env(h: &Handle, repo: &str, key: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("CFDR_REPO", repo.to_string()),
+        ("CFDR_KEY", key.to_string()),
+        ("CFDR_CONFIG", "/nonexistent/cfdr.toml".into()),
+        ("CLOUDFLARE_API_BASE_URL", h.emu.api_url.clone()),
+        ("CLOUDFLARE_API_TOKEN", h.emu.token.clone()),
+        ("CLOUDFLARE_ACCOUNT_ID", h.emu.account_id.clone()),
+        ("R2_ENDPOINT", h.emu.s3_url.clone()),
+        (
+            "R2_ACCESS_KEY_ID",
+            cfdr::emulator::DEFAULT_R2_ACCESS_KEY_ID.to_string(),
+        ),
+        (
+            "R2_SECRET_ACCESS_KEY",
+            cfdr::emulator::DEFAULT_R2_SECRET_ACCESS_KEY.to_string(),
+        ),
+    ]
 }
 
 /// Runs the binary on a blocking thread (the emulator keeps serving) and returns its stdout as
