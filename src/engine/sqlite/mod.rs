@@ -82,3 +82,88 @@ pub fn tables(db: &Connection) -> rusqlite::Result<Vec<serde_json::Value>> {
     }
     Ok(tables)
 }
+
+/// Checks a database file: `PRAGMA integrity_check`, then its tables with row counts.
+pub fn check(path: &Path) -> Result<Vec<serde_json::Value>, SqliteError> {
+    let db = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| SqliteError::Open(format!("cannot open `{}` as SQLite: {e}", path.display())))?;
+    let answer: String = db
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .map_err(|e| SqliteError::Open(format!("`{}`: {e}", path.display())))?;
+    if answer != "ok" {
+        return Err(SqliteError::Integrity {
+            path: path.display().to_string(),
+            answer,
+        });
+    }
+    tables(&db).map_err(local)
+}
+
+/// The SHA-256 of a file's bytes.
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    use sha2::Digest as _;
+    use std::io::Read as _;
+    let mut f = std::fs::File::open(path)?;
+    let mut h = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+/// Replaces the database at `target` with the checked copy `new` (a file in the same
+/// directory), atomically: the live database is checkpointed (its WAL folded in and truncated),
+/// moved to `kept` with its `-wal`/`-shm` files, then `new` is renamed into place and the
+/// directory synced. Safe to call again after a crash at any point: a `target` that is already
+/// `new`'s bytes (`sha256`) is left alone.
+pub fn replace(target: &Path, new: &Path, kept: &Path, sha256: &str) -> Result<(), SqliteError> {
+    let side = |p: &Path, suffix: &str| {
+        let mut s = p.as_os_str().to_owned();
+        s.push(suffix);
+        std::path::PathBuf::from(s)
+    };
+    if target.exists() {
+        if !new.exists() && sha256_file(target).map_err(local)? == sha256 {
+            return Ok(());
+        }
+        {
+            let db = Connection::open(target).map_err(|e| {
+                SqliteError::Open(format!(
+                    "cannot open `{}` to checkpoint it: {e}",
+                    target.display()
+                ))
+            })?;
+            // Folds the WAL into the main file so the kept copy is whole.
+            let _ = db.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        }
+        if !kept.exists() {
+            std::fs::rename(target, kept).map_err(local)?;
+        }
+        for suffix in ["-wal", "-shm"] {
+            let live = side(target, suffix);
+            if live.exists() {
+                std::fs::rename(&live, side(kept, suffix)).map_err(local)?;
+            }
+        }
+    }
+    std::fs::rename(new, target).map_err(local)?;
+    if let Some(dir) = target.parent() {
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}

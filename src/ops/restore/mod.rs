@@ -4,10 +4,12 @@
 //! the backup, and an honest report (success, partial or failed). A killed run resumes from its
 //! journal; a finished one can be undone from its snapshot. One restore per target at a time.
 //!
-//! Built for KV and R2 so far; D1 and SQLite restores plug into the same plan, run and report.
+//! Built for KV, R2 and SQLite files so far; D1 restores plug into the same plan, run and
+//! report.
 
 pub mod kv;
 pub mod r2;
+pub mod sqlite;
 
 use serde::{Deserialize, Serialize};
 
@@ -222,6 +224,7 @@ pub struct Planned {
 enum Data {
     Kv(kv::Data),
     R2(r2::Data),
+    Sqlite(sqlite::Data),
 }
 
 impl Planned {
@@ -272,9 +275,10 @@ pub async fn plan(env: &Env<'_>, req: &Request, progress: &Progress) -> Result<P
     let target = match m.kind {
         Kind::Kv => kv::target(cloudflare(env)?, &m, req.to.as_deref()).await?,
         Kind::R2 => r2::target(&r2::client(env, req.retry.clone())?, &m, req.to.as_deref()).await?,
+        Kind::Sqlite => sqlite::target(&m, req.to.as_deref()),
         other => {
             return Err(Error::usage(format!(
-                "backup `{}` is a {} backup: cfdr restores KV and R2 backups so far; D1 and SQLite restores are being built",
+                "backup `{}` is a {} backup: cfdr restores KV, R2 and SQLite backups so far; D1 restores are being built",
                 m.id,
                 other.as_str()
             )));
@@ -292,6 +296,7 @@ pub async fn plan(env: &Env<'_>, req: &Request, progress: &Progress) -> Result<P
                 .await
                 .map(|(p, d)| (p, Data::R2(d)))
         }
+        Kind::Sqlite => sqlite::plan(&m, target, run, req).map(|(p, d)| (p, Data::Sqlite(d))),
         _ => kv::plan(env, cloudflare(env)?, &m, target, run, req, progress)
             .await
             .map(|(p, d)| (p, Data::Kv(d))),
@@ -330,6 +335,7 @@ async fn run(
             let s3 = r2::client(env, retry)?;
             r2::run(env, &s3, state, d, resumed, progress).await
         }
+        Data::Sqlite(d) => sqlite::run(env, state, d, resumed, progress).await,
     }
 }
 
@@ -415,6 +421,7 @@ pub async fn resume(
         let m = env.repo.manifest(&state.plan.backup).await?;
         let data = match m.kind {
             Kind::R2 => Data::R2(r2::data(env.repo, &m).await?),
+            Kind::Sqlite => Data::Sqlite(sqlite::data(&m)),
             _ => Data::Kv(kv::data(env.repo, &m).await?),
         };
         run(env, state, data, retry, true, progress).await
@@ -439,8 +446,9 @@ pub async fn diff(
     match m.kind {
         Kind::Kv => kv::diff(env, &m, to, prefix, progress).await,
         Kind::R2 => r2::diff(env, &r2::client(env, retry)?, &m, to, prefix).await,
+        Kind::Sqlite => sqlite::diff(&m, to),
         other => Err(Error::usage(format!(
-            "backup `{id}` is a {} backup: cfdr compares KV and R2 backups so far",
+            "backup `{id}` is a {} backup: cfdr compares KV, R2 and SQLite backups so far",
             other.as_str()
         ))),
     }

@@ -1,0 +1,297 @@
+//! SQLite file restores: the backup's copy written beside the target, checked (`PRAGMA
+//! integrity_check`, the manifest's row counts, its SHA-256), then put in place atomically with
+//! the old file kept beside it (`<file>.before-<run-id>`, its `-wal`/`-shm` too); verified by
+//! reading the restored file back. A pre-recovery backup of the old file is the undo point.
+
+use std::path::{Path, PathBuf};
+
+use super::{
+    Applied, Counts, Outcome, Plan, Report, Request, Requests, RunState, Snapshot, Status,
+    TargetRef, Unit, Verification, save,
+};
+use crate::engine::changes::Difference;
+use crate::engine::sqlite as engine;
+use crate::ops::backup::{self, Env, Options, What};
+use crate::ops::{Error, Result};
+use crate::progress::Progress;
+use crate::repo::{Manifest, manifest};
+
+pub struct Data {
+    manifest: Box<Manifest>,
+}
+
+pub fn data(m: &Manifest) -> Data {
+    Data {
+        manifest: Box::new(m.clone()),
+    }
+}
+
+pub fn target(m: &Manifest, to: Option<&str>) -> TargetRef {
+    let path = to.unwrap_or(&m.target.id).to_string();
+    TargetRef {
+        kind: "sqlite".into(),
+        exists: Path::new(&path).is_file(),
+        id: path,
+        name: m.target.name.clone(),
+    }
+}
+
+/// Table name → rows, from a manifest's or a check's `[{name, rows}]`.
+fn rows(tables: &serde_json::Value) -> std::collections::BTreeMap<String, i64> {
+    tables
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| Some((t["name"].as_str()?.to_string(), t["rows"].as_i64()?)))
+        .collect()
+}
+
+fn differences(
+    want: &std::collections::BTreeMap<String, i64>,
+    have: &std::collections::BTreeMap<String, i64>,
+) -> Vec<Difference> {
+    let d = |key: &str, what: String| Difference {
+        key: key.to_string(),
+        what,
+    };
+    let mut out = Vec::new();
+    for (t, n) in want {
+        match have.get(t) {
+            None => out.push(d(t, "missing".into())),
+            Some(h) if h != n => out.push(d(t, format!("rows {h}, backup {n}"))),
+            Some(_) => {}
+        }
+    }
+    out.extend(
+        have.keys()
+            .filter(|t| !want.contains_key(*t))
+            .map(|t| d(t, "extra".into())),
+    );
+    out
+}
+
+pub fn plan(m: &Manifest, target: TargetRef, run: String, req: &Request) -> Result<(Plan, Data)> {
+    if req.prefix.is_some() || req.mode == super::Mode::Skip {
+        return Err(Error::usage(
+            "a SQLite file is restored whole, replacing the file: leave out --prefix and --mode skip",
+        ));
+    }
+    let want = rows(&m.stats["tables"]);
+    let live = if target.exists {
+        rows(&serde_json::Value::Array(engine::check(Path::new(
+            &target.id,
+        ))?))
+    } else {
+        Default::default()
+    };
+    let count =
+        |f: &dyn Fn(&String, &i64) -> bool| want.iter().filter(|(t, n)| f(t, n)).count() as u64;
+    // Tables, by row count: the file is replaced whole.
+    let counts = Counts {
+        added: count(&|t, _| !live.contains_key(t)),
+        changed: count(&|t, n| live.get(t).is_some_and(|h| h != n)),
+        kept: 0,
+        removed: live.keys().filter(|t| !want.contains_key(*t)).count() as u64,
+        unchanged: count(&|t, n| live.get(t) == Some(n)),
+        expired: 0,
+        write_bytes: m.artifacts.first().map(|a| a.plaintext_size).unwrap_or(0),
+    };
+    let snapshot = if !target.exists {
+        Snapshot::NotNeeded
+    } else if req.snapshot {
+        Snapshot::Required
+    } else {
+        Snapshot::Waived
+    };
+    let plan = Plan {
+        format: super::PLAN_FORMAT.into(),
+        run,
+        backup: m.id.clone(),
+        source: m.target.name.clone(),
+        units: vec![Unit::Put {
+            keys: vec![target.id.clone()],
+        }],
+        target,
+        mode: super::Mode::Clear,
+        prefix: None,
+        created: manifest::rfc3339(time::OffsetDateTime::now_utc()),
+        at: time::OffsetDateTime::now_utc().unix_timestamp(),
+        counts,
+        snapshot,
+        requests: Requests::default(),
+        undo_of: req.undo_of.clone(),
+        kept_keys: Vec::new(),
+        expired_keys: Vec::new(),
+    };
+    Ok((plan, data(m)))
+}
+
+fn beside(target: &Path, suffix: &str) -> PathBuf {
+    let mut s = target.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+pub async fn run(
+    env: &Env<'_>,
+    mut state: RunState,
+    data: Data,
+    resumed: bool,
+    progress: &Progress,
+) -> Result<Report> {
+    let started = std::time::Instant::now();
+    let run = state.plan.run.clone();
+    let path = PathBuf::from(&state.plan.target.id);
+    let m = &data.manifest;
+    let artifact = m
+        .artifacts
+        .first()
+        .ok_or_else(|| Error::Verification(format!("backup `{}` has no artifact", m.id)))?;
+    if state.plan.snapshot == Snapshot::Required && state.snapshot.is_none() && path.is_file() {
+        let opts = Options {
+            trigger: "pre-recovery".into(),
+            ..Options::default()
+        };
+        let what = What::Sqlite {
+            path: path.clone(),
+            name: Some(state.plan.target.name.clone()),
+        };
+        let done = backup::take(env, &what, &opts, &progress.job("pre-recovery snapshot")).await?;
+        state.snapshot = Some(done.manifest.id);
+        save(env.repo, &state).await?;
+    }
+    state.status = Status::Applying;
+    save(env.repo, &state).await?;
+    let landed = !env.repo.run_files(&run, "journal").await?.is_empty();
+    if !landed {
+        progress.phase("write the copy", "bytes", Some(artifact.plaintext_size));
+        let new = beside(&path, &format!(".cfdr-{run}.tmp"));
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = std::fs::File::create(&new)
+            .map_err(|e| Error::Local(format!("cannot write beside `{}`: {e}", path.display())))?;
+        env.repo.open_artifact(m, &artifact.name, file).await?;
+        let tables = engine::check(&new)?;
+        let diffs = differences(
+            &rows(&m.stats["tables"]),
+            &rows(&serde_json::Value::Array(tables)),
+        );
+        if !diffs.is_empty() {
+            let _ = std::fs::remove_file(&new);
+            return Err(Error::Verification(format!(
+                "the copy of backup `{}` does not hold the tables its manifest lists ({} differences); nothing was replaced",
+                m.id,
+                diffs.len()
+            )));
+        }
+        let kept = beside(&path, &format!(".before-{run}"));
+        let (p, n, k, sha) = (
+            path.clone(),
+            new.clone(),
+            kept,
+            artifact.plaintext_sha256.clone(),
+        );
+        tokio::task::spawn_blocking(move || engine::replace(&p, &n, &k, &sha)).await??;
+        progress.finish();
+        let entry = Applied {
+            unit: 0,
+            keys: 1,
+            failed: Vec::new(),
+            at: manifest::rfc3339(time::OffsetDateTime::now_utc()),
+            etags: Default::default(),
+        };
+        env.repo
+            .put_run_file(&run, "journal/000000.json", &serde_json::to_vec(&entry)?)
+            .await?;
+    }
+    state.status = Status::Verifying;
+    save(env.repo, &state).await?;
+    let verification = verify(&path, m)?;
+    let plan = &state.plan;
+    let c = &plan.counts;
+    let report = Report {
+        run: run.clone(),
+        outcome: if verification.ok {
+            Outcome::Success
+        } else {
+            Outcome::Failed
+        },
+        backup: plan.backup.clone(),
+        target: plan.target.clone(),
+        mode: plan.mode,
+        prefix: None,
+        snapshot: state.snapshot.clone(),
+        created: c.added,
+        overwritten: c.changed,
+        deleted: c.removed,
+        unchanged: c.unchanged,
+        kept: 0,
+        expired: 0,
+        failed: Vec::new(),
+        verification,
+        requests_planned: 0,
+        requests_sent: 0,
+        resumed,
+        seconds: started.elapsed().as_secs_f64(),
+        undo_of: plan.undo_of.clone(),
+    };
+    env.repo
+        .put_run_file(&run, "report.json", &serde_json::to_vec_pretty(&report)?)
+        .await?;
+    state.status = Status::Done;
+    save(env.repo, &state).await?;
+    Ok(report)
+}
+
+/// The restored file: its bytes are the backup's (SHA-256), it passes `integrity_check`, and
+/// its tables hold the manifest's row counts.
+fn verify(path: &Path, m: &Manifest) -> Result<Verification> {
+    let want = rows(&m.stats["tables"]);
+    let mut diffs = match engine::check(path) {
+        Ok(t) => differences(&want, &rows(&serde_json::Value::Array(t))),
+        Err(e) => vec![Difference {
+            key: path.display().to_string(),
+            what: e.to_string(),
+        }],
+    };
+    if let Some(a) = m.artifacts.first()
+        && engine::sha256_file(path)? != a.plaintext_sha256
+    {
+        diffs.push(Difference {
+            key: path.display().to_string(),
+            what: "bytes differ from the backup's copy".into(),
+        });
+    }
+    Ok(Verification {
+        ok: diffs.is_empty(),
+        checked: want.len() as u64,
+        differences: diffs.len(),
+        first: diffs,
+    })
+}
+
+/// `cfdr diff` for a SQLite file: integrity and per-table row counts against the backup's.
+pub fn diff(m: &Manifest, to: Option<&str>) -> Result<(TargetRef, Verification)> {
+    let target = target(m, to);
+    if !target.exists {
+        return Err(Error::usage(format!(
+            "no file `{}` to compare with; give --to with its path",
+            target.id
+        )));
+    }
+    let want = rows(&m.stats["tables"]);
+    let have = rows(&serde_json::Value::Array(engine::check(Path::new(
+        &target.id,
+    ))?));
+    let diffs = differences(&want, &have);
+    Ok((
+        target,
+        Verification {
+            ok: diffs.is_empty(),
+            checked: want.len() as u64,
+            differences: diffs.len(),
+            first: diffs,
+        },
+    ))
+}
