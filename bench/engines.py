@@ -6,7 +6,8 @@
 - KV: `cfdr backup kv` of N keys with 50 ms latency on every KV request, against a naive loop
   (list keys, then GET each value one by one, as scripts built on `wrangler kv key get` do).
 - R2: `cfdr backup r2` of N small objects and M x 64 MiB, against `rclone copy` from the same
-  S3 listener into a local directory.
+  S3 listener into a local directory; then `cfdr restore` of that backup into a new bucket,
+  against `rclone copy` uploading the same files from a local directory into another.
 - D1: `cfdr backup d1 --method paged` of a table of N rows, against `sqlite3 .dump` of the
   emulator's file for that same database.
 
@@ -165,6 +166,17 @@ def main():
         rows.append((label, f"{r2_secs:.1f} s", f"rclone copy {rc_secs:.1f} s", f"{rc_secs / r2_secs:.2f}x"))
         rows.append(("  again, unchanged (by ETag)", f"{again_secs:.2f} s", f"rclone copy {rc_secs:.1f} s", f"{rc_secs / again_secs:.1f}x"))
         rows.append(("  peak memory", f"{r2_rss / 2**20:.0f} MiB", f"rclone {rc_rss / 2**20:.0f} MiB", ""))
+
+        # R2 restore: the same objects from the repository into a new bucket, against rclone
+        # uploading them from a local directory into another.
+        listed = json.loads(subprocess.run([cfdr, "backups", "list", "--kind", "r2", "--json"], env=emu.env(repo),
+                                           check=True, capture_output=True).stdout)
+        entries = listed if isinstance(listed, list) else listed.get("backups", listed.get("entries", []))
+        backup_id = entries[-1]["id"]
+        up_secs, up_rss = measure([cfdr, "restore", backup_id, "--to", "bench-restored", "--yes"], env=emu.env(repo))
+        rc_up_secs, rc_up_rss = measure(["rclone", "--config", "/dev/null", "copy", src, "s:bench-rclone-up"], env=renv)
+        rows.append((f"R2 restore, the same objects into a new bucket", f"{up_secs:.1f} s", f"rclone copy up {rc_up_secs:.1f} s", f"{rc_up_secs / up_secs:.2f}x"))
+        rows.append(("  peak memory", f"{up_rss / 2**20:.0f} MiB", f"rclone {rc_up_rss / 2**20:.0f} MiB", ""))
 
         # D1: one table of N rows, written straight into the emulator's file for that database.
         db = emu.call("POST", "/d1/database", {"name": "bench"})["result"]["uuid"]

@@ -1,7 +1,8 @@
 //! Restores ride out what the network does: a KV and an R2 restore (a multipart-sized object
 //! included) under 10 % 5xx, 429 bursts, latency, dropped connections and cut bodies complete
-//! equal to their backups, and the only 429s are the injected ones (the request budget kept
-//! cfdr under the rate limit).
+//! equal to their backups, every path they use (REST, S3 list, GET, PUT) was hit by a drop or a
+//! cut, and the only 429s are the injected ones (the request budget kept cfdr under the rate
+//! limit).
 
 mod common;
 
@@ -109,6 +110,17 @@ async fn kv_and_r2_restores_complete_exactly_through_faults() {
         injected,
         "every 429 was an injected one: the budget kept under the limit"
     );
+    // Each path a restore uses was hit by a cut or a drop: REST (the KV reads and bulk writes),
+    // S3 listings, GETs (the snapshot and the read-back) and PUTs (objects and parts).
+    for path in ["REST", "S3 list", "S3 GET", "S3 PUT"] {
+        let hit = &stats["faults_by_path"][path];
+        let cut = hit["dropped"].as_u64().unwrap_or(0) + hit["truncated"].as_u64().unwrap_or(0);
+        assert!(
+            cut > 0,
+            "no drop or cut on {path}: {}",
+            stats["faults_by_path"]
+        );
+    }
     for kind in ["5xx", "dropped", "truncated"] {
         assert!(
             stats["faults"][kind].as_u64().unwrap_or(0) > 0,
