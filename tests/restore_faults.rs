@@ -74,11 +74,21 @@ async fn kv_and_r2_restores_complete_exactly_through_faults() {
     let kv_original = api.kv_dump(&ns).await;
     let r2_original = common::r2_dump(&s3, "evidence").await;
 
-    // Everything gone.
+    // Everything gone or overwritten.
     api.kv_delete(&ns, kv_original.keys().cloned().collect())
         .await;
+    // Every object rewritten: the pre-recovery snapshot downloads them all again (so S3 GETs
+    // meet the faults often enough), and the restore puts them all back.
     for k in r2_original.keys() {
-        s3.delete("evidence", k).await.unwrap();
+        common::put_object(
+            &s3,
+            "evidence",
+            k,
+            format!("ransomed {k}").into_bytes(),
+            None,
+            &[],
+        )
+        .await;
     }
     // Back to the real rate limit, then the weather.
     api.control(
@@ -97,7 +107,16 @@ async fn kv_and_r2_restores_complete_exactly_through_faults() {
         let r = ok_json(
             &api,
             &repo,
-            &["restore", id, "--mode", "clear", "--yes", "--json"],
+            &[
+                "restore",
+                id,
+                "--mode",
+                "clear",
+                "--yes",
+                "--kv-batch",
+                "50",
+                "--json",
+            ],
         )
         .await;
         assert_eq!(r["report"]["outcome"], "success", "{what}: {r}");
@@ -110,7 +129,8 @@ async fn kv_and_r2_restores_complete_exactly_through_faults() {
         injected,
         "every 429 was an injected one: the budget kept under the limit"
     );
-    // Each path a restore uses was hit by a cut or a drop: REST (the KV reads and bulk writes),
+    // Each path a restore uses was hit by a cut or a drop: REST (the KV reads and 40 bulk writes
+    // of 50 pairs, so that the dice are thrown often enough),
     // S3 listings, GETs (the snapshot and the read-back) and PUTs (objects and parts).
     for path in ["REST", "S3 list", "S3 GET", "S3 PUT"] {
         let hit = &stats["faults_by_path"][path];

@@ -64,6 +64,15 @@ pub enum Unit {
     Delete { keys: Vec<String> },
 }
 
+impl Unit {
+    /// The keys (objects) the unit writes or deletes.
+    pub fn keys(&self) -> &[String] {
+        match self {
+            Unit::Put { keys } | Unit::Delete { keys } => keys,
+        }
+    }
+}
+
 /// One way the target differs from what it should hold.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Difference {

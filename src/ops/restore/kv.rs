@@ -6,8 +6,8 @@
 use std::collections::BTreeSet;
 
 use super::{
-    Applied, Counts, Outcome, Plan, Report, Request, Requests, RunState, Snapshot, Status,
-    TargetRef, Unit, Verification, save,
+    Counts, Plan, Report, Request, Requests, RunState, Snapshot, Status, TargetRef, Unit,
+    Verification, save,
 };
 use crate::cloudflare::Client;
 use crate::cloudflare::kv::{MAX_BULK_BYTES, MAX_BULK_ITEMS, Pair, encode_pairs};
@@ -245,12 +245,6 @@ async fn send(client: &Client, ns: &str, unit: &Unit, data: &Data) -> Result<Vec
     Ok(failed)
 }
 
-fn unit_keys(u: &Unit) -> &[String] {
-    match u {
-        Unit::Put { keys } | Unit::Delete { keys } => keys,
-    }
-}
-
 /// Runs (or resumes) a recorded restore to its end.
 pub async fn run(
     env: &Env<'_>,
@@ -266,7 +260,6 @@ pub async fn run(
     })?;
     let started = std::time::Instant::now();
     let sent_before = client.budget.state().sent;
-    let run = state.plan.run.clone();
 
     // A new namespace: created once (a resume finds the one it created by its title).
     if state.plan.target.id.is_empty() {
@@ -295,91 +288,23 @@ pub async fn run(
 
     state.status = Status::Applying;
     save(env.repo, &state).await?;
-    let mut failed: Vec<String> = Vec::new();
-    let mut landed = BTreeSet::new();
-    for name in env.repo.run_files(&run, "journal").await? {
-        if let Some(bytes) = env.repo.run_file(&run, &format!("journal/{name}")).await?
-            && let Ok(a) = serde_json::from_slice::<Applied>(&bytes)
-        {
-            failed.extend(a.failed);
-            landed.insert(a.unit);
+    let landed = super::apply_units(env, &state, "keys", progress, |i| {
+        let (ns, data, unit) = (&ns, &data, &state.plan.units[i]);
+        async move {
+            Ok(super::Landed {
+                failed: send(client, ns, unit, data).await?,
+                ..Default::default()
+            })
         }
-    }
-    let total: u64 = state
-        .plan
-        .units
-        .iter()
-        .map(|u| unit_keys(u).len() as u64)
-        .sum();
-    progress.phase("write", "keys", Some(total));
-    for (i, unit) in state.plan.units.iter().enumerate() {
-        let n = unit_keys(unit).len() as u64;
-        if landed.contains(&i) {
-            progress.add(n, 0);
-            continue;
-        }
-        progress.check()?;
-        let unit_failed = send(client, &ns, unit, &data).await?;
-        let entry = Applied {
-            unit: i,
-            keys: n,
-            failed: unit_failed.clone(),
-            at: manifest::rfc3339(time::OffsetDateTime::now_utc()),
-            etags: Default::default(),
-        };
-        env.repo
-            .put_run_file(
-                &run,
-                &format!("journal/{i:06}.json"),
-                &serde_json::to_vec(&entry)?,
-            )
-            .await?;
-        failed.extend(unit_failed);
-        progress.add(n, 0);
-    }
-    progress.finish();
+    })
+    .await?;
 
     state.status = Status::Verifying;
     save(env.repo, &state).await?;
-    let plan = &state.plan;
-    let verification = verify(client, &ns, plan, &data, 4, progress).await?;
-
-    let c = &plan.counts;
-    let outcome = if failed.is_empty() && verification.ok {
-        Outcome::Success
-    } else if plan.writes() && (failed.len() as u64) < c.added + c.changed + c.removed {
-        Outcome::Partial
-    } else {
-        Outcome::Failed
-    };
-    let report = Report {
-        run: run.clone(),
-        outcome,
-        backup: plan.backup.clone(),
-        target: plan.target.clone(),
-        mode: plan.mode,
-        prefix: plan.prefix.clone(),
-        snapshot: state.snapshot.clone(),
-        created: c.added,
-        overwritten: c.changed,
-        deleted: c.removed,
-        unchanged: c.unchanged,
-        kept: c.kept,
-        expired: c.expired,
-        failed,
-        verification,
-        requests_planned: plan.requests.total,
-        requests_sent: client.budget.state().sent - sent_before,
-        resumed,
-        seconds: started.elapsed().as_secs_f64(),
-        undo_of: plan.undo_of.clone(),
-    };
-    env.repo
-        .put_run_file(&run, "report.json", &serde_json::to_vec_pretty(&report)?)
-        .await?;
-    state.status = Status::Done;
-    save(env.repo, &state).await?;
-    Ok(report)
+    let verification = verify(client, &ns, &state.plan, &data, 4, progress).await?;
+    let sent = client.budget.state().sent - sent_before;
+    let report = Report::of(&state, verification, landed.failed, sent, resumed, started);
+    super::finish(env.repo, state, report).await
 }
 
 /// Reads the namespace back and compares it with what the plan meant it to hold.

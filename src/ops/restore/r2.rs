@@ -12,8 +12,8 @@ use futures_util::StreamExt as _;
 use sha2::{Digest, Sha256};
 
 use super::{
-    Applied, Counts, Outcome, Plan, Report, Request, Requests, RunState, Snapshot, Status,
-    TargetRef, Unit, Verification, save,
+    Counts, Plan, Report, Request, Requests, RunState, Snapshot, Status, TargetRef, Unit,
+    Verification, save,
 };
 use crate::cloudflare::r2::PutAttrs;
 use crate::cloudflare::{R2Credentials, S3Client, S3Error};
@@ -290,12 +290,6 @@ async fn send(
     }
 }
 
-fn unit_keys(u: &Unit) -> &[String] {
-    match u {
-        Unit::Put { keys } | Unit::Delete { keys } => keys,
-    }
-}
-
 pub async fn run(
     env: &Env<'_>,
     s3: &S3Client,
@@ -306,7 +300,6 @@ pub async fn run(
 ) -> Result<Report> {
     let started = std::time::Instant::now();
     let sent_before = s3.requests();
-    let run = state.plan.run.clone();
     let bucket = state.plan.target.id.clone();
     if !state.plan.target.exists {
         s3.create_bucket(&bucket).await?;
@@ -330,103 +323,34 @@ pub async fn run(
     }
     state.status = Status::Applying;
     save(env.repo, &state).await?;
-    let mut landed = BTreeSet::new();
-    let mut written = BTreeMap::new();
-    for name in env.repo.run_files(&run, "journal").await? {
-        if let Some(bytes) = env.repo.run_file(&run, &format!("journal/{name}")).await?
-            && let Ok(a) = serde_json::from_slice::<Applied>(&bytes)
-        {
-            landed.insert(a.unit);
-            written.extend(a.etags);
+    let landed = super::apply_units(env, &state, "objects", progress, |i| {
+        let (bucket, data, unit) = (&bucket, &data, &state.plan.units[i]);
+        async move {
+            Ok(super::Landed {
+                etags: send(s3, env.repo, bucket, unit, data, 4).await?,
+                ..Default::default()
+            })
         }
-    }
-    let total: u64 = state
-        .plan
-        .units
-        .iter()
-        .map(|u| unit_keys(u).len() as u64)
-        .sum();
-    progress.phase("put", "objects", Some(total));
-    for (i, unit) in state.plan.units.iter().enumerate() {
-        let n = unit_keys(unit).len() as u64;
-        if landed.contains(&i) {
-            progress.add(n, 0);
-            continue;
-        }
-        progress.check()?;
-        let etags = send(s3, env.repo, &bucket, unit, &data, 4).await?;
-        let entry = Applied {
-            unit: i,
-            keys: n,
-            failed: Vec::new(),
-            at: manifest::rfc3339(time::OffsetDateTime::now_utc()),
-            etags: etags.clone(),
-        };
-        env.repo
-            .put_run_file(
-                &run,
-                &format!("journal/{i:06}.json"),
-                &serde_json::to_vec(&entry)?,
-            )
-            .await?;
-        written.extend(etags);
-        progress.add(n, 0);
-    }
-    progress.finish();
+    })
+    .await?;
     state.status = Status::Verifying;
     save(env.repo, &state).await?;
-    let plan = &state.plan;
-    let verification = verify(s3, env.repo, &bucket, plan, &data, &written, progress).await?;
-    let c = &plan.counts;
-    let outcome = if verification.ok {
-        Outcome::Success
-    } else if plan.writes() {
-        Outcome::Partial
-    } else {
-        Outcome::Failed
-    };
-    let report = Report {
-        run: run.clone(),
-        outcome,
-        backup: plan.backup.clone(),
-        target: plan.target.clone(),
-        mode: plan.mode,
-        prefix: plan.prefix.clone(),
-        snapshot: state.snapshot.clone(),
-        created: c.added,
-        overwritten: c.changed,
-        deleted: c.removed,
-        unchanged: c.unchanged,
-        kept: c.kept,
-        expired: 0,
-        failed: Vec::new(),
-        verification,
-        requests_planned: plan.requests.total,
-        requests_sent: s3.requests() - sent_before,
-        resumed,
-        seconds: started.elapsed().as_secs_f64(),
-        undo_of: plan.undo_of.clone(),
-    };
-    env.repo
-        .put_run_file(&run, "report.json", &serde_json::to_vec_pretty(&report)?)
-        .await?;
-    state.status = Status::Done;
-    save(env.repo, &state).await?;
-    Ok(report)
+    let verification = verify(s3, &bucket, &state.plan, &data, &landed.etags, progress).await?;
+    let sent = s3.requests() - sent_before;
+    let report = Report::of(&state, verification, Vec::new(), sent, resumed, started);
+    super::finish(env.repo, state, report).await
 }
 
 /// Lists the bucket again and checks every object's size and ETag, then reads [`SAMPLE`]
 /// objects back in full: SHA-256, content type and custom metadata as the backup has them.
 async fn verify(
     s3: &S3Client,
-    repo: &Repo,
     bucket: &str,
     plan: &Plan,
     data: &Data,
     written: &BTreeMap<String, String>,
     progress: &Progress,
 ) -> Result<Verification> {
-    let _ = repo;
     progress.phase("verify", "objects", None);
     let prefix = plan.prefix.as_deref();
     let live = list(s3, bucket, prefix).await?.unwrap_or_default();

@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 
 use super::{
-    Applied, Counts, Outcome, Plan, Report, Request, Requests, RunState, Snapshot, Status,
-    TargetRef, Unit, Verification, save,
+    Counts, Outcome, Plan, Report, Request, Requests, RunState, Snapshot, Status, TargetRef, Unit,
+    Verification, save,
 };
 use crate::engine::changes::Difference;
 use crate::engine::sqlite as engine;
@@ -162,86 +162,62 @@ pub async fn run(
     }
     state.status = Status::Applying;
     save(env.repo, &state).await?;
-    let landed = !env.repo.run_files(&run, "journal").await?.is_empty();
-    if !landed {
-        progress.phase("write the copy", "bytes", Some(artifact.plaintext_size));
-        let new = beside(&path, &format!(".cfdr-{run}.tmp"));
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
+    super::apply_units(env, &state, "files", progress, |_| {
+        let (path, run) = (&path, &run);
+        async move {
+            put_in_place(env.repo, path, m, artifact, run).await?;
+            Ok(super::Landed::default())
         }
-        let file = std::fs::File::create(&new)
-            .map_err(|e| Error::Local(format!("cannot write beside `{}`: {e}", path.display())))?;
-        env.repo.open_artifact(m, &artifact.name, file).await?;
-        let tables = engine::check(&new)?;
-        let diffs = differences(
-            &rows(&m.stats["tables"]),
-            &rows(&serde_json::Value::Array(tables)),
-        );
-        if !diffs.is_empty() {
-            let _ = std::fs::remove_file(&new);
-            return Err(Error::Verification(format!(
-                "the copy of backup `{}` does not hold the tables its manifest lists ({} differences); nothing was replaced",
-                m.id,
-                diffs.len()
-            )));
-        }
-        let kept = beside(&path, &format!(".before-{run}"));
-        let (p, n, k, sha) = (
-            path.clone(),
-            new.clone(),
-            kept,
-            artifact.plaintext_sha256.clone(),
-        );
-        tokio::task::spawn_blocking(move || engine::replace(&p, &n, &k, &sha)).await??;
-        progress.finish();
-        let entry = Applied {
-            unit: 0,
-            keys: 1,
-            failed: Vec::new(),
-            at: manifest::rfc3339(time::OffsetDateTime::now_utc()),
-            etags: Default::default(),
-        };
-        env.repo
-            .put_run_file(&run, "journal/000000.json", &serde_json::to_vec(&entry)?)
-            .await?;
-    }
+    })
+    .await?;
     state.status = Status::Verifying;
     save(env.repo, &state).await?;
     let verification = verify(&path, m)?;
-    let plan = &state.plan;
-    let c = &plan.counts;
-    let report = Report {
-        run: run.clone(),
-        outcome: if verification.ok {
-            Outcome::Success
-        } else {
-            Outcome::Failed
-        },
-        backup: plan.backup.clone(),
-        target: plan.target.clone(),
-        mode: plan.mode,
-        prefix: None,
-        snapshot: state.snapshot.clone(),
-        created: c.added,
-        overwritten: c.changed,
-        deleted: c.removed,
-        unchanged: c.unchanged,
-        kept: 0,
-        expired: 0,
-        failed: Vec::new(),
-        verification,
-        requests_planned: 0,
-        requests_sent: 0,
-        resumed,
-        seconds: started.elapsed().as_secs_f64(),
-        undo_of: plan.undo_of.clone(),
-    };
-    env.repo
-        .put_run_file(&run, "report.json", &serde_json::to_vec_pretty(&report)?)
-        .await?;
-    state.status = Status::Done;
-    save(env.repo, &state).await?;
-    Ok(report)
+    let mut report = Report::of(&state, verification, Vec::new(), 0, resumed, started);
+    // A file is replaced whole: a verification that fails fails the restore.
+    if !report.verification.ok {
+        report.outcome = Outcome::Failed;
+    }
+    super::finish(env.repo, state, report).await
+}
+
+/// Writes the backup's copy beside `path`, checks it, and puts it in place.
+async fn put_in_place(
+    repo: &crate::repo::Repo,
+    path: &Path,
+    m: &Manifest,
+    artifact: &crate::repo::Artifact,
+    run: &str,
+) -> Result<()> {
+    let new = beside(path, &format!(".cfdr-{run}.tmp"));
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let file = std::fs::File::create(&new)
+        .map_err(|e| Error::Local(format!("cannot write beside `{}`: {e}", path.display())))?;
+    repo.open_artifact(m, &artifact.name, file).await?;
+    let tables = engine::check(&new)?;
+    let diffs = differences(
+        &rows(&m.stats["tables"]),
+        &rows(&serde_json::Value::Array(tables)),
+    );
+    if !diffs.is_empty() {
+        let _ = std::fs::remove_file(&new);
+        return Err(Error::Verification(format!(
+            "the copy of backup `{}` does not hold the tables its manifest lists ({} differences); nothing was replaced",
+            m.id,
+            diffs.len()
+        )));
+    }
+    let kept = beside(path, &format!(".before-{run}"));
+    let (p, n, k, sha) = (
+        path.to_path_buf(),
+        new.clone(),
+        kept,
+        artifact.plaintext_sha256.clone(),
+    );
+    tokio::task::spawn_blocking(move || engine::replace(&p, &n, &k, &sha)).await??;
+    Ok(())
 }
 
 /// The restored file: its bytes are the backup's (SHA-256), it passes `integrity_check`, and
