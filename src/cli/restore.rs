@@ -116,6 +116,35 @@ impl Net {
     }
 }
 
+/// What a restore or a diff works with: the configuration, the repository, and the REST client
+/// when the configuration names one.
+struct Session {
+    config: Config,
+    repo: crate::repo::Repo,
+    client: Option<crate::cloudflare::Client>,
+}
+
+impl Session {
+    async fn open(repo: &RepoArgs, net: &Net) -> anyhow::Result<Session> {
+        let config = Config::load().map_err(|e| Failure::usage(e.to_string()))?;
+        let repo = context::open(repo).await?;
+        let client = net.client(&config)?;
+        Ok(Session {
+            config,
+            repo,
+            client,
+        })
+    }
+
+    fn env(&self) -> Env<'_> {
+        Env {
+            repo: &self.repo,
+            config: &self.config,
+            client: self.client.as_ref(),
+        }
+    }
+}
+
 pub async fn run(args: RestoreArgs) -> anyhow::Result<()> {
     if args.no_snapshot && !args.yes_i_understand {
         return Err(Failure::usage(
@@ -134,14 +163,8 @@ pub async fn run(args: RestoreArgs) -> anyhow::Result<()> {
     {
         return Err(Failure::usage("--prefix is empty; leave it out to restore every key").into());
     }
-    let config = Config::load().map_err(|e| Failure::usage(e.to_string()))?;
-    let repo = context::open(&args.repo).await?;
-    let client = args.net.client(&config)?;
-    let env = Env {
-        repo: &repo,
-        config: &config,
-        client: client.as_ref(),
-    };
+    let session = Session::open(&args.repo, &args.net).await?;
+    let env = session.env();
     let progress = Progress::new("restore", super::progress::sink(args.json));
     if let Some(run) = &args.resume {
         let report = restore::resume(&env, run, args.net.retry(), &progress).await?;
@@ -149,7 +172,7 @@ pub async fn run(args: RestoreArgs) -> anyhow::Result<()> {
     }
     let req = match &args.undo {
         Some(run) => {
-            let mut r = restore::undo_request(&repo, run).await?;
+            let mut r = restore::undo_request(&session.repo, run).await?;
             r.dry_run = args.dry_run;
             r.concurrency = usize::from(args.net.concurrency);
             r
@@ -345,14 +368,8 @@ fn finish(plan: Option<&Plan>, r: &Report, json: bool) -> anyhow::Result<()> {
 }
 
 pub async fn diff(args: DiffArgs) -> anyhow::Result<()> {
-    let config = Config::load().map_err(|e| Failure::usage(e.to_string()))?;
-    let repo = context::open(&args.repo).await?;
-    let client = args.net.client(&config)?;
-    let env = Env {
-        repo: &repo,
-        config: &config,
-        client: client.as_ref(),
-    };
+    let session = Session::open(&args.repo, &args.net).await?;
+    let env = session.env();
     let progress = Progress::new("diff", super::progress::sink(args.json));
     let prefix = args.prefix.as_deref().filter(|p| !p.is_empty());
     let (target, v) = restore::diff(

@@ -427,11 +427,11 @@ impl Api {
     }
 }
 
-/// Panics naming the first few keys that differ between two namespace dumps (never the whole
-/// dumps: they can hold 10,000 entries).
-pub fn assert_same_kv(
-    got: &std::collections::BTreeMap<String, KvEntry>,
-    want: &std::collections::BTreeMap<String, KvEntry>,
+/// Panics naming the first few entries that differ between two dumps (never the whole dumps:
+/// they can hold 10,000 entries).
+pub fn assert_same<V: PartialEq + std::fmt::Debug>(
+    got: &std::collections::BTreeMap<String, V>,
+    want: &std::collections::BTreeMap<String, V>,
     what: &str,
 ) {
     let differing: Vec<&String> = want
@@ -441,7 +441,7 @@ pub fn assert_same_kv(
         .collect();
     assert!(
         differing.is_empty(),
-        "{what}: {} keys differ ({} here, {} expected), first: {:?}",
+        "{what}: {} entries differ ({} here, {} expected), first: {:?}",
         differing.len(),
         got.len(),
         want.len(),
@@ -451,6 +451,15 @@ pub fn assert_same_kv(
             .map(|k| (k, got.get(*k), want.get(*k)))
             .collect::<Vec<_>>()
     );
+}
+
+/// [`assert_same`] for namespace dumps.
+pub fn assert_same_kv(
+    got: &std::collections::BTreeMap<String, KvEntry>,
+    want: &std::collections::BTreeMap<String, KvEntry>,
+    what: &str,
+) {
+    assert_same(got, want, what)
 }
 
 /// Keys the issue found mangled or escaping, and their neighbours that must stay distinct.
@@ -525,27 +534,11 @@ pub async fn r2_dump(
     out
 }
 
-/// Panics naming the first few objects that differ between two bucket dumps.
+/// [`assert_same`] for bucket dumps.
 pub fn assert_same_r2(
     got: &std::collections::BTreeMap<String, R2Object>,
     want: &std::collections::BTreeMap<String, R2Object>,
     what: &str,
 ) {
-    let differing: Vec<&String> = want
-        .keys()
-        .chain(got.keys())
-        .filter(|k| got.get(*k) != want.get(*k))
-        .collect();
-    assert!(
-        differing.is_empty(),
-        "{what}: {} objects differ ({} here, {} expected), first: {:?}",
-        differing.len(),
-        got.len(),
-        want.len(),
-        differing
-            .iter()
-            .take(5)
-            .map(|k| (k, got.get(*k), want.get(*k)))
-            .collect::<Vec<_>>()
-    );
+    assert_same(got, want, what)
 }

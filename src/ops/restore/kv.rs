@@ -12,7 +12,7 @@ use super::{
 use crate::cloudflare::Client;
 use crate::cloudflare::kv::{MAX_BULK_BYTES, MAX_BULK_ITEMS, Pair, encode_pairs};
 use crate::engine::kv::restore::{self as engine, Entries, Mode};
-use crate::ops::backup::{self, Env, Options, What};
+use crate::ops::backup::{self, Env, What};
 use crate::ops::{Error, Result};
 use crate::progress::Progress;
 use crate::repo::{Manifest, Repo, manifest};
@@ -253,11 +253,7 @@ pub async fn run(
     resumed: bool,
     progress: &Progress,
 ) -> Result<Report> {
-    let client = env.client.ok_or_else(|| {
-        Error::usage(
-            "set CLOUDFLARE_API_TOKEN and CLOUDFLARE_ACCOUNT_ID to restore into Cloudflare",
-        )
-    })?;
+    let client = super::cloudflare(env)?;
     let started = std::time::Instant::now();
     let sent_before = client.budget.state().sent;
 
@@ -273,21 +269,16 @@ pub async fn run(
     }
     let ns = state.plan.target.id.clone();
 
-    if state.plan.snapshot == Snapshot::Required && state.snapshot.is_none() {
-        let opts = Options {
-            trigger: "pre-recovery".into(),
-            ..Options::default()
-        };
+    super::prepare(env, &mut state, || {
         let what = What::Kv {
             namespace: ns.clone(),
         };
-        let done = backup::take(env, &what, &opts, &progress.job("pre-recovery snapshot")).await?;
-        state.snapshot = Some(done.manifest.id);
-        save(env.repo, &state).await?;
-    }
-
-    state.status = Status::Applying;
-    save(env.repo, &state).await?;
+        async move {
+            let job = progress.job("pre-recovery snapshot");
+            backup::take(env, &what, &super::snapshot_options(), &job).await
+        }
+    })
+    .await?;
     let landed = super::apply_units(env, &state, "keys", progress, |i| {
         let (ns, data, unit) = (&ns, &data, &state.plan.units[i]);
         async move {

@@ -212,6 +212,29 @@ pub struct Report {
     pub undo_of: Option<String>,
 }
 
+/// Takes the pre-recovery snapshot the plan requires (once: a resume finds it recorded) with
+/// `take`, records it, and marks the run as applying.
+async fn prepare<F, Fut>(env: &Env<'_>, state: &mut RunState, take: F) -> Result<()>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<super::backup::Done>>,
+{
+    if state.plan.snapshot == Snapshot::Required && state.snapshot.is_none() {
+        state.snapshot = Some(take().await?.manifest.id);
+        save(env.repo, state).await?;
+    }
+    state.status = Status::Applying;
+    save(env.repo, state).await
+}
+
+/// The options of a pre-recovery snapshot.
+fn snapshot_options() -> super::backup::Options {
+    super::backup::Options {
+        trigger: "pre-recovery".into(),
+        ..Default::default()
+    }
+}
+
 /// What a run's units did, its journal's earlier entries included.
 #[derive(Debug, Default)]
 struct Landed {

@@ -20,7 +20,7 @@ use crate::cloudflare::{R2Credentials, S3Client, S3Error};
 use crate::engine::changes::{Mode, under};
 use crate::engine::r2::ObjectEntry;
 use crate::engine::r2::restore::{self as engine, Index, Live};
-use crate::ops::backup::{self, Env, Options};
+use crate::ops::backup::{self, Env};
 use crate::ops::{Error, Result};
 use crate::progress::Progress;
 use crate::repo::{Manifest, Repo, manifest};
@@ -304,25 +304,19 @@ pub async fn run(
     if !state.plan.target.exists {
         s3.create_bucket(&bucket).await?;
     }
-    if state.plan.snapshot == Snapshot::Required && state.snapshot.is_none() {
-        let opts = Options {
-            trigger: "pre-recovery".into(),
-            ..Options::default()
-        };
-        let done = backup::r2::run_with(
+    super::prepare(env, &mut state, || async {
+        let job = progress.job("pre-recovery snapshot");
+        backup::r2::run_with(
             env.repo,
             env.config,
             s3,
             &bucket,
-            &opts,
-            &progress.job("pre-recovery snapshot"),
+            &super::snapshot_options(),
+            &job,
         )
-        .await?;
-        state.snapshot = Some(done.manifest.id);
-        save(env.repo, &state).await?;
-    }
-    state.status = Status::Applying;
-    save(env.repo, &state).await?;
+        .await
+    })
+    .await?;
     let landed = super::apply_units(env, &state, "objects", progress, |i| {
         let (bucket, data, unit) = (&bucket, &data, &state.plan.units[i]);
         async move {

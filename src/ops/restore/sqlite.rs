@@ -11,7 +11,7 @@ use super::{
 };
 use crate::engine::changes::Difference;
 use crate::engine::sqlite as engine;
-use crate::ops::backup::{self, Env, Options, What};
+use crate::ops::backup::{self, Env, What};
 use crate::ops::{Error, Result};
 use crate::progress::Progress;
 use crate::repo::{Manifest, manifest};
@@ -147,21 +147,21 @@ pub async fn run(
         .artifacts
         .first()
         .ok_or_else(|| Error::Verification(format!("backup `{}` has no artifact", m.id)))?;
-    if state.plan.snapshot == Snapshot::Required && state.snapshot.is_none() && path.is_file() {
-        let opts = Options {
-            trigger: "pre-recovery".into(),
-            ..Options::default()
-        };
-        let what = What::Sqlite {
-            path: path.clone(),
-            name: Some(state.plan.target.name.clone()),
-        };
-        let done = backup::take(env, &what, &opts, &progress.job("pre-recovery snapshot")).await?;
-        state.snapshot = Some(done.manifest.id);
+    let what = What::Sqlite {
+        path: path.clone(),
+        name: Some(state.plan.target.name.clone()),
+    };
+    if path.is_file() {
+        super::prepare(env, &mut state, || async {
+            let job = progress.job("pre-recovery snapshot");
+            backup::take(env, &what, &super::snapshot_options(), &job).await
+        })
+        .await?;
+    } else {
+        // Gone since the plan: nothing left to snapshot.
+        state.status = Status::Applying;
         save(env.repo, &state).await?;
     }
-    state.status = Status::Applying;
-    save(env.repo, &state).await?;
     super::apply_units(env, &state, "files", progress, |_| {
         let (path, run) = (&path, &run);
         async move {
