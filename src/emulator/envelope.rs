@@ -62,6 +62,19 @@ impl IntoResponse for ApiError {
 
 pub type ApiResult = Result<Response, ApiError>;
 
+/// Marks a POST that only read (a D1 query that changed nothing, an export, a poll), so that
+/// the request counters can show a read-only run wrote nothing.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadOnly;
+
+/// `result` marked [`ReadOnly`].
+pub fn read_only(result: ApiResult) -> ApiResult {
+    result.map(|mut r| {
+        r.extensions_mut().insert(ReadOnly);
+        r
+    })
+}
+
 /// `200` with `result`.
 pub fn ok(result: impl Serialize) -> ApiResult {
     ok_status(StatusCode::OK, result, None)

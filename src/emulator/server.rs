@@ -17,7 +17,7 @@ use tower::ServiceExt as _;
 
 use super::EmulatorConfig;
 use super::control::Fault;
-use super::envelope::ApiError;
+use super::envelope::{ApiError, ReadOnly};
 use super::routes::{RouteLabel, router};
 use super::state::Shared;
 
@@ -190,7 +190,8 @@ where
 }
 
 /// Whether a request may change state: anything but GET, HEAD and OPTIONS, except KV's bulk
-/// get (a POST that only reads), so that a read-only run can be shown to write nothing.
+/// get (a POST that only reads) and the POSTs a handler marked [`ReadOnly`], so that a
+/// read-only run can be shown to write nothing.
 fn is_write(method: &Method, route: &str) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
         && !route.ends_with("/bulk/get")
@@ -434,7 +435,7 @@ fn finish(
         .unwrap_or_else(|| content_length(response.headers()));
     shared.stats.record(
         &format!("{method} {route}"),
-        is_write(method, route),
+        is_write(method, route) && response.extensions().get::<ReadOnly>().is_none(),
         response.status().as_u16(),
         bytes_in,
         bytes_out,

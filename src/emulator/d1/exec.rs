@@ -72,10 +72,14 @@ pub fn execute(
     let result = run_all(conn, batch, collect);
     let _ = conn.authorizer(None::<fn(AuthContext<'_>) -> Authorization>);
     match result {
-        Ok(execution) => {
-            conn.execute_batch("COMMIT").map_err(|e| d1_message(&e))?;
-            Ok(execution)
-        }
+        Ok(execution) => match conn.execute_batch("COMMIT") {
+            Ok(()) => Ok(execution),
+            // A deferred foreign key fails the COMMIT and leaves the transaction open.
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                Err(d1_message(&e))
+            }
+        },
         Err(message) => {
             let _ = conn.execute_batch("ROLLBACK");
             Err(message)
@@ -296,6 +300,17 @@ mod tests {
         assert_eq!(err, "UNIQUE constraint failed: t.x: SQLITE_CONSTRAINT");
         let n = run(&mut c, "SELECT count(*) AS n FROM t").unwrap();
         assert_eq!(n.outcomes[0].rows, vec![vec![Cell::Int(0)]]);
+    }
+
+    #[test]
+    fn a_deferred_foreign_key_fails_the_commit_and_rolls_back() {
+        let mut c = conn();
+        run(&mut c, "CREATE TABLE p(id INTEGER PRIMARY KEY); CREATE TABLE k(p REFERENCES p(id)); INSERT INTO p VALUES (1); INSERT INTO k VALUES (1);").unwrap();
+        let e = run(&mut c, "PRAGMA defer_foreign_keys = TRUE; DROP TABLE p; CREATE TABLE p(id INTEGER PRIMARY KEY); INSERT INTO p VALUES (2);").unwrap_err();
+        assert!(e.contains("FOREIGN KEY"), "{e}");
+        // Rolled back, and the connection takes the next request.
+        let e = run(&mut c, "SELECT id FROM p").unwrap();
+        assert_eq!(e.outcomes[0].rows.len(), 1);
     }
 
     #[test]

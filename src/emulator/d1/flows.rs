@@ -18,7 +18,7 @@ use super::{DbHandle, HISTORY_DAYS};
 use crate::emulator::clock::{now_ms, parse_timestamp_ms};
 use crate::emulator::control::lock;
 use crate::emulator::envelope::{
-    ApiError, ApiResult, ok, ok_status, parse_json, query_get, query_pairs,
+    ApiError, ApiResult, ok, ok_status, parse_json, query_get, query_pairs, read_only,
 };
 use crate::emulator::state::Shared;
 use crate::emulator::store::DbRecord;
@@ -71,7 +71,7 @@ pub async fn export(State(s): S, Path((_, id)): Path<(String, String)>, body: By
             task.state = TaskState::Error("Export was cancelled: it was not polled".into());
         }
         task.last_poll = Instant::now();
-        return task_answer(task);
+        return read_only(task_answer(task));
     }
     let at_bookmark =
         s.d1.bookmark_at(&record.uuid, None)
@@ -124,7 +124,8 @@ pub async fn export(State(s): S, Path((_, id)): Path<(String, String)>, body: By
         obj.remove("result");
         obj.remove("error");
     }
-    ok_status(StatusCode::ACCEPTED, answer, None)
+    // An export reads the database; it changes nothing.
+    read_only(ok_status(StatusCode::ACCEPTED, answer, None))
 }
 
 // --- import ---------------------------------------------------------------------------------
@@ -184,7 +185,7 @@ pub async fn import(State(s): S, Path((_, id)): Path<(String, String)>, body: By
                         "current_bookmark => no import is running at `{bookmark}`"
                     ))
                 })?;
-            task_answer(task)
+            read_only(task_answer(task))
         }
         Some(other) => Err(invalid(&format!(
             "action => `{other}` must be init, ingest or poll"

@@ -14,7 +14,7 @@ use super::{DbHandle, jsval};
 use crate::emulator::clock::rfc3339_ms;
 use crate::emulator::control::lock;
 use crate::emulator::envelope::{
-    ApiError, ApiResult, ok, ok_paged, parse_json, query_get, query_int, query_pairs,
+    ApiError, ApiResult, ok, ok_paged, parse_json, query_get, query_int, query_pairs, read_only,
 };
 use crate::emulator::state::Shared;
 use crate::emulator::store::DbRecord;
@@ -230,6 +230,16 @@ pub async fn delete(State(s): S, Path((_, id)): Path<(String, String)>) -> ApiRe
     ok(Value::Null)
 }
 
+/// `200` with the results, marked [`read_only`] when
+/// nothing changed.
+fn answer(results: Vec<Value>, changed: bool) -> ApiResult {
+    if changed {
+        ok(results)
+    } else {
+        read_only(ok(results))
+    }
+}
+
 /// `{sql, params?}` or `{batch: [{sql, params?}]}`.
 fn parse_batch(body: &[u8]) -> Result<Vec<(String, Vec<rusqlite::types::Value>)>, ApiError> {
     let v: Value = parse_json(body, 7400)?;
@@ -256,12 +266,13 @@ fn parse_batch(body: &[u8]) -> Result<Vec<(String, Vec<rusqlite::types::Value>)>
 }
 
 /// Runs statements on a blocking thread, then records a bookmark if the database changed.
+/// Returns the outcomes and whether anything changed.
 async fn run(
     s: Arc<Shared>,
     uuid: String,
     handle: DbHandle,
     batch: Vec<(String, Vec<rusqlite::types::Value>)>,
-) -> Result<Vec<Outcome>, ApiError> {
+) -> Result<(Vec<Outcome>, bool), ApiError> {
     tokio::task::spawn_blocking(move || {
         let mut conn = lock(&handle);
         let execution =
@@ -269,7 +280,7 @@ async fn run(
         if execution.changed {
             s.d1.snapshot(&uuid, &mut conn).map_err(internal)?;
         }
-        Ok(execution.outcomes)
+        Ok((execution.outcomes, execution.changed))
     })
     .await
     .map_err(internal)?
@@ -278,7 +289,7 @@ async fn run(
 pub async fn query(State(s): S, Path((_, id)): Path<(String, String)>, body: Bytes) -> ApiResult {
     let (record, handle) = resolve(&s, &id, false)?;
     let batch = parse_batch(&body)?;
-    let outcomes = run(s.clone(), record.uuid, handle, batch).await?;
+    let (outcomes, changed) = run(s.clone(), record.uuid, handle, batch).await?;
     let results: Vec<Value> = outcomes
         .into_iter()
         .map(|o| {
@@ -296,13 +307,13 @@ pub async fn query(State(s): S, Path((_, id)): Path<(String, String)>, body: Byt
             json!({ "success": true, "results": rows, "meta": o.meta })
         })
         .collect();
-    ok(results)
+    answer(results, changed)
 }
 
 pub async fn raw(State(s): S, Path((_, id)): Path<(String, String)>, body: Bytes) -> ApiResult {
     let (record, handle) = resolve(&s, &id, false)?;
     let batch = parse_batch(&body)?;
-    let outcomes = run(s.clone(), record.uuid, handle, batch).await?;
+    let (outcomes, changed) = run(s.clone(), record.uuid, handle, batch).await?;
     // Rows keep D1's JavaScript number text: they go through RawValue, not through f64.
     let results: Vec<Value> = outcomes
         .into_iter()
@@ -312,5 +323,5 @@ pub async fn raw(State(s): S, Path((_, id)): Path<(String, String)>, body: Bytes
             json!({ "success": true, "results": { "columns": o.columns, "rows": rows }, "meta": o.meta })
         })
         .collect();
-    ok(results)
+    answer(results, changed)
 }
