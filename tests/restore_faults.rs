@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use common::Api;
 use serde_json::{Value, json};
@@ -14,22 +14,11 @@ use serde_json::{Value, json};
 const KEY: &str = "9c1e3a5b7d9f2a4c6e8b0d1f3a5c7e9b2d4f6a8c0e1b3d5f7a9c2e4b6d8f0a1c";
 
 fn cfdr(api: &Api, repo: &str, args: &[&str]) -> Command {
-    let mut c = common::cfdr_cmd(&api.clone_handle(), repo, KEY);
-    c.args(args).stdin(Stdio::null());
-    c
+    common::restore_cmd(api, repo, KEY, args)
 }
 
 async fn ok_json(api: &Api, repo: &str, args: &[&str]) -> Value {
-    let mut c = cfdr(api, repo, args);
-    let out = tokio::task::spawn_blocking(move || c.output().expect("cfdr runs"))
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "cfdr {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+    common::restore_json(api, repo, KEY, args).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -8,60 +8,26 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead as _, BufReader};
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 
 use base64::Engine as _;
-use common::{Api, KvEntry};
+use common::{Api, KvEntry, output, route_requests, start_and_kill, stderr};
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
 const KEY: &str = "5e1c3a7b9d2f4e6a8c0b1d3f5a7c9e2b4d6f8a0c1e3b5d7f9a2c4e6b8d0f1a3c";
 
-fn cfdr(api: &Api, repo: &str, args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut c = common::cfdr_cmd(&api.clone_handle(), repo, KEY);
-    // The tests are about what is written, not about pacing at Cloudflare's 1,200 / 5 min.
-    c.env("CFDR_API_BUDGET", "100000/5m").args(args);
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c
-}
-
-async fn output(mut c: Command) -> Output {
-    c.stdin(Stdio::null());
-    tokio::task::spawn_blocking(move || c.output().expect("cfdr runs"))
-        .await
-        .unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+fn cfdr(api: &Api, repo: &str, args: &[&str]) -> Command {
+    common::restore_cmd(api, repo, KEY, args)
 }
 
 async fn ok_json(api: &Api, repo: &str, args: &[&str]) -> Value {
-    let out = output(cfdr(api, repo, args, &[])).await;
-    assert!(out.status.success(), "cfdr {args:?}: {}", stderr(&out));
-    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
-}
-
-async fn writes(api: &Api) -> u64 {
-    api.stats().await["writes"].as_u64().unwrap()
-}
-
-fn route_requests(stats: &Value, route_suffix: &str) -> u64 {
-    stats["routes"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .filter(|(r, _)| r.ends_with(route_suffix))
-        .map(|(_, v)| v["requests"].as_u64().unwrap())
-        .sum()
+    common::restore_json(api, repo, KEY, args).await
 }
 
 /// The namespace a backup stands for, in the dump's terms.
 async fn backup_content(api: &Api, repo: &str, id: &str) -> BTreeMap<String, KvEntry> {
-    let out = output(cfdr(api, repo, &["backups", "cat", id, "--full"], &[])).await;
+    let out = output(cfdr(api, repo, &["backups", "cat", id, "--full"])).await;
     assert!(out.status.success(), "{}", stderr(&out));
     out.stdout
         .split(|b| *b == b'\n')
@@ -122,7 +88,7 @@ async fn a_namespace_comes_back_exactly_and_only_where_asked() {
     )
     .await;
     assert!(
-        output(cfdr(&api, &repo, &["repo", "init"], &[]))
+        output(cfdr(&api, &repo, &["repo", "init"]))
             .await
             .status
             .success()
@@ -164,16 +130,12 @@ async fn a_namespace_comes_back_exactly_and_only_where_asked() {
     assert_eq!(plan["counts"]["removed"], 0, "overwrite deletes nothing");
     assert_eq!(plan["counts"]["unchanged"], 10_003 - 152);
     assert_eq!(plan["snapshot"], "required");
-    let headless = output(cfdr(&api, &repo, &["restore", &b], &[])).await;
+    let headless = output(cfdr(&api, &repo, &["restore", &b])).await;
     assert_eq!(headless.status.code(), Some(2), "{}", stderr(&headless));
     assert!(stderr(&headless).contains("--yes"), "{}", stderr(&headless));
-    let read_only = output(cfdr(
-        &api,
-        &repo,
-        &["restore", &b, "--yes"],
-        &[("CFDR_READ_ONLY", "1")],
-    ))
-    .await;
+    let mut read_only = cfdr(&api, &repo, &["restore", &b, "--yes"]);
+    read_only.env("CFDR_READ_ONLY", "1");
+    let read_only = output(read_only).await;
     assert_eq!(read_only.status.code(), Some(2), "{}", stderr(&read_only));
     assert!(
         stderr(&read_only).contains("read-only"),
@@ -184,11 +146,10 @@ async fn a_namespace_comes_back_exactly_and_only_where_asked() {
         &api,
         &repo,
         &["restore", &b, "--yes", "--no-snapshot"],
-        &[],
     ))
     .await;
     assert_eq!(unsafe_.status.code(), Some(2), "{}", stderr(&unsafe_));
-    let mismatch = output(cfdr(&api, &repo, &["diff", &b], &[])).await;
+    let mismatch = output(cfdr(&api, &repo, &["diff", &b])).await;
     assert_eq!(
         mismatch.status.code(),
         Some(1),
@@ -197,7 +158,7 @@ async fn a_namespace_comes_back_exactly_and_only_where_asked() {
     );
     assert!(String::from_utf8_lossy(&mismatch.stdout).contains("extra\textra:0"));
     assert_eq!(
-        writes(&api).await,
+        api.writes().await,
         0,
         "plans, refusals and diffs wrote nothing"
     );
@@ -214,7 +175,7 @@ async fn a_namespace_comes_back_exactly_and_only_where_asked() {
         format!(r#"{{"owner":"oncall","host":"ops-box-7","pid":1,"purpose":"restore run x","started":"{now}","heartbeat":"{now}","ttl_secs":120,"token":"x"}}"#),
     )
     .unwrap();
-    let held = output(cfdr(&api, &repo, &["restore", &b, "--yes"], &[])).await;
+    let held = output(cfdr(&api, &repo, &["restore", &b, "--yes"])).await;
     assert_eq!(held.status.code(), Some(4), "{}", stderr(&held));
     assert!(
         stderr(&held).contains("oncall on ops-box-7"),
@@ -222,7 +183,7 @@ async fn a_namespace_comes_back_exactly_and_only_where_asked() {
         stderr(&held)
     );
     std::fs::remove_file(&lock).unwrap();
-    assert_eq!(writes(&api).await, 0);
+    assert_eq!(api.writes().await, 0);
 
     // Partial: only `user:000…` (the 100 damaged values) — nothing else changes.
     let partial = ok_json(
@@ -294,7 +255,7 @@ async fn a_namespace_comes_back_exactly_and_only_where_asked() {
         "hash-equal to the backup",
     );
     assert!(
-        output(cfdr(&api, &repo, &["diff", &b], &[]))
+        output(cfdr(&api, &repo, &["diff", &b]))
             .await
             .status
             .success()
@@ -320,26 +281,6 @@ async fn a_namespace_comes_back_exactly_and_only_where_asked() {
     common::assert_same_kv(&api.kv_dump(copy_id).await, &original, "the copy");
 }
 
-/// Starts a restore, reads its run id from the plan on stderr, kills it after `after`.
-fn start_and_kill(mut c: Command, after: std::time::Duration) -> Option<String> {
-    let mut child = c
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("cfdr starts");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let run = lines.by_ref().map_while(Result::ok).find_map(|l| {
-        l.strip_prefix("plan ")
-            .and_then(|rest| rest.split(':').next())
-            .map(str::to_string)
-    });
-    std::thread::sleep(after);
-    let _ = child.kill();
-    let _ = child.wait();
-    run
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_restore_resumes_with_nothing_lost_or_written_twice() {
     let api = common::start().await;
@@ -348,7 +289,7 @@ async fn a_killed_restore_resumes_with_nothing_lost_or_written_twice() {
     let repo = tmp.path().join("repo").to_str().unwrap().to_string();
     let ns = seed(&api, "CACHE", 3_000).await;
     assert!(
-        output(cfdr(&api, &repo, &["repo", "init"], &[]))
+        output(cfdr(&api, &repo, &["repo", "init"]))
             .await
             .status
             .success()
@@ -394,19 +335,12 @@ async fn a_killed_restore_resumes_with_nothing_lost_or_written_twice() {
                 "--kv-batch",
                 "100",
             ],
-            &[],
         );
         let run = tokio::task::spawn_blocking(move || start_and_kill(c, after))
             .await
             .unwrap()
             .expect("the plan names its run");
-        let out = output(cfdr(
-            &api,
-            &repo,
-            &["restore", "--resume", &run, "--json"],
-            &[],
-        ))
-        .await;
+        let out = output(cfdr(&api, &repo, &["restore", "--resume", &run, "--json"])).await;
         if out.status.success() {
             let r: Value = serde_json::from_slice(&out.stdout).unwrap();
             assert_eq!(r["report"]["outcome"], "success", "round {round}: {r}");
@@ -452,7 +386,7 @@ async fn on_a_terminal_the_operator_types_the_targets_name() {
     let repo = tmp.path().join("repo").to_str().unwrap().to_string();
     let ns = seed(&api, "FLAGS", 50).await;
     assert!(
-        output(cfdr(&api, &repo, &["repo", "init"], &[]))
+        output(cfdr(&api, &repo, &["repo", "init"]))
             .await
             .status
             .success()

@@ -6,33 +6,19 @@
 
 mod common;
 
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 
-use common::Api;
+use common::{Api, output, start_and_kill};
 use serde_json::{Value, json};
 
 const KEY: &str = "2b4d6f8a0c1e3b5d7f9a2c4e6b8d0f1a3c5e7b9d1f3a5c7e9b2d4f6a8c0e1b3d";
 
 fn cfdr(api: &Api, repo: &str, args: &[&str]) -> Command {
-    let mut c = common::cfdr_cmd(&api.clone_handle(), repo, KEY);
-    c.args(args).stdin(Stdio::null());
-    c
-}
-
-async fn output(mut c: Command) -> Output {
-    tokio::task::spawn_blocking(move || c.output().expect("cfdr runs"))
-        .await
-        .unwrap()
+    common::restore_cmd(api, repo, KEY, args)
 }
 
 async fn ok_json(api: &Api, repo: &str, args: &[&str]) -> Value {
-    let out = output(cfdr(api, repo, args)).await;
-    assert!(
-        out.status.success(),
-        "cfdr {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+    common::restore_json(api, repo, KEY, args).await
 }
 
 fn body(i: usize, len: usize) -> Vec<u8> {
@@ -276,26 +262,12 @@ async fn a_killed_r2_restore_resumes_to_the_backup() {
                 .await
                 .unwrap();
         }
-        let mut child = cfdr(&api, &repo, &["restore", &b, "--yes"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let run = tokio::task::spawn_blocking(move || {
-            use std::io::BufRead as _;
-            let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
-            let run = lines.by_ref().map_while(Result::ok).find_map(|l| {
-                l.strip_prefix("plan ")
-                    .and_then(|r| r.split(':').next())
-                    .map(str::to_string)
-            });
-            std::thread::sleep(std::time::Duration::from_millis(ms));
-            let _ = child.kill();
-            let _ = child.wait();
-            run.expect("the plan names its run")
-        })
-        .await
-        .unwrap();
+        let c = cfdr(&api, &repo, &["restore", &b, "--yes"]);
+        let after = std::time::Duration::from_millis(ms);
+        let run = tokio::task::spawn_blocking(move || start_and_kill(c, after))
+            .await
+            .unwrap()
+            .expect("the plan names its run");
         let out = output(cfdr(&api, &repo, &["restore", "--resume", &run, "--json"])).await;
         if out.status.success() {
             let r: Value = serde_json::from_slice(&out.stdout).unwrap();

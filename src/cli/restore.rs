@@ -8,7 +8,10 @@ use std::time::Duration;
 use crate::cli::exit::{Exit, Failure};
 use crate::config::Config;
 use crate::ops::backup::Env;
-use crate::ops::restore::{self, Mode, Outcome, Plan, Report, Request, Snapshot, Verification};
+use crate::ops::restore::{
+    self, D1Plan, Mode, Outcome, Plan, Report, Request, Snapshot, TableAction as Action,
+    Verification,
+};
 use crate::progress::Progress;
 use crate::text::human_size;
 
@@ -26,7 +29,8 @@ pub struct RestoreArgs {
     /// Only keys under this prefix; nothing outside it is read back, written or deleted.
     #[arg(long)]
     prefix: Option<String>,
-    /// D1 tables to restore (D1 restores are being built).
+    /// D1: only these tables (replaced, created, or with --mode clear dropped); nothing else
+    /// in the database is touched.
     #[arg(long, value_delimiter = ',', value_name = "T,…")]
     tables: Vec<String>,
     /// overwrite: write what differs, keep the rest; skip: write only what the target lacks;
@@ -73,6 +77,9 @@ pub struct DiffArgs {
     /// Only keys under this prefix.
     #[arg(long)]
     prefix: Option<String>,
+    /// D1: only these tables.
+    #[arg(long, value_delimiter = ',', value_name = "T,…")]
+    tables: Vec<String>,
     #[arg(long)]
     json: bool,
     #[command(flatten)]
@@ -152,9 +159,9 @@ pub async fn run(args: RestoreArgs) -> anyhow::Result<()> {
         )
         .into());
     }
-    if !args.tables.is_empty() {
+    if args.tables.iter().any(|t| t.trim().is_empty()) {
         return Err(Failure::usage(
-            "--tables is for D1 backups, which cfdr cannot restore yet; restore a KV backup, or leave --tables out",
+            "--tables holds an empty name; list tables separated by commas, e.g. --tables users,orders",
         )
         .into());
     }
@@ -181,6 +188,7 @@ pub async fn run(args: RestoreArgs) -> anyhow::Result<()> {
             backup: args.backup.clone().unwrap_or_default(),
             to: args.to.clone(),
             prefix: args.prefix.clone(),
+            tables: args.tables.clone(),
             mode: Mode::parse(&args.mode).unwrap_or_default(),
             snapshot: !args.no_snapshot,
             dry_run: args.dry_run,
@@ -255,17 +263,20 @@ pub fn print_plan(plan: &Plan, out: &mut impl std::io::Write) -> std::io::Result
             .map(|p| format!(", prefix `{p}`"))
             .unwrap_or_default()
     )?;
-    writeln!(
-        out,
-        "  keys: {} to add, {} to change, {} to delete, {} unchanged, {} kept (skip), {} expired (not written); {} to write",
-        c.added,
-        c.changed,
-        c.removed,
-        c.unchanged,
-        c.kept,
-        c.expired,
-        human_size(c.write_bytes)
-    )?;
+    match &plan.d1 {
+        Some(d1) => print_tables(d1, c.write_bytes, out)?,
+        None => writeln!(
+            out,
+            "  keys: {} to add, {} to change, {} to delete, {} unchanged, {} kept (skip), {} expired (not written); {} to write",
+            c.added,
+            c.changed,
+            c.removed,
+            c.unchanged,
+            c.kept,
+            c.expired,
+            human_size(c.write_bytes)
+        )?,
+    }
     let snapshot = match plan.snapshot {
         Snapshot::Required => format!(
             "a backup of {} first (trigger pre-recovery)",
@@ -299,6 +310,41 @@ pub fn print_plan(plan: &Plan, out: &mut impl std::io::Write) -> std::io::Result
     Ok(())
 }
 
+/// A D1 plan: each table with what happens to it and its rows before and after, then the
+/// other objects dropped first.
+fn print_tables(d1: &D1Plan, bytes: u64, out: &mut impl std::io::Write) -> std::io::Result<()> {
+    let count = |a: Action| d1.tables.iter().filter(|t| t.action == a).count();
+    writeln!(
+        out,
+        "  tables: {} to create, {} to replace, {} to drop, {} kept (skip); {} of SQL to import",
+        count(Action::Create),
+        count(Action::Replace),
+        count(Action::Drop),
+        count(Action::Keep),
+        human_size(bytes)
+    )?;
+    let rows = |r: Option<u64>| r.map_or_else(|| "-".to_string(), |r| r.to_string());
+    for t in &d1.tables {
+        let action = match t.action {
+            Action::Create => "create",
+            Action::Replace => "replace",
+            Action::Drop => "DROP",
+            Action::Keep => "keep",
+        };
+        writeln!(
+            out,
+            "    {action:<8} {}  rows {} -> {}",
+            t.name,
+            rows(t.rows_now),
+            rows(t.rows_after)
+        )?;
+    }
+    for d in &d1.drops {
+        writeln!(out, "    drop {} {} first", d.kind, d.name)?;
+    }
+    Ok(())
+}
+
 fn outcome_word(o: Outcome) -> &'static str {
     match o {
         Outcome::Success => "success",
@@ -321,10 +367,11 @@ fn finish(plan: Option<&Plan>, r: &Report, json: bool) -> anyhow::Result<()> {
         print_json(&serde_json::json!({ "plan": plan, "report": r }))?;
     } else {
         println!(
-            "restore {}: {} — {} created, {} overwritten, {} deleted, {} unchanged, {} kept, {} expired (skipped), {} failed; verified {} keys: {} differences; {} requests (planned {}) in {:.1}s{}",
+            "restore {}: {} — {} {} created, {} overwritten, {} deleted, {} unchanged, {} kept, {} expired (skipped), {} failed; verified {} {}: {} differences; {} requests (planned {}) in {:.1}s{}",
             r.run,
             outcome_word(r.outcome),
             r.created,
+            r.target.items(),
             r.overwritten,
             r.deleted,
             r.unchanged,
@@ -332,6 +379,7 @@ fn finish(plan: Option<&Plan>, r: &Report, json: bool) -> anyhow::Result<()> {
             r.expired,
             r.failed.len(),
             r.verification.checked,
+            r.target.items(),
             r.verification.differences,
             r.requests_sent,
             r.requests_planned,
@@ -355,10 +403,11 @@ fn finish(plan: Option<&Plan>, r: &Report, json: bool) -> anyhow::Result<()> {
         Err(Failure::new(
             Exit::Verification,
             format!(
-                "restore {} is {}: {} keys not written, {} differences after it; resume it with `cfdr restore --resume {}` once the cause is fixed",
+                "restore {} is {}: {} {} not written, {} differences after it; resume it with `cfdr restore --resume {}` once the cause is fixed",
                 r.run,
                 outcome_word(r.outcome),
                 r.failed.len(),
+                r.target.items(),
                 r.verification.differences,
                 r.run
             ),
@@ -377,6 +426,7 @@ pub async fn diff(args: DiffArgs) -> anyhow::Result<()> {
         &args.backup,
         args.to.as_deref(),
         prefix,
+        &args.tables,
         args.net.retry(),
         &progress,
     )
@@ -387,10 +437,11 @@ pub async fn diff(args: DiffArgs) -> anyhow::Result<()> {
         )?;
     } else {
         println!(
-            "{} against backup {}: {} keys compared, {} differences",
+            "{} against backup {}: {} {} compared, {} differences",
             target.label(),
             args.backup,
             v.checked,
+            target.items(),
             v.differences
         );
         for d in &v.first {

@@ -372,6 +372,89 @@ impl Client {
         }
     }
 
+    /// PUTs `path` to a presigned URL (a D1 import's upload slot) with its `Content-Length`
+    /// and no Cloudflare auth, streamed from the file, retried under the same policy as API
+    /// calls; the answer's `ETag` must be `md5` (the file's), or the upload is sent again. The
+    /// URL carries its signature, so no error names it.
+    pub async fn upload_signed(
+        &self,
+        what: &str,
+        url: &str,
+        path: &std::path::Path,
+        md5: &str,
+    ) -> Result<u64, CfError> {
+        let fail = |message: String| CfError::Network {
+            method: "PUT".into(),
+            path: what.into(),
+            message,
+        };
+        let size = std::fs::metadata(path)
+            .map_err(|e| fail(format!("reading `{}`: {e}", path.display())))?
+            .len();
+        let mut attempt = 0;
+        loop {
+            let file = tokio::fs::File::open(path)
+                .await
+                .map_err(|e| fail(format!("reading `{}`: {e}", path.display())))?;
+            let stream = futures_util::stream::unfold(file, |mut f| async move {
+                use tokio::io::AsyncReadExt as _;
+                let mut buf = vec![0u8; 256 << 10];
+                match f.read(&mut buf).await {
+                    Ok(0) => None,
+                    Ok(n) => {
+                        buf.truncate(n);
+                        Some((Ok::<Vec<u8>, std::io::Error>(buf), f))
+                    }
+                    Err(e) => Some((Err(e), f)),
+                }
+            });
+            let outcome: Result<(), (String, Option<Duration>, bool)> = async {
+                let resp = self
+                    .http
+                    .put(url)
+                    .header(reqwest::header::CONTENT_LENGTH, size)
+                    .body(reqwest::Body::wrap_stream(stream))
+                    .send()
+                    .await
+                    .map_err(|e| (redact(&e.without_url()), None, true))?;
+                let status = resp.status();
+                if status != StatusCode::OK {
+                    let retryable =
+                        matches!(status.as_u16(), 408 | 429) || status.is_server_error();
+                    return Err((
+                        format!("HTTP {status}"),
+                        retry_after(resp.headers()),
+                        retryable,
+                    ));
+                }
+                let etag = header(resp.headers(), "etag")
+                    .map(|e| e.trim_matches('"').to_ascii_lowercase())
+                    .unwrap_or_default();
+                if etag != md5 {
+                    return Err((
+                        format!("the upload's ETag `{etag}` is not the file's MD5 `{md5}`"),
+                        None,
+                        true,
+                    ));
+                }
+                Ok(())
+            }
+            .await;
+            match outcome {
+                Ok(()) => return Ok(size),
+                Err((message, wait, retryable)) => {
+                    if !retryable || attempt >= self.retry.max_retries {
+                        return Err(fail(format!("{message} (after {} attempts)", attempt + 1)));
+                    }
+                    let wait = wait.unwrap_or_else(|| self.retry.backoff(attempt));
+                    tracing::debug!(what, attempt, ?wait, %message, "retrying a signed-URL upload");
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
     /// One page of a cursor-paged list (KV keys, R2 buckets): the answer, and the cursor of the
     /// next page, `None` after the last.
     pub async fn cursor_page(

@@ -1,11 +1,12 @@
 //! The only code that speaks HTTP to Cloudflare: the v4 REST client with a typed surface per
-//! product (KV in `kv.rs`, R2 buckets in `buckets.rs`, D1 in `engine/d1` for now), R2's S3
+//! product (D1 in `d1.rs`, KV in `kv.rs`, R2 buckets in `buckets.rs`), R2's S3
 //! endpoint (`r2.rs`, signed by `sigv4.rs`), and the shared request budget. A base URL is all
 //! that tells api.cloudflare.com from the local emulator.
 
 pub mod buckets;
 pub mod budget;
 pub mod client;
+pub mod d1;
 pub mod kv;
 pub mod r2;
 pub mod sigv4;

@@ -1,6 +1,7 @@
 //! Shared test helpers: an in-process emulator reached over real HTTP, and a small client.
 #![allow(dead_code)]
 
+pub mod d1;
 pub mod pty;
 
 use cfdr::emulator::{self, EmulatorConfig, RunningEmulator};
@@ -144,6 +145,68 @@ fn cfdr_env(h: &Handle, repo: &str, key: &str) -> Vec<(&'static str, String)> {
             cfdr::emulator::DEFAULT_R2_SECRET_ACCESS_KEY.to_string(),
         ),
     ]
+}
+
+/// The binary for a restore test: as [`cfdr_cmd`] with `args`, no stdin, and a request budget
+/// out of the way (the tests are about what is written, not about pacing at Cloudflare's
+/// 1,200 / 5 min).
+pub fn restore_cmd(api: &Api, repo: &str, key: &str, args: &[&str]) -> std::process::Command {
+    let mut c = cfdr_cmd(&api.clone_handle(), repo, key);
+    c.env("CFDR_API_BUDGET", "100000/5m")
+        .args(args)
+        .stdin(std::process::Stdio::null());
+    c
+}
+
+/// Runs a command on a blocking thread, so the in-process emulator keeps serving.
+pub async fn output(mut c: std::process::Command) -> std::process::Output {
+    tokio::task::spawn_blocking(move || c.output().expect("cfdr runs"))
+        .await
+        .expect("the blocking task runs")
+}
+
+pub fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// [`restore_cmd`]'s stdout as JSON; a failure panics with its stderr.
+pub async fn restore_json(api: &Api, repo: &str, key: &str, args: &[&str]) -> Value {
+    let out = output(restore_cmd(api, repo, key, args)).await;
+    assert!(out.status.success(), "cfdr {args:?}: {}", stderr(&out));
+    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+}
+
+/// Starts a restore, reads its run id from the plan on stderr, kills it (SIGKILL) after
+/// `after`.
+pub fn start_and_kill(mut c: std::process::Command, after: std::time::Duration) -> Option<String> {
+    use std::io::BufRead as _;
+    let mut child = c
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("cfdr starts");
+    let mut lines = std::io::BufReader::new(child.stderr.take().expect("piped")).lines();
+    let run = lines.by_ref().map_while(Result::ok).find_map(|l| {
+        l.strip_prefix("plan ")
+            .and_then(|rest| rest.split(':').next())
+            .map(str::to_string)
+    });
+    std::thread::sleep(after);
+    let _ = child.kill();
+    let _ = child.wait();
+    run
+}
+
+/// Requests the emulator answered to routes ending in `route_suffix`.
+pub fn route_requests(stats: &Value, route_suffix: &str) -> u64 {
+    stats["routes"]
+        .as_object()
+        .expect("routes")
+        .iter()
+        .filter(|(r, _)| r.ends_with(route_suffix))
+        .map(|(_, v)| v["requests"].as_u64().expect("a count"))
+        .sum()
 }
 
 /// Runs the binary on a blocking thread (the emulator keeps serving) and returns its stdout as
@@ -304,6 +367,13 @@ impl Api {
             )
             .await;
         r.result()["id"].as_str().expect("id").to_string()
+    }
+
+    /// Requests that may have changed state, since the emulator started or its stats reset.
+    pub async fn writes(&self) -> u64 {
+        self.stats().await["writes"]
+            .as_u64()
+            .expect("a write count")
     }
 
     pub async fn stats(&self) -> Value {

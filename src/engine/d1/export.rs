@@ -3,45 +3,27 @@
 use std::collections::BTreeMap;
 use std::io::{Seek, Write};
 
-use reqwest::Method;
-use serde_json::json;
-
 use super::{D1Backup, D1Error, paged};
-use crate::cloudflare::{Body, Client};
+use crate::cloudflare::Client;
+use crate::cloudflare::d1::Task;
 use crate::progress::Progress;
 
 /// Runs D1's export polling flow to the end; returns (at_bookmark, signed_url).
 pub async fn export(client: &Client, db: &str) -> Result<(String, String), D1Error> {
-    let mut body = json!({ "output_format": "polling" });
+    let mut bookmark: Option<String> = None;
     loop {
-        let a = client
-            .call(
-                Method::POST,
-                &format!("/d1/database/{db}/export"),
-                &[],
-                Body::Json(body.clone()),
-            )
-            .await?;
-        let r = &a.result;
-        match r["status"].as_str() {
-            Some("active") => body["current_bookmark"] = r["at_bookmark"].clone(),
-            Some("complete") => {
-                let url = r["result"]["signed_url"]
+        match client.d1_export(db, bookmark.as_deref()).await? {
+            Task::Active { at_bookmark } => bookmark = Some(at_bookmark),
+            Task::Complete {
+                at_bookmark,
+                result,
+            } => {
+                let url = result["signed_url"]
                     .as_str()
                     .ok_or_else(|| D1Error::Export("no signed_url in a complete export".into()))?;
-                return Ok((
-                    r["at_bookmark"].as_str().unwrap_or_default().to_string(),
-                    url.to_string(),
-                ));
+                return Ok((at_bookmark, url.to_string()));
             }
-            _ => {
-                return Err(D1Error::Export(
-                    r["error"]
-                        .as_str()
-                        .unwrap_or("the database was reset during the export")
-                        .to_string(),
-                ));
-            }
+            Task::Error { message, .. } => return Err(D1Error::Export(message)),
         }
     }
 }

@@ -9,13 +9,13 @@
 pub mod export;
 pub mod paged;
 pub mod query;
+pub mod restore;
 
 use std::io::Write;
 
-use reqwest::Method;
 use serde::Serialize;
 
-use crate::cloudflare::{Body, CfError, Client};
+use crate::cloudflare::{CfError, Client};
 use crate::progress::{Cancelled, Progress};
 
 #[derive(Debug, thiserror::Error)]
@@ -30,12 +30,12 @@ pub enum D1Error {
     Cancelled(#[from] Cancelled),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct TableStats {
     pub name: String,
     pub rows: u64,
     pub sha256: String,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub virtual_table: bool,
 }
 
@@ -60,22 +60,10 @@ pub async fn find_database(
     client: &Client,
     name_or_id: &str,
 ) -> Result<Option<(String, String)>, CfError> {
-    match client
-        .call(
-            Method::GET,
-            &format!("/d1/database/{name_or_id}"),
-            &[("fields", "uuid,name".into())],
-            Body::None,
-        )
-        .await
-    {
-        Ok(a) => Ok(Some((
-            a.result["uuid"].as_str().unwrap_or_default().into(),
-            a.result["name"].as_str().unwrap_or_default().into(),
-        ))),
-        Err(e) if e.status() == Some(404) => Ok(None),
-        Err(e) => Err(e),
-    }
+    Ok(client
+        .d1_database(name_or_id)
+        .await?
+        .map(|d| (d.uuid, d.name)))
 }
 
 pub async fn has_virtual_tables(client: &Client, db: &str) -> Result<bool, CfError> {

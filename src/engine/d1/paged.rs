@@ -40,7 +40,7 @@ pub fn is_internal(name: &str) -> bool {
 }
 
 /// Virtual tables and the shadow tables that belong to them.
-fn shadows(objects: &[SchemaObject]) -> BTreeSet<String> {
+pub(super) fn shadows(objects: &[SchemaObject]) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for o in objects
         .iter()
@@ -304,6 +304,59 @@ async fn table_rows(
     })
 }
 
+/// Every table's row count and content hash, as [`dump`] computes them, without writing the
+/// dump: tables under `only` (lower-cased names) when given.
+pub async fn hashes(
+    client: &Client,
+    db: &str,
+    only: Option<&BTreeSet<String>>,
+    progress: &Progress,
+) -> Result<BTreeMap<String, TableStats>, D1Error> {
+    let objects = schema(client, db).await?;
+    let shadow = shadows(&objects);
+    let tables: Vec<&SchemaObject> = objects
+        .iter()
+        .filter(|o| o.kind == "table" && !is_internal(&o.name) && !shadow.contains(&o.name))
+        .filter(|o| only.is_none_or(|s| s.contains(&o.name.to_ascii_lowercase())))
+        .collect();
+    progress.phase("verify", "tables", Some(tables.len() as u64));
+    let mut out = BTreeMap::new();
+    for t in tables {
+        progress.check()?;
+        let is_virtual = t.sql.starts_with("CREATE VIRTUAL TABLE");
+        let lower = t.sql.to_ascii_lowercase();
+        let stats = if is_virtual && lower.contains("content=") && !lower.contains("content=''") {
+            TableStats {
+                name: t.name.clone(),
+                rows: 0,
+                sha256: String::new(),
+                virtual_table: true,
+            }
+        } else {
+            table_rows(client, db, &t.name, is_virtual, &mut std::io::sink()).await?
+        };
+        out.insert(t.name.clone(), stats);
+        progress.add(1, 0);
+    }
+    progress.finish();
+    Ok(out)
+}
+
+/// The requests [`table_rows`] takes for a table of `rows` rows of about `row_bytes` each:
+/// its columns, whether it has a rowid, its key, then its pages.
+pub fn table_cost(rows: u64, row_bytes: u64) -> u64 {
+    let (mut left, mut limit, mut requests) = (rows, FIRST_PAGE as u64, 3u64);
+    loop {
+        requests += 1;
+        let n = left.min(limit);
+        left -= n;
+        if n < limit {
+            return requests;
+        }
+        limit = next_page(n as usize, (n * row_bytes.max(1)) as usize) as u64;
+    }
+}
+
 /// The same per-table hashes over a local SQLite database (a replayed dump), for comparison.
 pub fn local_hashes(
     conn: &rusqlite::Connection,
@@ -382,6 +435,15 @@ mod tests {
         ]);
         assert!(s.contains("f_data") && s.contains("f_config") && !s.contains("t_data"));
         assert!(is_internal("sqlite_sequence") && is_internal("_cf_KV") && !is_internal("users"));
+    }
+
+    #[test]
+    fn a_tables_cost_counts_its_pages_as_the_reader_takes_them() {
+        assert_eq!(table_cost(0, 10), 4, "columns, rowid, key, one empty page");
+        assert_eq!(table_cost(999, 10), 4);
+        assert_eq!(table_cost(1_000, 10), 5, "a full page asks for the next");
+        // 40-byte rows: pages of 1,000 then 50,000.
+        assert_eq!(table_cost(1_000_000, 40), 3 + 1 + 20);
     }
 
     #[test]

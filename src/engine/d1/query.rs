@@ -1,9 +1,8 @@
 //! D1 through the query API: `raw` statements with string parameters, values as JSON.
 
-use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::cloudflare::{Body, CfError, Client};
+use crate::cloudflare::{CfError, Client};
 
 /// Rows of one statement (arrays of JSON values).
 pub async fn rows(
@@ -12,22 +11,7 @@ pub async fn rows(
     sql: &str,
     params: &[String],
 ) -> Result<Vec<Vec<Value>>, CfError> {
-    let a = client
-        .call(
-            Method::POST,
-            &format!("/d1/database/{db}/raw"),
-            &[],
-            Body::Json(json!({ "sql": sql, "params": params })),
-        )
-        .await?;
-    let rows = a.result[0]["results"]["rows"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    Ok(rows
-        .into_iter()
-        .map(|r| r.as_array().cloned().unwrap_or_default())
-        .collect())
+    client.d1_raw(db, sql, params).await
 }
 
 pub fn text(v: &Value) -> String {
@@ -91,4 +75,58 @@ pub async fn schema(client: &Client, db: &str) -> Result<Vec<SchemaObject>, CfEr
             sql: text(&r[3]),
         })
         .collect())
+}
+
+/// The live database as a restore's plan sees it: its schema objects, every table's rows and
+/// its foreign keys (three statements, more for hundreds of tables).
+pub async fn live(client: &Client, db: &str) -> Result<super::restore::Live, CfError> {
+    use super::restore::{ForeignKey, Live, Object};
+    let objects = schema(client, db).await?;
+    let shadow = super::paged::shadows(&objects);
+    let objects: Vec<Object> = objects
+        .iter()
+        .filter(|o| !super::paged::is_internal(&o.name))
+        .map(|o| Object {
+            kind: o.kind.clone(),
+            name: o.name.clone(),
+            table: o.table.clone(),
+            shadow: shadow.contains(&o.name),
+        })
+        .collect();
+    let tables: Vec<&Object> = objects
+        .iter()
+        .filter(|o| o.kind == "table" && !o.shadow)
+        .collect();
+    let mut counts = std::collections::BTreeMap::new();
+    for chunk in tables.chunks(100) {
+        let sql = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, t)| format!("SELECT ?{}, count(*) FROM {}", i + 1, ident(&t.name)))
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ");
+        let names: Vec<String> = chunk.iter().map(|t| t.name.clone()).collect();
+        for r in rows(client, db, &sql, &names).await? {
+            counts.insert(text(&r[0]), r[1].as_u64().unwrap_or(0));
+        }
+    }
+    let foreign_keys = rows(
+        client,
+        db,
+        "SELECT m.name, p.\"table\", p.on_delete FROM sqlite_schema AS m, pragma_foreign_key_list(m.name) AS p WHERE m.type = 'table'",
+        &[],
+    )
+    .await?
+    .iter()
+    .map(|r| ForeignKey {
+        child: text(&r[0]),
+        parent: text(&r[1]),
+        on_delete: text(&r[2]),
+    })
+    .collect();
+    Ok(Live {
+        objects,
+        rows: counts,
+        foreign_keys,
+    })
 }

@@ -33,27 +33,10 @@ pub async fn data(repo: &Repo, m: &Manifest) -> Result<Data> {
 /// The namespace to restore into: `to` (title or id), else the backup's own (by id, then by
 /// title). A namespace that is gone is created again under the backup's title.
 pub async fn target(client: &Client, m: &Manifest, to: Option<&str>) -> Result<TargetRef> {
-    let found = match to {
-        Some(t) => client.kv_namespace(t).await?,
-        None => match client.kv_namespace(&m.target.id).await? {
-            Some(ns) => Some(ns),
-            None => client.kv_namespace(&m.target.name).await?,
-        },
-    };
-    Ok(match found {
-        Some(ns) => TargetRef {
-            kind: "kv".into(),
-            id: ns.id,
-            name: ns.title,
-            exists: true,
-        },
-        None => TargetRef {
-            kind: "kv".into(),
-            id: String::new(),
-            name: to.unwrap_or(&m.target.name).to_string(),
-            exists: false,
-        },
+    TargetRef::lookup("kv", m, to, |t| async move {
+        Ok(client.kv_namespace(&t).await?.map(|f| (f.id, f.title)))
     })
+    .await
 }
 
 /// Reads the live namespace (under `prefix`) as entries, through the backup engine.
@@ -200,6 +183,7 @@ pub async fn plan(
         units,
         kept_keys,
         expired_keys: changes.expired,
+        d1: None,
     };
     Ok((plan, data))
 }
@@ -336,12 +320,7 @@ fn verification(
         .chain(live.keys().filter(|k| !want.contains_key(*k)))
         .filter(|k| under(k))
         .count() as u64;
-    Verification {
-        ok: differences.is_empty(),
-        checked,
-        differences: differences.len(),
-        first: differences.into_iter().take(50).collect(),
-    }
+    Verification::of(checked, differences)
 }
 
 /// `cfdr diff`: how the live namespace differs from the backup (under `prefix`): entries

@@ -4,9 +4,9 @@
 //! the backup, and an honest report (success, partial or failed). A killed run resumes from its
 //! journal; a finished one can be undone from its snapshot. One restore per target at a time.
 //!
-//! Built for KV, R2 and SQLite files so far; D1 restores plug into the same plan, run and
-//! report.
+//! Built for D1 (through the import API), KV, R2 and SQLite files.
 
+pub mod d1;
 mod journal;
 pub mod kv;
 pub mod r2;
@@ -14,6 +14,7 @@ pub mod sqlite;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::engine::d1::restore::{Action as TableAction, D1Plan};
 pub use crate::engine::kv::restore::{Difference, Mode, Unit};
 
 use super::backup::Env;
@@ -36,6 +37,8 @@ pub struct Request {
     pub to: Option<String>,
     /// Only keys (objects) under this prefix; nothing outside it is touched.
     pub prefix: Option<String>,
+    /// D1: only these tables; nothing outside them is touched.
+    pub tables: Vec<String>,
     pub mode: Mode,
     /// Take a pre-recovery snapshot before the first write (`false` only when the operator
     /// waived it explicitly).
@@ -66,6 +69,61 @@ pub struct TargetRef {
 impl TargetRef {
     pub fn label(&self) -> String {
         format!("{} `{}`", self.kind, self.name)
+    }
+
+    /// The target a lookup found (`(id, name)`), or the one to create under `to` or the
+    /// backup's name.
+    fn found(
+        kind: &str,
+        found: Option<(String, String)>,
+        to: Option<&str>,
+        m: &crate::repo::Manifest,
+    ) -> Self {
+        match found {
+            Some((id, name)) => TargetRef {
+                kind: kind.into(),
+                id,
+                name,
+                exists: true,
+            },
+            None => TargetRef {
+                kind: kind.into(),
+                id: String::new(),
+                name: to.unwrap_or(&m.target.name).to_string(),
+                exists: false,
+            },
+        }
+    }
+
+    /// Looks the target up: `to` (name or id), else the backup's own by id, then by name (a
+    /// target deleted and created again has a new id).
+    async fn lookup<F, Fut>(
+        kind: &str,
+        m: &crate::repo::Manifest,
+        to: Option<&str>,
+        find: F,
+    ) -> Result<TargetRef>
+    where
+        F: Fn(String) -> Fut,
+        Fut: std::future::Future<Output = Result<Option<(String, String)>>>,
+    {
+        let found = match to {
+            Some(t) => find(t.to_string()).await?,
+            None => match find(m.target.id.clone()).await? {
+                Some(f) => Some(f),
+                None => find(m.target.name.clone()).await?,
+            },
+        };
+        Ok(Self::found(kind, found, to, m))
+    }
+
+    /// What a restore of this kind writes and a verification counts, in the plural.
+    pub fn items(&self) -> &'static str {
+        match self.kind.as_str() {
+            "kv" => "keys",
+            "r2" => "objects",
+            _ => "tables",
+        }
     }
 }
 
@@ -128,6 +186,9 @@ pub struct Plan {
     /// Keys left alone because they differ in the target (skip) or expired in the backup.
     pub kept_keys: Vec<String>,
     pub expired_keys: Vec<String>,
+    /// D1: what happens to each table, and what the import drops first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub d1: Option<D1Plan>,
 }
 
 impl Plan {
@@ -154,6 +215,9 @@ pub struct RunState {
     pub status: Status,
     /// The pre-recovery backup, once taken.
     pub snapshot: Option<String>,
+    /// D1: the Time Travel bookmark before the first write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bookmark: Option<String>,
     pub by: String,
     pub started: String,
 }
@@ -188,6 +252,18 @@ pub struct Verification {
     pub differences: usize,
     /// The first differences (at most 50).
     pub first: Vec<Difference>,
+}
+
+impl Verification {
+    /// `checked` entries compared, with these differences (the first 50 kept).
+    pub fn of(checked: u64, differences: Vec<Difference>) -> Self {
+        Verification {
+            ok: differences.is_empty(),
+            checked,
+            differences: differences.len(),
+            first: differences.into_iter().take(50).collect(),
+        }
+    }
 }
 
 /// `runs/<run-id>/report.json`: what the restore did, item by item, never rounded up.
@@ -225,6 +301,7 @@ pub struct Planned {
 
 /// What a plan writes from, by kind.
 enum Data {
+    D1(d1::Data),
     Kv(kv::Data),
     R2(r2::Data),
     Sqlite(sqlite::Data),
@@ -275,17 +352,23 @@ pub async fn plan(env: &Env<'_>, req: &Request, progress: &Progress) -> Result<P
     }
     let m = env.repo.manifest(&req.backup).await?;
     let run = manifest::new_id(time::OffsetDateTime::now_utc());
+    if !req.tables.is_empty() && m.kind != Kind::D1 {
+        return Err(Error::usage(format!(
+            "--tables is for D1 backups; backup `{}` is a {} backup: leave --tables out{}",
+            m.id,
+            m.kind.as_str(),
+            if matches!(m.kind, Kind::Kv | Kind::R2) {
+                ", or restore part of it with --prefix"
+            } else {
+                ""
+            }
+        )));
+    }
     let target = match m.kind {
+        Kind::D1 => d1::target(cloudflare(env)?, &m, req.to.as_deref()).await?,
         Kind::Kv => kv::target(cloudflare(env)?, &m, req.to.as_deref()).await?,
         Kind::R2 => r2::target(&r2::client(env, req.retry.clone())?, &m, req.to.as_deref()).await?,
         Kind::Sqlite => sqlite::target(&m, req.to.as_deref()),
-        other => {
-            return Err(Error::usage(format!(
-                "backup `{}` is a {} backup: cfdr restores KV, R2 and SQLite backups so far; D1 restores are being built",
-                m.id,
-                other.as_str()
-            )));
-        }
     };
     let lock = if req.dry_run {
         None
@@ -300,7 +383,10 @@ pub async fn plan(env: &Env<'_>, req: &Request, progress: &Progress) -> Result<P
                 .map(|(p, d)| (p, Data::R2(d)))
         }
         Kind::Sqlite => sqlite::plan(&m, target, run, req).map(|(p, d)| (p, Data::Sqlite(d))),
-        _ => kv::plan(env, cloudflare(env)?, &m, target, run, req, progress)
+        Kind::D1 => d1::plan(env, cloudflare(env)?, &m, target, run, req, progress)
+            .await
+            .map(|(p, d)| (p, Data::D1(d))),
+        Kind::Kv => kv::plan(env, cloudflare(env)?, &m, target, run, req, progress)
             .await
             .map(|(p, d)| (p, Data::Kv(d))),
     };
@@ -333,6 +419,7 @@ async fn run(
     progress: &Progress,
 ) -> Result<Report> {
     match data {
+        Data::D1(d) => d1::run(env, state, d, resumed, progress).await,
         Data::Kv(d) => kv::run(env, state, d, resumed, progress).await,
         Data::R2(d) => {
             let s3 = r2::client(env, retry)?;
@@ -360,6 +447,7 @@ pub async fn apply(
         plan,
         status: Status::Planned,
         snapshot: None,
+        bookmark: None,
         by: format!("{owner}@{host}"),
         started: manifest::rfc3339(time::OffsetDateTime::now_utc()),
     };
@@ -396,7 +484,8 @@ pub async fn resume(
         let data = match m.kind {
             Kind::R2 => Data::R2(r2::data(env.repo, &m).await?),
             Kind::Sqlite => Data::Sqlite(sqlite::data(&m)),
-            _ => Data::Kv(kv::data(env.repo, &m).await?),
+            Kind::D1 => Data::D1(d1::data(env.repo, &m).await?),
+            Kind::Kv => Data::Kv(kv::data(env.repo, &m).await?),
         };
         run(env, state, data, retry, true, progress).await
     }
@@ -407,24 +496,23 @@ pub async fn resume(
     Ok(report)
 }
 
-/// `cfdr diff`: how the live target differs from backup `id` (under `prefix`).
+/// `cfdr diff`: how the live target differs from backup `id` (under `prefix`; D1: in
+/// `tables`).
 pub async fn diff(
     env: &Env<'_>,
     id: &str,
     to: Option<&str>,
     prefix: Option<&str>,
+    tables: &[String],
     retry: crate::cloudflare::RetryPolicy,
     progress: &Progress,
 ) -> Result<(TargetRef, Verification)> {
     let m = env.repo.manifest(id).await?;
     match m.kind {
+        Kind::D1 => d1::diff(env, &m, to, tables, progress).await,
         Kind::Kv => kv::diff(env, &m, to, prefix, progress).await,
         Kind::R2 => r2::diff(env, &r2::client(env, retry)?, &m, to, prefix).await,
         Kind::Sqlite => sqlite::diff(&m, to),
-        other => Err(Error::usage(format!(
-            "backup `{id}` is a {} backup: cfdr compares KV, R2 and SQLite backups so far",
-            other.as_str()
-        ))),
     }
 }
 
@@ -438,7 +526,7 @@ pub async fn undo_request(repo: &Repo, run: &str) -> Result<Request> {
             state.plan.target.label()
         )),
         _ if !state.plan.target.exists => Error::usage(format!(
-            "run `{run}` restored into {}, which it created: there was nothing before it; delete the namespace to undo it",
+            "run `{run}` restored into {}, which it created: there was nothing before it; delete it to undo the run",
             state.plan.target.label()
         )),
         _ => Error::usage(format!(
@@ -449,6 +537,11 @@ pub async fn undo_request(repo: &Repo, run: &str) -> Result<Request> {
         backup: snapshot,
         to: Some(state.plan.target.id.clone()),
         prefix: state.plan.prefix.clone(),
+        // A partial D1 restore is undone table by table: those it replaced, created or dropped.
+        tables: match &state.plan.d1 {
+            Some(d) if !d.whole => d.compared().map(|t| t.name.clone()).collect(),
+            _ => Vec::new(),
+        },
         mode: Mode::Clear,
         snapshot: true,
         dry_run: false,

@@ -192,6 +192,7 @@ pub async fn plan(
         units,
         kept_keys: changes.kept,
         expired_keys: Vec::new(),
+        d1: None,
     };
     Ok((plan, data))
 }
@@ -371,12 +372,7 @@ async fn verify(
         .chain(live.keys().filter(|k| !data.index.contains_key(*k)))
         .filter(|k| under(prefix, k))
         .count() as u64;
-    Ok(Verification {
-        ok: differences.is_empty(),
-        checked,
-        differences: differences.len(),
-        first: differences.into_iter().take(50).collect(),
-    })
+    Ok(Verification::of(checked, differences))
 }
 
 /// An object of the right size whose ETag is neither the backup's nor its upload's (a body put
@@ -494,13 +490,5 @@ pub async fn diff(
         .collect();
     differences.extend(read_back(s3, &target.id, &candidates, &m.id).await?);
     let checked = candidates.len() as u64;
-    Ok((
-        target,
-        Verification {
-            ok: differences.is_empty(),
-            checked,
-            differences: differences.len(),
-            first: differences.into_iter().take(50).collect(),
-        },
-    ))
+    Ok((target, Verification::of(checked, differences)))
 }

@@ -122,6 +122,7 @@ pub fn plan(m: &Manifest, target: TargetRef, run: String, req: &Request) -> Resu
         undo_of: req.undo_of.clone(),
         kept_keys: Vec::new(),
         expired_keys: Vec::new(),
+        d1: None,
     };
     Ok((plan, data(m)))
 }
@@ -239,12 +240,7 @@ fn verify(path: &Path, m: &Manifest) -> Result<Verification> {
             what: "bytes differ from the backup's copy".into(),
         });
     }
-    Ok(Verification {
-        ok: diffs.is_empty(),
-        checked: want.len() as u64,
-        differences: diffs.len(),
-        first: diffs,
-    })
+    Ok(Verification::of(want.len() as u64, diffs))
 }
 
 /// `cfdr diff` for a SQLite file: integrity and per-table row counts against the backup's.
@@ -261,13 +257,5 @@ pub fn diff(m: &Manifest, to: Option<&str>) -> Result<(TargetRef, Verification)>
         &target.id,
     ))?));
     let diffs = differences(&want, &have);
-    Ok((
-        target,
-        Verification {
-            ok: diffs.is_empty(),
-            checked: want.len() as u64,
-            differences: diffs.len(),
-            first: diffs,
-        },
-    ))
+    Ok((target, Verification::of(want.len() as u64, diffs)))
 }

@@ -1,0 +1,493 @@
+//! D1 restores through the import API: the plan table by table (replaced, created, dropped,
+//! kept, with rows now and after), one import file that drops what it replaces and then
+//! creates it from the backup — applied by D1 all or nothing, split between tables past 5 GB —
+//! uploaded to its presigned URL, ingested and polled; then every restored table's row count
+//! and content hash read back through the query API and compared with the manifest's. The
+//! pre-recovery snapshot is a backup of the database plus its Time Travel bookmark.
+
+use std::collections::BTreeSet;
+use std::io::Read as _;
+
+use super::{
+    Counts, Plan, Report, Request, Requests, RunState, Snapshot, Status, TargetRef, Unit,
+    Verification, save,
+};
+use crate::cloudflare::Client;
+use crate::cloudflare::d1::{ImportStart, MAX_IMPORT_BYTES, Task};
+use crate::engine::changes::Mode;
+use crate::engine::d1::restore::{self as engine, Action, D1Plan};
+use crate::engine::d1::{TableStats, paged, query};
+use crate::ops::backup::{self, Env, What};
+use crate::ops::{Error, Result};
+use crate::progress::Progress;
+use crate::repo::{Manifest, Repo, manifest};
+
+/// What a restore writes from: the backup's dump, opened into a private temporary file.
+pub struct Data {
+    manifest: Box<Manifest>,
+    dump: tempfile::NamedTempFile,
+}
+
+impl Data {
+    fn text(&self) -> Result<String> {
+        let mut s = String::new();
+        std::fs::File::open(self.dump.path())?
+            .read_to_string(&mut s)
+            .map_err(|e| {
+                Error::Verification(format!(
+                    "backup `{}`: its dump is not UTF-8 text: {e}",
+                    self.manifest.id
+                ))
+            })?;
+        Ok(s)
+    }
+
+    fn tables(&self) -> Result<Vec<TableStats>> {
+        serde_json::from_value(self.manifest.stats["tables"].clone()).map_err(|e| {
+            Error::Verification(format!(
+                "backup `{}`: its manifest's tables cannot be read: {e}",
+                self.manifest.id
+            ))
+        })
+    }
+}
+
+pub async fn data(repo: &Repo, m: &Manifest) -> Result<Data> {
+    let name = m
+        .artifacts
+        .first()
+        .map(|a| a.name.clone())
+        .ok_or_else(|| Error::Verification(format!("backup `{}` has no artifact", m.id)))?;
+    let dump = tempfile::Builder::new()
+        .prefix("cfdr-d1-restore-")
+        .suffix(".sql")
+        .tempfile()?;
+    let file = dump.reopen()?;
+    repo.open_artifact(m, &name, file).await?;
+    Ok(Data {
+        manifest: Box::new(m.clone()),
+        dump,
+    })
+}
+
+/// The database to restore into: `to` (name or id), else the backup's own (by id, then by
+/// name). A database that is gone is created again under the backup's name.
+pub async fn target(client: &Client, m: &Manifest, to: Option<&str>) -> Result<TargetRef> {
+    TargetRef::lookup("d1", m, to, |t| async move {
+        Ok(client.d1_database(&t).await?.map(|f| (f.uuid, f.name)))
+    })
+    .await
+}
+
+/// The import files written to disk, by part index.
+type Files = Vec<(usize, tempfile::NamedTempFile)>;
+
+/// The import files of a plan; `keep(i)` says which parts to write to disk (the others are
+/// only counted). Returns the parts and the files kept.
+fn build(
+    dump: &str,
+    plan: &D1Plan,
+    keep: impl Fn(usize) -> bool,
+) -> Result<(Vec<engine::Part>, Files)> {
+    let mut files = Vec::new();
+    let parts = engine::write_import(dump, plan, MAX_IMPORT_BYTES, |i| {
+        let w: Box<dyn std::io::Write> = if keep(i) {
+            let f = tempfile::Builder::new()
+                .prefix("cfdr-d1-import-")
+                .suffix(".sql")
+                .tempfile()?;
+            let w = std::io::BufWriter::new(f.reopen()?);
+            files.push((i, f));
+            Box::new(w)
+        } else {
+            Box::new(std::io::sink())
+        };
+        Ok(w)
+    })
+    .map_err(Error::usage)?;
+    Ok((parts, files))
+}
+
+/// Bytes per row of the backup's dump, for the verification's page estimate.
+fn row_bytes(m: &Manifest, tables: &[TableStats]) -> u64 {
+    let rows: u64 = tables.iter().map(|t| t.rows).sum();
+    let bytes = m.artifacts.first().map(|a| a.plaintext_size).unwrap_or(0);
+    bytes.checked_div(rows).unwrap_or(100)
+}
+
+/// The requests reading `tables` back through [`paged::hashes`] takes.
+fn verify_cost(tables: &[&TableStats], row_bytes: u64) -> u64 {
+    1 + tables
+        .iter()
+        .filter(|t| !(t.virtual_table && t.sha256.is_empty()))
+        .map(|t| paged::table_cost(t.rows, row_bytes))
+        .sum::<u64>()
+}
+
+pub async fn plan(
+    env: &Env<'_>,
+    client: &Client,
+    m: &Manifest,
+    target: TargetRef,
+    run: String,
+    req: &Request,
+    progress: &Progress,
+) -> Result<(Plan, Data)> {
+    if req.prefix.is_some() {
+        return Err(Error::usage(
+            "--prefix is for KV keys and R2 objects; a D1 restore takes --tables T,…",
+        ));
+    }
+    progress.phase("read the backup", "bytes", None);
+    let data = data(env.repo, m).await?;
+    progress.finish();
+    let dump = data.text()?;
+    let tables = data.tables()?;
+    let live = if target.exists {
+        progress.phase("read the database", "requests", None);
+        let l = query::live(client, &target.id).await?;
+        progress.finish();
+        l
+    } else {
+        Default::default()
+    };
+    let only = (!req.tables.is_empty()).then_some(req.tables.as_slice());
+    let d1 = engine::plan(&tables, &engine::created(&dump), &live, only, req.mode)
+        .map_err(|e| Error::usage(format!("{e} (backup `{}`)", m.id)))?;
+    let writes = !d1.import.is_empty() || !d1.drops.is_empty();
+    let (parts, _) = build(&dump, &d1, |_| false)?;
+    let units: Vec<Unit> = if writes {
+        parts
+            .iter()
+            .map(|p| Unit::Put {
+                keys: p.tables.clone(),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let count = |a: Action| d1.tables.iter().filter(|t| t.action == a).count() as u64;
+    let counts = Counts {
+        added: count(Action::Create),
+        changed: count(Action::Replace),
+        kept: count(Action::Keep),
+        removed: count(Action::Drop),
+        unchanged: 0,
+        expired: 0,
+        write_bytes: if writes {
+            parts.iter().map(|p| p.bytes).sum()
+        } else {
+            0
+        },
+    };
+    let snapshot = if !target.exists || !writes {
+        Snapshot::NotNeeded
+    } else if req.snapshot {
+        Snapshot::Required
+    } else {
+        Snapshot::Waived
+    };
+
+    let bpr = row_bytes(m, &tables);
+    let mut requests = Requests::default();
+    let mut step = |name: &str, n: u64| {
+        if n > 0 {
+            requests.by_step.insert(name.to_string(), n);
+        }
+    };
+    if snapshot == Snapshot::Required {
+        // The bookmark; then the backup: the lookup, the virtual-table check, the export (a
+        // start and a poll), and the check against the live tables (schema, foreign keys per
+        // table, each table's pages, the AUTOINCREMENT counters).
+        let live_tables: Vec<TableStats> = live
+            .rows
+            .iter()
+            .map(|(n, r)| TableStats {
+                name: n.clone(),
+                rows: *r,
+                sha256: "x".into(),
+                virtual_table: false,
+            })
+            .collect();
+        let refs: Vec<&TableStats> = live_tables.iter().collect();
+        let seq = u64::from(live.objects.iter().any(|o| o.name == "sqlite_sequence"));
+        step(
+            "snapshot",
+            1 + 2 + 2 + live_tables.len() as u64 + verify_cost(&refs, bpr) + seq,
+        );
+    }
+    if !target.exists && writes {
+        step("create database", 1);
+    }
+    // init and ingest per file (the upload goes to a presigned URL, outside the API's
+    // budget); a small import is done when ingest answers, a larger one adds its polls.
+    step("import", 2 * units.len() as u64);
+    let compared: BTreeSet<String> = d1.compared().map(|t| t.name.to_ascii_lowercase()).collect();
+    let verified: Vec<&TableStats> = tables
+        .iter()
+        .filter(|t| compared.contains(&t.name.to_ascii_lowercase()))
+        .collect();
+    if writes {
+        step("verify", verify_cost(&verified, bpr));
+    }
+    requests.total = requests.by_step.values().sum();
+    requests.budget_wait_secs = client.budget.wait_for(requests.total).as_secs_f64();
+
+    let kept_keys = d1
+        .tables
+        .iter()
+        .filter(|t| t.action == Action::Keep)
+        .map(|t| t.name.clone())
+        .collect();
+    let plan = Plan {
+        format: super::PLAN_FORMAT.into(),
+        run,
+        backup: m.id.clone(),
+        source: m.target.name.clone(),
+        target,
+        mode: req.mode,
+        prefix: None,
+        created: manifest::rfc3339(time::OffsetDateTime::now_utc()),
+        at: time::OffsetDateTime::now_utc().unix_timestamp(),
+        counts,
+        snapshot,
+        requests,
+        undo_of: req.undo_of.clone(),
+        units,
+        kept_keys,
+        expired_keys: Vec::new(),
+        d1: Some(d1),
+    };
+    Ok((plan, data))
+}
+
+/// `runs/<run>/import/<part>.json`: an import D1 has started, polled on a resume instead of
+/// sent again.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Started {
+    md5: String,
+    at_bookmark: String,
+}
+
+fn md5_file(path: &std::path::Path) -> Result<String> {
+    let mut f = std::fs::File::open(path)?;
+    let mut h = <md5::Md5 as md5::Digest>::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        md5::Digest::update(&mut h, &buf[..n]);
+    }
+    Ok(hex::encode(md5::Digest::finalize(h)))
+}
+
+/// Sends part `i` of the import and waits for D1 to apply it. Returns the part's tables when
+/// D1 refused it.
+async fn import(
+    env: &Env<'_>,
+    client: &Client,
+    state: &RunState,
+    data: &Data,
+    i: usize,
+    progress: &Progress,
+) -> Result<Vec<String>> {
+    let (db, run) = (&state.plan.target.id, &state.plan.run);
+    let note = format!("import/{i:06}.json");
+    let mut task = match env.repo.run_file(run, &note).await? {
+        Some(b) => {
+            let s: Started = serde_json::from_slice(&b)?;
+            progress.warn(format!(
+                "part {i} of the import was started at bookmark {}: polling it, not sending it again",
+                s.at_bookmark
+            ));
+            Some(Task::Active {
+                at_bookmark: s.at_bookmark,
+            })
+        }
+        None => None,
+    };
+    let plan = state
+        .plan
+        .d1
+        .as_ref()
+        .ok_or_else(|| Error::Verification(format!("run `{run}` has no D1 plan")))?;
+    loop {
+        let t = match task.take() {
+            Some(t) => t,
+            None => {
+                let dump = data.text()?;
+                let (_, files) = build(&dump, plan, |j| j == i)?;
+                drop(dump);
+                let (_, file) = files
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| Error::Verification(format!("the plan has no part {i}")))?;
+                let md5 = md5_file(file.path())?;
+                let t = match client.d1_import_init(db, &md5).await? {
+                    ImportStart::Started(t) => t,
+                    ImportStart::Upload { filename, url } => {
+                        client
+                            .upload_signed("the import's upload URL", &url, file.path(), &md5)
+                            .await?;
+                        client.d1_import_ingest(db, &md5, &filename).await?
+                    }
+                };
+                if let Task::Active { at_bookmark } = &t {
+                    let s = Started {
+                        md5,
+                        at_bookmark: at_bookmark.clone(),
+                    };
+                    env.repo
+                        .put_run_file(run, &note, &serde_json::to_vec(&s)?)
+                        .await?;
+                }
+                t
+            }
+        };
+        match t {
+            Task::Complete { .. } => return Ok(Vec::new()),
+            Task::Error { message, .. } => {
+                // D1 rolled this file back: its tables are as they were, and reported as not
+                // written; the other parts go on.
+                let tables = state
+                    .plan
+                    .units
+                    .get(i)
+                    .map(|u| u.keys().to_vec())
+                    .unwrap_or_default();
+                progress.warn(format!(
+                    "D1 refused part {i} of the import into {} (tables {}): {message}; D1 rolled it back, so those tables are as they were",
+                    state.plan.target.label(),
+                    tables.join(", ")
+                ));
+                return Ok(tables);
+            }
+            Task::Active { at_bookmark } => {
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                match client.d1_import_poll(db, &at_bookmark).await {
+                    Ok(next) => task = Some(next),
+                    // D1 no longer knows it (a long pause): the import drops what it replaces
+                    // first, so sending it again gives the same database.
+                    Err(e) if e.status() == Some(400) => {
+                        progress.warn(format!(
+                            "D1 no longer knows the import started at {at_bookmark}; sending part {i} again"
+                        ));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+    }
+}
+
+/// Runs (or resumes) a recorded restore to its end.
+pub async fn run(
+    env: &Env<'_>,
+    mut state: RunState,
+    data: Data,
+    resumed: bool,
+    progress: &Progress,
+) -> Result<Report> {
+    let client = super::cloudflare(env)?;
+    let started = std::time::Instant::now();
+    let sent_before = client.budget.state().sent;
+
+    // A new database: created once (a resume finds the one it created by its name).
+    if state.plan.target.id.is_empty() && state.plan.writes() {
+        let name = state.plan.target.name.clone();
+        let db = match client.d1_database(&name).await? {
+            Some(d) if resumed => d,
+            _ => client.d1_create(&name).await?,
+        };
+        state.plan.target.id = db.uuid;
+        save(env.repo, &state).await?;
+    }
+    let db = state.plan.target.id.clone();
+    if state.plan.snapshot == Snapshot::Required && state.snapshot.is_none() {
+        // The Time Travel bookmark before anything is written: the first way back.
+        state.bookmark = Some(client.d1_bookmark(&db, None).await?);
+    }
+    super::prepare(env, &mut state, || {
+        let what = What::D1 {
+            database: db.clone(),
+            method: None,
+        };
+        async move {
+            let job = progress.job("pre-recovery snapshot");
+            backup::take(env, &what, &super::snapshot_options(), &job).await
+        }
+    })
+    .await?;
+    let landed = super::apply_units(env, &state, "tables", progress, |i| {
+        let (state, data) = (&state, &data);
+        async move {
+            let failed = import(env, client, state, data, i, progress).await?;
+            Ok(super::Landed {
+                failed,
+                ..Default::default()
+            })
+        }
+    })
+    .await?;
+
+    state.status = Status::Verifying;
+    save(env.repo, &state).await?;
+    let verification = verify(client, &db, &state.plan, &data, progress).await?;
+    let sent = client.budget.state().sent - sent_before;
+    let report = Report::of(&state, verification, landed.failed, sent, resumed, started);
+    super::finish(env.repo, state, report).await
+}
+
+/// Reads the restored tables back and compares each with the manifest's rows and hash.
+async fn verify(
+    client: &Client,
+    db: &str,
+    plan: &Plan,
+    data: &Data,
+    progress: &Progress,
+) -> Result<Verification> {
+    let Some(d1) = &plan.d1 else {
+        return Ok(Verification::default());
+    };
+    if db.is_empty() {
+        return Ok(Verification {
+            ok: true,
+            ..Default::default()
+        });
+    }
+    let only: BTreeSet<String> = d1.compared().map(|t| t.name.to_ascii_lowercase()).collect();
+    let live = paged::hashes(client, db, Some(&only), &progress.job("verify")).await?;
+    let differences = engine::compare(d1, &data.tables()?, &live);
+    Ok(Verification::of(only.len() as u64, differences))
+}
+
+/// `cfdr diff` for D1: every table of the backup (or those of `tables`) against the live
+/// database — missing, extra, other rows — by row count and content hash.
+pub async fn diff(
+    env: &Env<'_>,
+    m: &Manifest,
+    to: Option<&str>,
+    tables: &[String],
+    progress: &Progress,
+) -> Result<(TargetRef, Verification)> {
+    let client = super::cloudflare(env)?;
+    let target = target(client, m, to).await?;
+    if !target.exists {
+        return Err(Error::usage(format!(
+            "no D1 database `{}` in account `{}` to compare with; give --to with its name or id",
+            target.name,
+            client.account()
+        )));
+    }
+    let backup: Vec<TableStats> = serde_json::from_value(m.stats["tables"].clone())
+        .map_err(|e| Error::Verification(format!("backup `{}`: {e}", m.id)))?;
+    let live = query::live(client, &target.id).await?;
+    let only = (!tables.is_empty()).then_some(tables);
+    let d1 = engine::plan(&backup, &[], &live, only, Mode::Clear).map_err(Error::usage)?;
+    let names: BTreeSet<String> = d1.compared().map(|t| t.name.to_ascii_lowercase()).collect();
+    let hashes = paged::hashes(client, &target.id, Some(&names), progress).await?;
+    let differences = engine::compare(&d1, &backup, &hashes);
+    Ok((target, Verification::of(names.len() as u64, differences)))
+}
