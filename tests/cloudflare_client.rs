@@ -3,29 +3,15 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use cfdr::cloudflare::{Body, Budget, Client, RetryPolicy};
-use cfdr::config::Secret;
+use cfdr::cloudflare::{Body, Budget, Client};
 use cfdr::emulator::{EmulatorConfig, RateLimitConfig};
 use reqwest::Method;
 use serde_json::json;
 
 fn client(api: &common::Api, budget: Budget, token: &str) -> Client {
-    let retry = RetryPolicy {
-        initial: Duration::from_millis(20),
-        max: Duration::from_millis(200),
-        ..RetryPolicy::default()
-    };
-    Client::new(
-        &api.emu.api_url,
-        &api.emu.account_id,
-        Secret::new(token),
-        Arc::new(budget),
-        retry,
-        4,
-    )
+    api.client_with(budget, token)
 }
 
 #[tokio::test(flavor = "multi_thread")]

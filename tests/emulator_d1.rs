@@ -47,6 +47,99 @@ async fn time_travel_by_timestamp_restores_and_can_be_undone() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn time_travel_allows_ten_restores_per_ten_minutes() {
+    let api = common::start().await;
+    let db = api.d1_create("limited").await;
+    let other = api.d1_create("other").await;
+    api.d1_sql(&db, "CREATE TABLE t(x);").await.result();
+    let bookmark = |db: &str| format!("/d1/database/{db}/time_travel/bookmark");
+    let at = api.send("GET", &bookmark(&db), None).await.result()["bookmark"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let restore = |db: &str, b: &str| format!("/d1/database/{db}/time_travel/restore?bookmark={b}");
+    let unknown = format!("{}{}", &at[..27], "0".repeat(32));
+    let r = api.send("POST", &restore(&db, &unknown), None).await;
+    assert_eq!((r.status, r.error_code()), (400, 7400), "unknown bookmark");
+    for _ in 0..10 {
+        api.send("POST", &restore(&db, &at), None).await.result();
+    }
+    let r = api.send("POST", &restore(&db, &at), None).await;
+    assert_eq!(r.status, 429, "{}", r.json());
+    let wait: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((590..=600).contains(&wait), "Retry-After {wait}");
+    assert!(
+        r.json()["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("10 restores per 10 minutes"),
+        "{}",
+        r.json()
+    );
+    let other_at = api.send("GET", &bookmark(&other), None).await.result()["bookmark"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    api.send("POST", &restore(&other, &other_at), None)
+        .await
+        .result();
+
+    // cfdr's client does not sit out a ten-minute Retry-After: the answer comes back at once.
+    let client = api.client();
+    let started = std::time::Instant::now();
+    let e = client.d1_time_travel(&db, &at).await.unwrap_err();
+    assert_eq!(e.status(), Some(429), "{e}");
+    assert!(started.elapsed() < Duration::from_secs(5), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_database_being_imported_is_blocked() {
+    let api = common::start().await;
+    let db = api.d1_create("importing").await;
+    let sql = "CREATE TABLE big(x);\nWITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 4000000) INSERT INTO big SELECT i FROM c;";
+    let started = api.d1_import_start(&db, sql).await;
+    assert_eq!(
+        started["status"], "active",
+        "the import must outlast the ingest's second: {started}"
+    );
+    let r = api.d1_sql(&db, "SELECT 1").await;
+    assert_eq!((r.status, r.error_code()), (409, 7500), "{}", r.json());
+    assert!(
+        r.json()["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("blocked while an import runs")
+    );
+    let export = api
+        .send(
+            "POST",
+            &format!("/d1/database/{db}/export"),
+            Some(json!({ "output_format": "polling" })),
+        )
+        .await;
+    assert_eq!(export.status, 409);
+    let path = format!("/d1/database/{db}/import");
+    let mut r = started;
+    while r["status"] == "active" {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        r = api
+            .send(
+                "POST",
+                &path,
+                Some(json!({ "action": "poll", "current_bookmark": r["at_bookmark"] })),
+            )
+            .await
+            .result();
+    }
+    assert_eq!(r["status"], "complete", "{r}");
+    let n = api
+        .d1_sql(&db, "SELECT count(*) AS n FROM big")
+        .await
+        .result();
+    assert_eq!(n[0]["results"][0]["n"], 4_000_000);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn presigned_urls_expire() {
     let config = EmulatorConfig {
         signed_url_ttl: Duration::from_millis(300),

@@ -70,6 +70,9 @@ pub struct RetryPolicy {
     pub initial: Duration,
     pub max: Duration,
     pub timeout: Duration,
+    /// The longest `Retry-After` waited out; a longer one (D1's Time Travel limit asks for up
+    /// to ten minutes) ends the retries with the server's answer, so the operator decides.
+    pub max_wait: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -79,6 +82,8 @@ impl Default for RetryPolicy {
             initial: Duration::from_millis(500),
             max: Duration::from_secs(8),
             timeout: Duration::from_secs(60),
+            // Cloudflare's global rate limit locks a token out for five minutes.
+            max_wait: Duration::from_secs(300),
         }
     }
 }
@@ -262,7 +267,11 @@ impl Client {
                         }
                         return Err(api_error(&method, path, status.as_u16(), headers, bytes));
                     }
-                    let wait = retry_after(headers).unwrap_or_else(|| self.retry.backoff(attempt));
+                    let asked = retry_after(headers);
+                    if asked.is_some_and(|w| w > self.retry.max_wait) {
+                        return Err(api_error(&method, path, status.as_u16(), headers, bytes));
+                    }
+                    let wait = asked.unwrap_or_else(|| self.retry.backoff(attempt));
                     if *status == StatusCode::TOO_MANY_REQUESTS {
                         self.budget.back_off(wait);
                     }

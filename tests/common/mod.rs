@@ -25,6 +25,35 @@ pub async fn start_with(config: EmulatorConfig) -> Api {
 }
 
 impl Api {
+    /// cfdr's own REST client for this emulator, with short retry waits, under `budget`.
+    pub fn client_with(
+        &self,
+        budget: cfdr::cloudflare::Budget,
+        token: &str,
+    ) -> cfdr::cloudflare::Client {
+        let retry = cfdr::cloudflare::RetryPolicy {
+            initial: std::time::Duration::from_millis(20),
+            max: std::time::Duration::from_millis(200),
+            ..Default::default()
+        };
+        cfdr::cloudflare::Client::new(
+            &self.emu.api_url,
+            &self.emu.account_id,
+            cfdr::config::Secret::new(token),
+            std::sync::Arc::new(budget),
+            retry,
+            4,
+        )
+    }
+
+    /// [`Api::client_with`] at Cloudflare's global rate limit and the emulator's token.
+    pub fn client(&self) -> cfdr::cloudflare::Client {
+        self.client_with(
+            cfdr::cloudflare::Budget::new(1200, std::time::Duration::from_secs(300)),
+            &self.emu.token,
+        )
+    }
+
     /// cfdr's own S3 client for this emulator's R2 endpoint.
     pub fn s3(&self) -> cfdr::cloudflare::S3Client {
         cfdr::cloudflare::S3Client::new(
@@ -325,6 +354,16 @@ impl Api {
 
     /// The import flow: init (MD5), PUT to the upload URL, ingest, poll.
     pub async fn d1_import(&self, db: &str, sql: &str) -> Value {
+        let mut r = self.d1_import_start(db, sql).await;
+        let path = format!("/d1/database/{db}/import");
+        while r["status"] == "active" {
+            r = self.send("POST", &path, Some(serde_json::json!({ "action": "poll", "current_bookmark": r["at_bookmark"] }))).await.result();
+        }
+        r
+    }
+
+    /// An import's init, upload and ingest: the polling object the ingest answers.
+    pub async fn d1_import_start(&self, db: &str, sql: &str) -> Value {
         let path = format!("/d1/database/{db}/import");
         let etag = hex::encode(<md5::Md5 as md5::Digest>::digest(sql.as_bytes()));
         let init = self
@@ -348,14 +387,9 @@ impl Api {
             put.headers()["etag"].to_str().unwrap().trim_matches('"'),
             etag
         );
-        let mut r = self
-            .send("POST", &path, Some(serde_json::json!({ "action": "ingest", "etag": etag, "filename": init["filename"] })))
+        self.send("POST", &path, Some(serde_json::json!({ "action": "ingest", "etag": etag, "filename": init["filename"] })))
             .await
-            .result();
-        while r["status"] == "active" {
-            r = self.send("POST", &path, Some(serde_json::json!({ "action": "poll", "current_bookmark": r["at_bookmark"] }))).await.result();
-        }
-        r
+            .result()
     }
 
     pub async fn kv_create(&self, title: &str) -> String {

@@ -12,9 +12,9 @@ use serde_json::{Value, json};
 
 use super::dump::{DumpOptions, dump};
 use super::exec;
-use super::routes::{S, internal, invalid, resolve};
+use super::routes::{S, internal, invalid, resolve, unblocked};
 use super::transfer::{Task, TaskState, Transfer, TransferKind, signed_url, token};
-use super::{DbHandle, HISTORY_DAYS};
+use super::{DbHandle, HISTORY_DAYS, MAX_RESTORES};
 use crate::emulator::clock::{now_ms, parse_timestamp_ms};
 use crate::emulator::control::lock;
 use crate::emulator::envelope::{
@@ -57,6 +57,9 @@ pub async fn export(State(s): S, Path((_, id)): Path<(String, String)>, body: By
         ));
     }
     let key = |b: &str| (record.uuid.clone(), b.to_string());
+    if body.current_bookmark.is_none() {
+        unblocked(&s, &record.uuid)?;
+    }
     if let Some(bookmark) = body.current_bookmark {
         let mut tasks = lock(&s.tasks);
         let task = tasks
@@ -134,6 +137,9 @@ pub async fn import(State(s): S, Path((_, id)): Path<(String, String)>, body: By
     let (record, handle) = resolve(&s, &id, false)?;
     let v: Value = parse_json(&body, 7400)?;
     let field = |name: &str| v.get(name).and_then(Value::as_str).map(str::to_string);
+    if field("action").as_deref() != Some("poll") {
+        unblocked(&s, &record.uuid)?;
+    }
     match field("action").as_deref() {
         Some("init") => {
             let etag = field("etag").ok_or_else(|| invalid("etag => Required"))?;
@@ -331,6 +337,22 @@ pub async fn restore(
         }
         (None, None) => return Err(invalid("bookmark => give a bookmark or a timestamp")),
     };
+    unblocked(&s, &record.uuid)?;
+    if let Err(wait) = s.d1.admit_restore(&record.uuid, now_ms()) {
+        let mut e = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            7500,
+            format!(
+                "Time Travel allows {MAX_RESTORES} restores per 10 minutes per database; \
+                 try again in {wait} s"
+            ),
+        );
+        e.headers.push((
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from(wait),
+        ));
+        return Err(e);
+    }
     let shared = s.clone();
     let uuid = record.uuid.clone();
     let restored = tokio::task::spawn_blocking(move || {
@@ -349,8 +371,11 @@ pub async fn restore(
             "previous_bookmark": previous,
             "message": format!("Database restored to bookmark {target}"),
         })),
-        (None, target) => Err(invalid(&format!(
-            "bookmark => `{target}` is unknown or older than {HISTORY_DAYS} days"
-        ))),
+        (None, target) => {
+            s.d1.forget_restore(&record.uuid);
+            Err(invalid(&format!(
+                "bookmark => `{target}` is unknown or older than {HISTORY_DAYS} days"
+            )))
+        }
     }
 }

@@ -23,6 +23,9 @@ use super::store::{DbRecord, Store};
 
 /// How long Time Travel keeps history (Workers Paid).
 pub const HISTORY_DAYS: i64 = 30;
+/// Time Travel restores allowed per database within [`RESTORE_WINDOW_MS`].
+pub const MAX_RESTORES: usize = 10;
+pub const RESTORE_WINDOW_MS: i64 = 10 * 60_000;
 const PAGE: usize = 4096;
 
 pub type DbHandle = Arc<Mutex<Connection>>;
@@ -31,6 +34,8 @@ pub struct D1 {
     store: Arc<Store>,
     dir: Option<PathBuf>,
     open: Mutex<HashMap<String, DbHandle>>,
+    /// When each database's recent Time Travel restores happened (milliseconds), for the limit.
+    restores: Mutex<HashMap<String, std::collections::VecDeque<i64>>>,
 }
 
 impl D1 {
@@ -39,6 +44,7 @@ impl D1 {
             store,
             dir,
             open: Mutex::new(HashMap::new()),
+            restores: Mutex::new(HashMap::new()),
         };
         for db in d1.store.db_list(None)? {
             let conn = d1
@@ -148,6 +154,51 @@ impl D1 {
     }
 }
 
+impl D1 {
+    /// Counts a Time Travel restore of `uuid` at `now_ms` against D1's limit, or returns how
+    /// many seconds remain until the oldest restore in the window leaves it.
+    pub fn admit_restore(&self, uuid: &str, now_ms: i64) -> Result<(), i64> {
+        let mut restores = lock(&self.restores);
+        let recent = restores.entry(uuid.to_string()).or_default();
+        while recent
+            .front()
+            .is_some_and(|t| *t <= now_ms - RESTORE_WINDOW_MS)
+        {
+            recent.pop_front();
+        }
+        if recent.len() >= MAX_RESTORES {
+            let oldest = recent.front().copied().unwrap_or(now_ms);
+            return Err(((oldest + RESTORE_WINDOW_MS - now_ms + 999) / 1000).max(1));
+        }
+        recent.push_back(now_ms);
+        Ok(())
+    }
+
+    /// Takes back the newest restore admitted for `uuid` (it did not happen: unknown bookmark).
+    pub fn forget_restore(&self, uuid: &str) {
+        if let Some(recent) = lock(&self.restores).get_mut(uuid) {
+            recent.pop_back();
+        }
+    }
+
+    /// Refuses a request to a database while an import into it runs (D1 blocks it), naming
+    /// the import's bookmark.
+    pub fn check_unblocked(
+        tasks: &HashMap<(String, String), transfer::Task>,
+        uuid: &str,
+    ) -> Result<(), String> {
+        match tasks.iter().find(|((db, _), t)| {
+            db == uuid && t.kind == "import" && matches!(t.state, transfer::TaskState::Active)
+        }) {
+            Some(((_, at), _)) => Err(format!(
+                "the database is blocked while an import runs (started at bookmark {at}); \
+                 try again when it completes"
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
 /// `SSSSSSSS-MMMMMMMM-QQQQQQQQ-<32 hex>`: seconds, milliseconds and write sequence in fixed-width
 /// hex, so bookmarks sort lexicographically in time order, as D1's do.
 fn bookmark(uuid: &str, at_ms: i64, seq: i64) -> String {
@@ -182,6 +233,19 @@ mod tests {
         assert!(a < b && b < c);
         assert!(is_bookmark(&a), "{a}");
         assert!(!is_bookmark("nope"));
+    }
+
+    #[test]
+    fn ten_restores_per_ten_minutes_per_database() {
+        let d1 = D1::open(Arc::new(Store::open(None).unwrap()), None).unwrap();
+        let t0 = 1_800_000_000_000;
+        for i in 0..MAX_RESTORES as i64 {
+            assert_eq!(d1.admit_restore("a", t0 + i * 1000), Ok(()));
+        }
+        assert_eq!(d1.admit_restore("a", t0 + 10_000), Err(590));
+        assert_eq!(d1.admit_restore("b", t0 + 10_000), Ok(()), "per database");
+        assert_eq!(d1.admit_restore("a", t0 + RESTORE_WINDOW_MS), Ok(()));
+        assert!(d1.admit_restore("a", t0 + RESTORE_WINDOW_MS + 1).is_err());
     }
 
     #[test]

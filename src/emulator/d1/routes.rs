@@ -41,6 +41,12 @@ pub(super) fn internal(e: impl std::fmt::Display) -> ApiError {
     )
 }
 
+/// Refuses a request to a database that an import is running into.
+pub(super) fn unblocked(s: &Shared, uuid: &str) -> Result<(), ApiError> {
+    super::D1::check_unblocked(&lock(&s.tasks), uuid)
+        .map_err(|m| ApiError::new(StatusCode::CONFLICT, 7500, m))
+}
+
 /// Resolves `database_id`: a UUID everywhere, a name too where `by_name` (only `GET /{id}`).
 pub(super) fn resolve(
     s: &Shared,
@@ -288,6 +294,7 @@ async fn run(
 
 pub async fn query(State(s): S, Path((_, id)): Path<(String, String)>, body: Bytes) -> ApiResult {
     let (record, handle) = resolve(&s, &id, false)?;
+    unblocked(&s, &record.uuid)?;
     let batch = parse_batch(&body)?;
     let (outcomes, changed) = run(s.clone(), record.uuid, handle, batch).await?;
     let results: Vec<Value> = outcomes
@@ -312,6 +319,7 @@ pub async fn query(State(s): S, Path((_, id)): Path<(String, String)>, body: Byt
 
 pub async fn raw(State(s): S, Path((_, id)): Path<(String, String)>, body: Bytes) -> ApiResult {
     let (record, handle) = resolve(&s, &id, false)?;
+    unblocked(&s, &record.uuid)?;
     let batch = parse_batch(&body)?;
     let (outcomes, changed) = run(s.clone(), record.uuid, handle, batch).await?;
     // Rows keep D1's JavaScript number text: they go through RawValue, not through f64.
