@@ -314,3 +314,198 @@ async fn a_killed_d1_restore_resumes_to_the_backup() {
     }
     assert!(resumed > 0, "no kill landed mid-run");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn time_travel_finds_restores_and_undoes_in_place() {
+    let (api, _tmp, repo) = start().await;
+    let fixed = plain_fixed();
+    let want = picture(&truth(&fixed));
+    let (db, m) = backed_up(&api, &repo, "ledger", &fixed).await;
+    let b = m["id"].as_str().unwrap().to_string();
+    assert!(m["consistency_point"]["bookmark"].is_string(), "{m}");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let good_time = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let damage =
+        "DELETE FROM child; DROP TABLE kv; CREATE TABLE extra(x); INSERT INTO extra VALUES (1);";
+    assert!(api.d1_sql(&db, damage).await.json()["success"] == true);
+    let damaged = picture(&live(&api, &db).await);
+
+    // The lookup: the bookmark for the time, the backup before it, nothing written.
+    let before = api.writes().await;
+    let p = ok_json(
+        &api,
+        &repo,
+        &["d1", "time-travel", "ledger", "--at", &good_time, "--json"],
+    )
+    .await;
+    assert_eq!(p["before"]["id"], b.as_str(), "{p}");
+    assert!(p["after"].is_null(), "{p}");
+    assert!(
+        p["bookmark"].as_str().unwrap() >= m["consistency_point"]["bookmark"].as_str().unwrap()
+    );
+    // Refused before any request: a time in the future, past the window, a bad bookmark.
+    let requests = api.stats().await["requests"].clone();
+    for (flag, value, says) in [
+        ("--at", "2099-01-01T00:00:00Z", "in the future"),
+        ("--at", "40d", "30 days"),
+        ("--bookmark", "0000-nope", "`0000-nope`"),
+    ] {
+        let out = output(cfdr(
+            &api,
+            &repo,
+            &["d1", "time-travel", "ledger", flag, value, "--restore"],
+        ))
+        .await;
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{}", stderr(&out));
+    }
+    assert_eq!(
+        api.stats().await["requests"],
+        requests,
+        "refusals send nothing"
+    );
+    let plan = ok_json(
+        &api,
+        &repo,
+        &[
+            "d1",
+            "time-travel",
+            "ledger",
+            "--backup",
+            &b,
+            "--restore",
+            "--dry-run",
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(
+        plan["time_travel"]["bookmark"], m["consistency_point"]["bookmark"],
+        "{plan}"
+    );
+    assert_eq!(plan["backup"], b.as_str());
+    let headless = output(cfdr(
+        &api,
+        &repo,
+        &["d1", "time-travel", "ledger", "--backup", &b, "--restore"],
+    ))
+    .await;
+    assert_eq!(headless.status.code(), Some(2), "{}", stderr(&headless));
+    assert_eq!(
+        api.writes().await,
+        before,
+        "lookups, dry runs and refusals write nothing"
+    );
+
+    // Back to the backup's bookmark, in place: compared with the backup, snapshot first.
+    let imports = route_requests(&api.stats().await, "/import");
+    let r = ok_json(
+        &api,
+        &repo,
+        &[
+            "d1",
+            "time-travel",
+            "ledger",
+            "--backup",
+            &b,
+            "--restore",
+            "--yes",
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(r["report"]["outcome"], "success", "{r}");
+    assert!(
+        r["report"]["verification"]["checked"].as_u64().unwrap() >= 6,
+        "{r}"
+    );
+    assert!(r["report"]["snapshot"].is_string(), "{r}");
+    assert_eq!(
+        route_requests(&api.stats().await, "/import"),
+        imports,
+        "nothing imported"
+    );
+    assert_eq!(picture(&live(&api, &db).await), want);
+    let tt = r["report"]["run"].as_str().unwrap().to_string();
+
+    // Its undo goes back by Time Travel too, to the snapshot's bookmark.
+    let u = ok_json(&api, &repo, &["restore", "--undo", &tt, "--yes", "--json"]).await;
+    assert_eq!(u["report"]["outcome"], "success", "{u}");
+    assert!(u["plan"]["time_travel"]["bookmark"].is_string(), "{u}");
+    assert_eq!(picture(&live(&api, &db).await), damaged);
+
+    // By time: nothing was written between the backup and then, so the bookmark is the
+    // backup's and the result is compared with it.
+    let r = ok_json(
+        &api,
+        &repo,
+        &[
+            "d1",
+            "time-travel",
+            "ledger",
+            "--at",
+            &good_time,
+            "--restore",
+            "--yes",
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(r["report"]["outcome"], "success", "{r}");
+    assert_eq!(r["plan"]["backup"], b.as_str(), "{r}");
+    assert_eq!(picture(&live(&api, &db).await), want);
+
+    // A database with no backup at the bookmark: restored, and the report says what it could
+    // not compare.
+    let scratch = api.d1_create("scratch").await;
+    api.d1_sql(&scratch, "CREATE TABLE t(x); INSERT INTO t VALUES (1);")
+        .await
+        .result();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let then = time::OffsetDateTime::now_utc().unix_timestamp().to_string();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    api.d1_sql(&scratch, "DELETE FROM t;").await.result();
+    let r = ok_json(
+        &api,
+        &repo,
+        &[
+            "d1",
+            "time-travel",
+            "scratch",
+            "--at",
+            &then,
+            "--restore",
+            "--yes",
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(r["report"]["outcome"], "success", "{r}");
+    let note = r["report"]["verification"]["note"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(note.contains("content not compared"), "{r}");
+    let n = api
+        .d1_sql(&scratch, "SELECT count(*) AS n FROM t")
+        .await
+        .result();
+    assert_eq!(n[0]["results"][0]["n"], 1);
+
+    // A whole restore through the import is undone by Time Travel as well.
+    assert!(api.d1_sql(&db, damage).await.json()["success"] == true);
+    let r = ok_json(
+        &api,
+        &repo,
+        &["restore", &b, "--mode", "clear", "--yes", "--json"],
+    )
+    .await;
+    assert_eq!(picture(&live(&api, &db).await), want);
+    let run = r["report"]["run"].as_str().unwrap().to_string();
+    let u = ok_json(&api, &repo, &["restore", "--undo", &run, "--yes", "--json"]).await;
+    assert_eq!(u["report"]["outcome"], "success", "{u}");
+    assert!(u["plan"]["time_travel"].is_object(), "{u}");
+    assert_eq!(picture(&live(&api, &db).await), damaged);
+}

@@ -5,6 +5,7 @@ mod backup;
 mod backups;
 mod console;
 mod context;
+mod d1;
 mod demo;
 mod emulator;
 pub mod exit;
@@ -53,6 +54,9 @@ pub enum Command {
     Restore(restore::RestoreArgs),
     /// Compare a backup with the live target and print the differences.
     Diff(restore::DiffArgs),
+    /// D1's own recovery: Time Travel (bookmarks for a time, in-place restores).
+    #[command(subcommand)]
+    D1(d1::D1Command),
 }
 
 pub fn main() -> ExitCode {
@@ -87,6 +91,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Backups(cmd)) => runtime.block_on(backups::run(cmd)),
         Some(Command::Restore(args)) => runtime.block_on(restore::run(args)),
         Some(Command::Diff(args)) => runtime.block_on(restore::diff(args)),
+        Some(Command::D1(cmd)) => runtime.block_on(d1::run(cmd)),
         Some(Command::Demo(args)) => runtime.block_on(demo::run(args)),
         None => runtime.block_on(console::run(
             context::RepoArgs { repo: cli.repo },

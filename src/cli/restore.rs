@@ -89,7 +89,7 @@ pub struct DiffArgs {
 }
 
 #[derive(Debug, Clone, clap::Args)]
-pub struct Net {
+pub(super) struct Net {
     /// Requests in flight at once while reading.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     concurrency: u16,
@@ -102,7 +102,7 @@ pub struct Net {
 }
 
 impl Net {
-    fn retry(&self) -> crate::cloudflare::RetryPolicy {
+    pub(super) fn retry(&self) -> crate::cloudflare::RetryPolicy {
         crate::cloudflare::RetryPolicy {
             timeout: self.timeout,
             max_retries: self.retries,
@@ -125,14 +125,14 @@ impl Net {
 
 /// What a restore or a diff works with: the configuration, the repository, and the REST client
 /// when the configuration names one.
-struct Session {
+pub(super) struct Session {
     config: Config,
-    repo: crate::repo::Repo,
+    pub(super) repo: crate::repo::Repo,
     client: Option<crate::cloudflare::Client>,
 }
 
 impl Session {
-    async fn open(repo: &RepoArgs, net: &Net) -> anyhow::Result<Session> {
+    pub(super) async fn open(repo: &RepoArgs, net: &Net) -> anyhow::Result<Session> {
         let config = Config::load().map_err(|e| Failure::usage(e.to_string()))?;
         let repo = context::open(repo).await?;
         let client = net.client(&config)?;
@@ -143,7 +143,7 @@ impl Session {
         })
     }
 
-    fn env(&self) -> Env<'_> {
+    pub(super) fn env(&self) -> Env<'_> {
         Env {
             repo: &self.repo,
             config: &self.config,
@@ -152,13 +152,18 @@ impl Session {
     }
 }
 
-pub async fn run(args: RestoreArgs) -> anyhow::Result<()> {
-    if args.no_snapshot && !args.yes_i_understand {
+/// `--no-snapshot` goes with `--yes-i-understand`, or not at all.
+pub(super) fn check_waiver(no_snapshot: bool, yes_i_understand: bool) -> Result<(), Failure> {
+    if no_snapshot && !yes_i_understand {
         return Err(Failure::usage(
             "--no-snapshot loses the way back: what the restore overwrites cannot be undone; add --yes-i-understand to go ahead without a pre-recovery snapshot",
-        )
-        .into());
+        ));
     }
+    Ok(())
+}
+
+pub async fn run(args: RestoreArgs) -> anyhow::Result<()> {
+    check_waiver(args.no_snapshot, args.yes_i_understand)?;
     if args.tables.iter().any(|t| t.trim().is_empty()) {
         return Err(Failure::usage(
             "--tables holds an empty name; list tables separated by commas, e.g. --tables users,orders",
@@ -196,11 +201,24 @@ pub async fn run(args: RestoreArgs) -> anyhow::Result<()> {
             undo_of: None,
             kv_batch: usize::from(args.kv_batch),
             retry: args.net.retry(),
+            time_travel: None,
         },
     };
-    let planned = restore::plan(&env, &req, &progress).await?;
-    if args.dry_run {
-        if args.json {
+    carry_out(&env, &req, args.yes, args.json, args.net.retry(), &progress).await
+}
+
+/// A request planned, shown (`--dry-run` stops there), confirmed, applied and reported.
+pub(super) async fn carry_out(
+    env: &Env<'_>,
+    req: &Request,
+    yes: bool,
+    json: bool,
+    retry: crate::cloudflare::RetryPolicy,
+    progress: &Progress,
+) -> anyhow::Result<()> {
+    let planned = restore::plan(env, req, progress).await?;
+    if req.dry_run {
+        if json {
             print_json(&planned.plan)?;
         } else {
             print_plan(&planned.plan, &mut std::io::stdout())?;
@@ -211,15 +229,15 @@ pub async fn run(args: RestoreArgs) -> anyhow::Result<()> {
     // The plan goes to stderr so stdout keeps only the result.
     print_plan(&planned.plan, &mut std::io::stderr())?;
     if planned.plan.writes()
-        && !args.yes
+        && !yes
         && let Err(e) = confirm(&planned.plan)
     {
         planned.abandon().await?;
         return Err(e.into());
     }
     let plan = planned.plan.clone();
-    let report = restore::apply(&env, planned, args.net.retry(), &progress).await?;
-    finish(Some(&plan), &report, args.json)
+    let report = restore::apply(env, planned, retry, progress).await?;
+    finish(Some(&plan), &report, json)
 }
 
 /// On a terminal the operator types the target's name; anywhere else `--yes` is needed.
@@ -245,37 +263,64 @@ fn confirm(plan: &Plan) -> Result<(), Failure> {
 
 pub fn print_plan(plan: &Plan, out: &mut impl std::io::Write) -> std::io::Result<()> {
     let c = &plan.counts;
-    writeln!(
-        out,
-        "plan {}: restore backup {} (of `{}`) into {}{}, mode {}{}",
-        plan.run,
-        plan.backup,
-        plan.source,
-        plan.target.label(),
-        if plan.target.exists {
-            ""
-        } else {
-            " (to be created)"
-        },
-        plan.mode.as_str(),
-        plan.prefix
-            .as_ref()
-            .map(|p| format!(", prefix `{p}`"))
-            .unwrap_or_default()
-    )?;
-    match &plan.d1 {
-        Some(d1) => print_tables(d1, c.write_bytes, out)?,
-        None => writeln!(
+    if let Some(tt) = &plan.time_travel {
+        writeln!(
             out,
-            "  keys: {} to add, {} to change, {} to delete, {} unchanged, {} kept (skip), {} expired (not written); {} to write",
-            c.added,
-            c.changed,
-            c.removed,
-            c.unchanged,
-            c.kept,
-            c.expired,
-            human_size(c.write_bytes)
-        )?,
+            "plan {}: Time Travel {} back to bookmark {}{}, in place: every table is overwritten; {}",
+            plan.run,
+            plan.target.label(),
+            tt.bookmark,
+            tt.at
+                .as_ref()
+                .map(|t| format!(" (as it was at {t})"))
+                .unwrap_or_default(),
+            if plan.backup.is_empty() {
+                "no backup was taken at that bookmark, so only D1's bookmark can be checked afterwards".to_string()
+            } else {
+                format!(
+                    "compared afterwards with backup {}, taken at it",
+                    plan.backup
+                )
+            }
+        )?;
+        if let Some(d1) = &plan.d1 {
+            print_tables(d1, None, out)?;
+        } else {
+            writeln!(out, "  tables: {} overwritten", c.changed)?;
+        }
+    } else {
+        writeln!(
+            out,
+            "plan {}: restore backup {} (of `{}`) into {}{}, mode {}{}",
+            plan.run,
+            plan.backup,
+            plan.source,
+            plan.target.label(),
+            if plan.target.exists {
+                ""
+            } else {
+                " (to be created)"
+            },
+            plan.mode.as_str(),
+            plan.prefix
+                .as_ref()
+                .map(|p| format!(", prefix `{p}`"))
+                .unwrap_or_default()
+        )?;
+        match &plan.d1 {
+            Some(d1) => print_tables(d1, Some(c.write_bytes), out)?,
+            None => writeln!(
+                out,
+                "  keys: {} to add, {} to change, {} to delete, {} unchanged, {} kept (skip), {} expired (not written); {} to write",
+                c.added,
+                c.changed,
+                c.removed,
+                c.unchanged,
+                c.kept,
+                c.expired,
+                human_size(c.write_bytes)
+            )?,
+        }
     }
     let snapshot = match plan.snapshot {
         Snapshot::Required => format!(
@@ -312,16 +357,22 @@ pub fn print_plan(plan: &Plan, out: &mut impl std::io::Write) -> std::io::Result
 
 /// A D1 plan: each table with what happens to it and its rows before and after, then the
 /// other objects dropped first.
-fn print_tables(d1: &D1Plan, bytes: u64, out: &mut impl std::io::Write) -> std::io::Result<()> {
+fn print_tables(
+    d1: &D1Plan,
+    import_bytes: Option<u64>,
+    out: &mut impl std::io::Write,
+) -> std::io::Result<()> {
     let count = |a: Action| d1.tables.iter().filter(|t| t.action == a).count();
     writeln!(
         out,
-        "  tables: {} to create, {} to replace, {} to drop, {} kept (skip); {} of SQL to import",
+        "  tables: {} to create, {} to replace, {} to drop, {} kept (skip){}",
         count(Action::Create),
         count(Action::Replace),
         count(Action::Drop),
         count(Action::Keep),
-        human_size(bytes)
+        import_bytes
+            .map(|b| format!("; {} of SQL to import", human_size(b)))
+            .unwrap_or_default()
     )?;
     let rows = |r: Option<u64>| r.map_or_else(|| "-".to_string(), |r| r.to_string());
     for t in &d1.tables {
@@ -354,6 +405,9 @@ fn outcome_word(o: Outcome) -> &'static str {
 }
 
 fn print_differences(v: &Verification) {
+    if let Some(n) = &v.note {
+        eprintln!("  {n}");
+    }
     for d in &v.first {
         eprintln!("  {}: {}", d.what, d.key);
     }

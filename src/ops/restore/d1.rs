@@ -29,7 +29,7 @@ pub struct Data {
 }
 
 impl Data {
-    fn text(&self) -> Result<String> {
+    pub(super) fn text(&self) -> Result<String> {
         let mut s = String::new();
         std::fs::File::open(self.dump.path())?
             .read_to_string(&mut s)
@@ -42,7 +42,7 @@ impl Data {
         Ok(s)
     }
 
-    fn tables(&self) -> Result<Vec<TableStats>> {
+    pub(super) fn tables(&self) -> Result<Vec<TableStats>> {
         serde_json::from_value(self.manifest.stats["tables"].clone()).map_err(|e| {
             Error::Verification(format!(
                 "backup `{}`: its manifest's tables cannot be read: {e}",
@@ -79,6 +79,26 @@ pub async fn target(client: &Client, m: &Manifest, to: Option<&str>) -> Result<T
     .await
 }
 
+/// The requests of a D1 pre-recovery snapshot of a database holding `live`: the bookmark;
+/// then the backup: the lookup, the virtual-table check, the export (a start and a poll), and
+/// the check against the live tables (schema, foreign keys per table, each table's pages, the
+/// AUTOINCREMENT counters).
+pub(super) fn snapshot_cost(live: &engine::Live, row_bytes: u64) -> u64 {
+    let live_tables: Vec<TableStats> = live
+        .rows
+        .iter()
+        .map(|(n, r)| TableStats {
+            name: n.clone(),
+            rows: *r,
+            sha256: "x".into(),
+            virtual_table: false,
+        })
+        .collect();
+    let refs: Vec<&TableStats> = live_tables.iter().collect();
+    let seq = u64::from(live.objects.iter().any(|o| o.name == "sqlite_sequence"));
+    1 + 2 + 2 + live_tables.len() as u64 + verify_cost(&refs, row_bytes) + seq
+}
+
 /// The import files written to disk, by part index.
 type Files = Vec<(usize, tempfile::NamedTempFile)>;
 
@@ -109,14 +129,14 @@ fn build(
 }
 
 /// Bytes per row of the backup's dump, for the verification's page estimate.
-fn row_bytes(m: &Manifest, tables: &[TableStats]) -> u64 {
+pub(super) fn row_bytes(m: &Manifest, tables: &[TableStats]) -> u64 {
     let rows: u64 = tables.iter().map(|t| t.rows).sum();
     let bytes = m.artifacts.first().map(|a| a.plaintext_size).unwrap_or(0);
     bytes.checked_div(rows).unwrap_or(100)
 }
 
 /// The requests reading `tables` back through [`paged::hashes`] takes.
-fn verify_cost(tables: &[&TableStats], row_bytes: u64) -> u64 {
+pub(super) fn verify_cost(tables: &[&TableStats], row_bytes: u64) -> u64 {
     1 + tables
         .iter()
         .filter(|t| !(t.virtual_table && t.sha256.is_empty()))
@@ -196,25 +216,7 @@ pub async fn plan(
         }
     };
     if snapshot == Snapshot::Required {
-        // The bookmark; then the backup: the lookup, the virtual-table check, the export (a
-        // start and a poll), and the check against the live tables (schema, foreign keys per
-        // table, each table's pages, the AUTOINCREMENT counters).
-        let live_tables: Vec<TableStats> = live
-            .rows
-            .iter()
-            .map(|(n, r)| TableStats {
-                name: n.clone(),
-                rows: *r,
-                sha256: "x".into(),
-                virtual_table: false,
-            })
-            .collect();
-        let refs: Vec<&TableStats> = live_tables.iter().collect();
-        let seq = u64::from(live.objects.iter().any(|o| o.name == "sqlite_sequence"));
-        step(
-            "snapshot",
-            1 + 2 + 2 + live_tables.len() as u64 + verify_cost(&refs, bpr) + seq,
-        );
+        step("snapshot", snapshot_cost(&live, bpr));
     }
     if !target.exists && writes {
         step("create database", 1);
@@ -257,6 +259,7 @@ pub async fn plan(
         kept_keys,
         expired_keys: Vec::new(),
         d1: Some(d1),
+        time_travel: None,
     };
     Ok((plan, data))
 }
@@ -441,7 +444,7 @@ pub async fn run(
 }
 
 /// Reads the restored tables back and compares each with the manifest's rows and hash.
-async fn verify(
+pub(super) async fn verify(
     client: &Client,
     db: &str,
     plan: &Plan,

@@ -184,6 +184,7 @@ pub async fn plan(
         kept_keys,
         expired_keys: changes.expired,
         d1: None,
+        time_travel: None,
     };
     Ok((plan, data))
 }

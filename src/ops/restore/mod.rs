@@ -4,13 +4,14 @@
 //! the backup, and an honest report (success, partial or failed). A killed run resumes from its
 //! journal; a finished one can be undone from its snapshot. One restore per target at a time.
 //!
-//! Built for D1 (through the import API), KV, R2 and SQLite files.
+//! Built for D1 (through the import API, or in place by Time Travel), KV, R2 and SQLite files.
 
 pub mod d1;
 mod journal;
 pub mod kv;
 pub mod r2;
 pub mod sqlite;
+pub mod time_travel;
 
 use serde::{Deserialize, Serialize};
 
@@ -54,6 +55,18 @@ pub struct Request {
     pub kv_batch: usize,
     /// Retries and timeouts for R2's S3 endpoint.
     pub retry: crate::cloudflare::RetryPolicy,
+    /// D1: put the database back in place by Time Travel instead of writing the backup's data
+    /// (the backup, when `backup` names one, is what the result is compared with; `to` names
+    /// the database when it does not).
+    pub time_travel: Option<TimeTravel>,
+}
+
+/// A D1 database put back in place to a bookmark.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeTravel {
+    pub bookmark: String,
+    /// The time asked for (RFC 3339), when the bookmark was looked up for one.
+    pub at: Option<String>,
 }
 
 /// The target a restore writes to.
@@ -189,6 +202,9 @@ pub struct Plan {
     /// D1: what happens to each table, and what the import drops first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub d1: Option<D1Plan>,
+    /// D1: restored in place by Time Travel to this bookmark.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_travel: Option<TimeTravel>,
 }
 
 impl Plan {
@@ -252,6 +268,9 @@ pub struct Verification {
     pub differences: usize,
     /// The first differences (at most 50).
     pub first: Vec<Difference>,
+    /// What the comparison could not cover, said plainly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 impl Verification {
@@ -262,6 +281,7 @@ impl Verification {
             checked,
             differences: differences.len(),
             first: differences.into_iter().take(50).collect(),
+            note: None,
         }
     }
 }
@@ -305,6 +325,8 @@ enum Data {
     Kv(kv::Data),
     R2(r2::Data),
     Sqlite(sqlite::Data),
+    /// What the database is compared with afterwards: the backup at the bookmark, if any.
+    TimeTravel(Option<d1::Data>),
 }
 
 impl Planned {
@@ -350,8 +372,36 @@ pub async fn plan(env: &Env<'_>, req: &Request, progress: &Progress) -> Result<P
     if !req.dry_run {
         refuse_read_only(env)?;
     }
-    let m = env.repo.manifest(&req.backup).await?;
     let run = manifest::new_id(time::OffsetDateTime::now_utc());
+    if let Some(tt) = &req.time_travel {
+        let client = cloudflare(env)?;
+        let m = match req.backup.as_str() {
+            "" => None,
+            id => Some(env.repo.manifest(id).await?),
+        };
+        let target = time_travel::target(client, m.as_ref(), req.to.as_deref()).await?;
+        let lock = if req.dry_run {
+            None
+        } else {
+            Some(lock(env.repo, &target, &format!("restore run {run}")).await?)
+        };
+        return match time_travel::plan(env, client, m.as_ref(), target, run, tt, req, progress)
+            .await
+        {
+            Ok((plan, data)) => Ok(Planned {
+                plan,
+                lock,
+                data: Data::TimeTravel(data),
+            }),
+            Err(e) => {
+                if let Some(l) = lock {
+                    let _ = l.release().await;
+                }
+                Err(e)
+            }
+        };
+    }
+    let m = env.repo.manifest(&req.backup).await?;
     if !req.tables.is_empty() && m.kind != Kind::D1 {
         return Err(Error::usage(format!(
             "--tables is for D1 backups; backup `{}` is a {} backup: leave --tables out{}",
@@ -426,6 +476,7 @@ async fn run(
             r2::run(env, &s3, state, d, resumed, progress).await
         }
         Data::Sqlite(d) => sqlite::run(env, state, d, resumed, progress).await,
+        Data::TimeTravel(d) => time_travel::run(env, state, d, resumed, progress).await,
     }
 }
 
@@ -480,6 +531,13 @@ pub async fn resume(
     }
     let lock = lock(env.repo, &state.plan.target, &format!("resume run {id}")).await?;
     let result = async {
+        if state.plan.time_travel.is_some() {
+            let data = match state.plan.backup.as_str() {
+                "" => None,
+                b => Some(d1::data(env.repo, &env.repo.manifest(b).await?).await?),
+            };
+            return run(env, state, Data::TimeTravel(data), retry, true, progress).await;
+        }
         let m = env.repo.manifest(&state.plan.backup).await?;
         let data = match m.kind {
             Kind::R2 => Data::R2(r2::data(env.repo, &m).await?),
@@ -517,7 +575,10 @@ pub async fn diff(
 }
 
 /// The restore that undoes run `run`: its pre-recovery snapshot put back into the same
-/// target, under the same prefix, in clear mode (so keys the run added go again).
+/// target, under the same prefix, in clear mode (so keys the run added go again). A D1 run
+/// that replaced a whole database is undone by Time Travel to the snapshot's bookmark while
+/// that is inside D1's 30-day window (nothing to upload, and the snapshot proves the result);
+/// past it, or for some tables only, by importing the snapshot.
 pub async fn undo_request(repo: &Repo, run: &str) -> Result<Request> {
     let state = load(repo, run).await?;
     let snapshot = state.snapshot.ok_or_else(|| match state.plan.snapshot {
@@ -533,7 +594,31 @@ pub async fn undo_request(repo: &Repo, run: &str) -> Result<Request> {
             "run `{run}` took no pre-recovery snapshot (it wrote nothing, or stopped before its first write); nothing to undo"
         )),
     })?;
+    let whole = match (&state.plan.d1, &state.plan.time_travel) {
+        (_, Some(_)) => true,
+        (Some(d), None) => d.whole,
+        (None, None) => false,
+    };
+    let time_travel = if whole && state.plan.target.kind == "d1" {
+        let m = repo.manifest(&snapshot).await?;
+        let bookmark = m
+            .consistency_point
+            .as_ref()
+            .and_then(|c| c["bookmark"].as_str())
+            .map(str::to_string)
+            .or(state.bookmark.clone());
+        let started = manifest::parse_time(&state.started);
+        let in_window = started.is_some_and(|t| {
+            time::OffsetDateTime::now_utc() - t < time_travel::WINDOW - time::Duration::hours(1)
+        });
+        bookmark
+            .filter(|_| in_window)
+            .map(|bookmark| TimeTravel { bookmark, at: None })
+    } else {
+        None
+    };
     Ok(Request {
+        time_travel,
         backup: snapshot,
         to: Some(state.plan.target.id.clone()),
         prefix: state.plan.prefix.clone(),

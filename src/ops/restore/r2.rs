@@ -193,6 +193,7 @@ pub async fn plan(
         kept_keys: changes.kept,
         expired_keys: Vec::new(),
         d1: None,
+        time_travel: None,
     };
     Ok((plan, data))
 }

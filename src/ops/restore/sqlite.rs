@@ -123,6 +123,7 @@ pub fn plan(m: &Manifest, target: TargetRef, run: String, req: &Request) -> Resu
         kept_keys: Vec::new(),
         expired_keys: Vec::new(),
         d1: None,
+        time_travel: None,
     };
     Ok((plan, data(m)))
 }
