@@ -9,7 +9,10 @@
   S3 listener into a local directory; then `cfdr restore` of that backup into a new bucket,
   against `rclone copy` uploading the same files from a local directory into another.
 - D1: `cfdr backup d1 --method paged` of a table of N rows, against `sqlite3 .dump` of the
-  emulator's file for that same database.
+  emulator's file for that same database; then `cfdr restore` of that backup into a new
+  database through D1's import, against `sqlite3` replaying the same dump (one transaction) into
+  a new file and `wrangler d1 execute --local --file` of it (with `--wrangler PATH`; on at most
+  `--wrangler-rows` rows of it, since wrangler's local D1 takes minutes a million rows).
 
 Wall time and peak memory (ru_maxrss of the process, from wait4) for every run; requests as the
 emulator counted them. The emulator's rate limit is raised for the run: the naive loop alone
@@ -113,6 +116,8 @@ def main():
     ap.add_argument("--r2-small", type=int, default=2_000)
     ap.add_argument("--r2-large", type=int, default=4)
     ap.add_argument("--d1-rows", type=int, default=1_000_000)
+    ap.add_argument("--wrangler", default=None)
+    ap.add_argument("--wrangler-rows", type=int, default=100_000)
     a = ap.parse_args()
     cfdr = f"{a.bin_dir}/cfdr"
     emu = Emulator(a.bin_dir, f"{a.work}/emulator")
@@ -194,6 +199,47 @@ def main():
         rows.append((f"D1 paged dump, {a.d1_rows:,} rows", f"{d1_secs:.1f} s", f"sqlite3 .dump {sq_secs:.1f} s", f"{sq_secs / d1_secs:.2f}x"))
         rows.append(("  requests (budget: 1,200 / 5 min)", f"{d1_req:,}", "", ""))
         rows.append(("  peak memory", f"{d1_rss / 2**20:.0f} MiB", f"sqlite3 {sq_rss / 2**20:.0f} MiB", ""))
+
+        # D1 restore: that backup into a new database through the import API, against sqlite3
+        # replaying the same dump into a new file, and wrangler's local D1 executing it.
+        listed = json.loads(subprocess.run([cfdr, "backups", "list", "--kind", "d1", "--json"], env=emu.env(repo),
+                                           check=True, capture_output=True).stdout)
+        entries = listed if isinstance(listed, list) else listed.get("backups", listed.get("entries", []))
+        d1_backup = entries[-1]["id"]
+        r0 = emu.requests()
+        rs_secs, rs_rss = measure([cfdr, "restore", d1_backup, "--to", "bench-restored", "--yes"], env=emu.env(repo))
+        rs_req = emu.requests() - r0
+        sq_rs_secs, sq_rs_rss = measure(["sqlite3", f"{a.work}/replayed.db", f".read {a.work}/dump.sql"])
+        rows.append((f"D1 restore, {a.d1_rows:,} rows, into a new database", f"{rs_secs:.1f} s",
+                     f"sqlite3 .read {sq_rs_secs:.1f} s", f"{sq_rs_secs / rs_secs:.2f}x"))
+        if a.wrangler:
+            n = min(a.wrangler_rows, a.d1_rows)
+            wdir = f"{a.work}/wrangler"
+            os.makedirs(wdir)
+            with open(f"{wdir}/wrangler.toml", "w") as f:
+                f.write('name = "bench"\ncompatibility_date = "2025-01-01"\n[[d1_databases]]\nbinding = "DB"\n'
+                        'database_name = "bench"\ndatabase_id = "00000000-0000-4000-8000-000000000000"\n')
+            with open(f"{a.work}/dump.sql") as src, open(f"{wdir}/in.sql", "w") as out:
+                inserts = 0
+                for line in src:
+                    if line.startswith(("BEGIN TRANSACTION", "COMMIT", "PRAGMA foreign_keys")):
+                        continue
+                    if line.startswith("INSERT"):
+                        inserts += 1
+                        if inserts > n:
+                            continue
+                    out.write(line)
+            wenv = dict(os.environ, WRANGLER_SEND_METRICS="false")
+            t = time.perf_counter()
+            subprocess.run([a.wrangler, "d1", "execute", "bench", "--local", "--file", "in.sql", "--yes"], cwd=wdir,
+                           env=wenv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            w_secs = (time.perf_counter() - t) * a.d1_rows / n
+            scaled = "" if n == a.d1_rows else f" (on {n:,}, x{a.d1_rows // n})"
+            rows.append(("", "", f"wrangler --local {w_secs:.0f} s{scaled}", f"{w_secs / rs_secs:.0f}x"))
+        else:
+            rows.append(("", "", "wrangler: give --wrangler PATH", ""))
+        rows.append(("  requests", f"{rs_req:,}", "", ""))
+        rows.append(("  peak memory", f"{rs_rss / 2**20:.0f} MiB", f"sqlite3 {sq_rs_rss / 2**20:.0f} MiB", ""))
     finally:
         emu.stop()
 

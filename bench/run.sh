@@ -16,6 +16,12 @@ command -v sha256sum >/dev/null || missing+=(coreutils)
 if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# wrangler 4.86.0 (the D1 restore's third peer), where scripts/peers.sh keeps it.
+peers=${CFDR_PEERS_DIR:-$root/.peers}
+wrangler="$peers/wrangler/node_modules/.bin/wrangler"
+if ! "$wrangler" --version 2>/dev/null | grep -q '4\.86\.0'; then
+  npm install --silent --no-audit --no-fund --prefix "$peers/wrangler" wrangler@4.86.0 >/dev/null
+fi
 cd "$root"
 cargo build --release --quiet --bin cfdr --example bench
 bin="$root/target/release"
@@ -78,4 +84,4 @@ print(f"{'key-to-frame, 95th percentile':<52} {c['key_p95_ms']:>7.1f} ms  ")
 print(f"({c['samples']} keys over {c['verifies']} verify run(s) of the largest backup)")
 PY
 
-python3 "$root/bench/engines.py" "$bin" "$work/engines"
+python3 "$root/bench/engines.py" "$bin" "$work/engines" --wrangler "$wrangler"

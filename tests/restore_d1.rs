@@ -10,7 +10,7 @@ mod common;
 use std::process::Command;
 
 use common::d1::{VIRTUAL, picture, plain_fixed, truth};
-use common::{Api, output, route_requests, start_and_kill, stderr};
+use common::{Api, output, route_requests, stderr};
 use rand::{Rng, SeedableRng};
 use rusqlite::Connection;
 use serde_json::Value;
@@ -262,7 +262,7 @@ async fn a_killed_d1_restore_resumes_to_the_backup() {
     let b = m["id"].as_str().unwrap().to_string();
     let mut rng = rand::rngs::StdRng::seed_from_u64(0xd1);
     let mut resumed = 0;
-    for round in 0..8 {
+    for round in 0..20 {
         // Every request takes a while, so the kills land in the snapshot, the import or the
         // check; every other round only the import's requests are slow, so the kills land
         // between its init, its ingest (D1 may apply it after the kill) and its answer.
@@ -280,39 +280,17 @@ async fn a_killed_d1_restore_resumes_to_the_backup() {
         assert!(api.d1_sql(&db, &damage).await.json()["success"] == true);
         let range = if round % 2 == 0 { 100..2_200 } else { 50..650 };
         let after = std::time::Duration::from_millis(rng.random_range(range));
-        let c = cfdr(&api, &repo, &["restore", &b, "--yes"]);
-        let run = tokio::task::spawn_blocking(move || start_and_kill(c, after))
-            .await
-            .unwrap()
-            .expect("the plan names its run");
-        let out = output(cfdr(&api, &repo, &["restore", "--resume", &run, "--json"])).await;
-        if out.status.success() {
-            let r: Value = serde_json::from_slice(&out.stdout).unwrap();
-            assert_eq!(r["report"]["outcome"], "success", "round {round}: {r}");
-            if r["report"]["resumed"] == true {
-                resumed += 1;
-            }
-            eprintln!(
-                "round {round}: killed after {after:?}; resumed: {}, {} requests, {}s after the kill",
-                r["report"]["resumed"], r["report"]["requests_sent"], r["report"]["seconds"]
-            );
-        } else {
-            // Killed before the run was recorded: nothing was written, a fresh restore is the way.
-            eprintln!("round {round}: killed after {after:?}, before the run was recorded");
-            assert!(
-                stderr(&out).contains("no restore run"),
-                "round {round}: {}",
-                stderr(&out)
-            );
-            ok_json(&api, &repo, &["restore", &b, "--yes", "--json"]).await;
-        }
+        resumed += u32::from(
+            common::kill_and_resume(&api, &repo, KEY, &["restore", &b, "--yes"], after, round)
+                .await,
+        );
         assert_eq!(
             picture(&live(&api, &db).await),
             want,
             "round {round}: killed after {after:?}"
         );
     }
-    assert!(resumed > 0, "no kill landed mid-run");
+    assert!(resumed >= 6, "kills land mid-run ({resumed} of 20 resumed)");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -508,4 +486,135 @@ async fn time_travel_finds_restores_and_undoes_in_place() {
     assert_eq!(u["report"]["outcome"], "success", "{u}");
     assert!(u["plan"]["time_travel"].is_object(), "{u}");
     assert_eq!(picture(&live(&api, &db).await), damaged);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batched_restore_lands_every_request_once() {
+    let (api, _tmp, repo) = start().await;
+    // The awkward values and objects, and a table of 0.5 MB of rows: several requests of 64 KiB.
+    let sql = format!(
+        "{}\nCREATE TABLE wide(id INTEGER PRIMARY KEY, pad TEXT);\nWITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 4000) INSERT INTO wide SELECT i, printf('%0120d', i) FROM n;",
+        plain_fixed()
+    );
+    let (db, m) = backed_up(&api, &repo, "batched", &sql).await;
+    let b = m["id"].as_str().unwrap().to_string();
+    let want = picture(&live(&api, &db).await);
+    let damage = "DELETE FROM wide WHERE id % 3 = 0; DROP TABLE kv; UPDATE parent SET name = 'zz' WHERE id = 1;";
+    assert!(api.d1_sql(&db, damage).await.json()["success"] == true);
+
+    let plan = ok_json(
+        &api,
+        &repo,
+        &[
+            "restore",
+            &b,
+            "--method",
+            "batched",
+            "--batch-kib",
+            "64",
+            "--dry-run",
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(plan["batch_bytes"], 64 * 1024, "{plan}");
+    let batches = plan["requests"]["by_step"]["query"].as_u64().unwrap();
+    assert!(batches >= 8, "{plan}");
+    let imports = route_requests(&api.stats().await, "/import");
+    let exports = route_requests(&api.stats().await, "/export");
+    let r = ok_json(
+        &api,
+        &repo,
+        &[
+            "restore",
+            &b,
+            "--method",
+            "batched",
+            "--batch-kib",
+            "64",
+            "--yes",
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(r["report"]["outcome"], "success", "{r}");
+    // As planned, but for the polls while D1 exports the snapshot (the plan counts a start and
+    // one poll; wrangler, too, polls as soon as each answer arrives) and a page or two of the
+    // verification (estimated from the backup's bytes a row).
+    let polls = route_requests(&api.stats().await, "/export") - exports - 2;
+    assert_eq!(picture(&live(&api, &db).await), want);
+    let planned = r["report"]["requests_planned"].as_u64().unwrap() + polls;
+    let sent = r["report"]["requests_sent"].as_u64().unwrap();
+    assert!(
+        (planned..=planned + 2).contains(&sent),
+        "{polls} polls: {r}"
+    );
+    let r = ok_json(
+        &api,
+        &repo,
+        &[
+            "restore",
+            &b,
+            "--method",
+            "batched",
+            "--to",
+            "batched-copy",
+            "--yes",
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(r["report"]["outcome"], "success", "{r}");
+    let copy = r["report"]["target"]["id"].as_str().unwrap().to_string();
+    assert_eq!(picture(&live(&api, &copy).await), want);
+    assert_eq!(
+        route_requests(&api.stats().await, "/import"),
+        imports,
+        "nothing went through the import API"
+    );
+    let bad = output(cfdr(&api, &repo, &["restore", &b, "--method", "sideways"])).await;
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+
+    // Killed at 20 random points (the batches' requests slowed, so kills land in the snapshot,
+    // between batches and inside one, which D1 may apply after the kill) and resumed: no row
+    // lost or written twice.
+    api.control(
+        "POST",
+        "/__emulator/faults",
+        Some(serde_json::json!({ "latency_ms": 150, "path_contains": "/query" })),
+    )
+    .await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0xba7c);
+    let mut resumed = 0;
+    for round in 0..20 {
+        let damage = format!(
+            "DELETE FROM wide WHERE id % {} = 0; INSERT INTO wide VALUES (-{round}, 'x');",
+            round + 2
+        );
+        assert!(api.d1_sql(&db, &damage).await.json()["success"] == true);
+        let after = std::time::Duration::from_millis(rng.random_range(200..2_200));
+        resumed += u32::from(
+            common::kill_and_resume(
+                &api,
+                &repo,
+                KEY,
+                &[
+                    "restore",
+                    &b,
+                    "--method",
+                    "batched",
+                    "--batch-kib",
+                    "64",
+                    "--mode",
+                    "clear",
+                    "--yes",
+                ],
+                after,
+                round,
+            )
+            .await,
+        );
+        assert_eq!(picture(&live(&api, &db).await), want, "round {round}");
+    }
+    assert!(resumed >= 6, "kills land mid-run ({resumed} of 20 resumed)");
 }

@@ -8,7 +8,8 @@ mod common;
 
 use std::process::Command;
 
-use common::{Api, output, start_and_kill};
+use common::{Api, output};
+use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
 const KEY: &str = "2b4d6f8a0c1e3b5d7f9a2c4e6b8d0f1a3c5e7b9d1f3a5c7e9b2d4f6a8c0e1b3d";
@@ -255,38 +256,30 @@ async fn a_killed_r2_restore_resumes_to_the_backup() {
         Some(json!({ "latency_ms": 10 })),
     )
     .await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x2_2026);
     let mut resumed = 0;
-    for (round, ms) in [250u64, 600, 900, 1400].into_iter().enumerate() {
+    let latency = |ms: u64| json!({ "latency_ms": ms });
+    for round in 0..20 {
+        // The damage at full speed; the restore with every request slowed down.
+        api.control("POST", "/__emulator/faults", Some(latency(0)))
+            .await;
         for i in 0..300 {
             s3.delete("media", &format!("img/{i:04}.png"))
                 .await
                 .unwrap();
         }
-        let c = cfdr(&api, &repo, &["restore", &b, "--yes"]);
-        let after = std::time::Duration::from_millis(ms);
-        let run = tokio::task::spawn_blocking(move || start_and_kill(c, after))
-            .await
-            .unwrap()
-            .expect("the plan names its run");
-        let out = output(cfdr(&api, &repo, &["restore", "--resume", &run, "--json"])).await;
-        if out.status.success() {
-            let r: Value = serde_json::from_slice(&out.stdout).unwrap();
-            assert_eq!(r["report"]["outcome"], "success", "round {round}: {r}");
-            eprintln!(
-                "round {round}: killed after {ms} ms; resumed: {}",
-                r["report"]["resumed"]
-            );
-            resumed += u32::from(r["report"]["resumed"] == true);
-        } else {
-            let e = String::from_utf8_lossy(&out.stderr);
-            assert!(e.contains("no restore run"), "round {round}: {e}");
-            ok_json(&api, &repo, &["restore", &b, "--yes", "--json"]).await;
-        }
+        api.control("POST", "/__emulator/faults", Some(latency(10)))
+            .await;
+        let after = std::time::Duration::from_millis(rng.random_range(200..1_500));
+        resumed += u32::from(
+            common::kill_and_resume(&api, &repo, KEY, &["restore", &b, "--yes"], after, round)
+                .await,
+        );
         common::assert_same_r2(
             &common::r2_dump(&s3, "media").await,
             &original,
             &format!("round {round}"),
         );
     }
-    assert!(resumed >= 2, "kills land mid-run ({resumed} of 4 resumed)");
+    assert!(resumed >= 6, "kills land mid-run ({resumed} of 20 resumed)");
 }

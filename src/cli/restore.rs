@@ -55,6 +55,14 @@ pub struct RestoreArgs {
     /// Put back what a run overwrote, from its pre-recovery snapshot.
     #[arg(long, value_name = "RUN")]
     undo: Option<String>,
+    /// D1: import (D1's import API: one all-or-nothing file, split past 5 GB) or batched
+    /// (the query API, in requests within D1's limits, each landing exactly once).
+    #[arg(long, default_value = "import", value_parser = ["import", "batched"])]
+    method: String,
+    /// D1 batched: KiB of SQL a request carries (16 to 1,024; smaller requests for a database
+    /// whose writes are slow: D1 stops a request at 30 s).
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u16).range(16..=1024))]
+    batch_kib: u16,
     /// KV: pairs a bulk write carries (1 to 10,000; fewer make smaller requests).
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u16).range(1..=10_000))]
     kv_batch: u16,
@@ -202,6 +210,7 @@ pub async fn run(args: RestoreArgs) -> anyhow::Result<()> {
             kv_batch: usize::from(args.kv_batch),
             retry: args.net.retry(),
             time_travel: None,
+            batch_bytes: (args.method == "batched").then_some(usize::from(args.batch_kib) * 1024),
         },
     };
     carry_out(&env, &req, args.yes, args.json, args.net.retry(), &progress).await

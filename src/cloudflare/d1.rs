@@ -134,6 +134,19 @@ impl Client {
             .collect())
     }
 
+    /// Runs `sql` (one statement or several separated by `;`, one transaction on D1) through
+    /// `/query`, for writes: the results are not read.
+    pub async fn d1_execute(&self, db: &str, sql: &str) -> Result<(), CfError> {
+        self.call(
+            Method::POST,
+            &path(db, "/query"),
+            &[],
+            Body::Json(json!({ "sql": sql })),
+        )
+        .await?;
+        Ok(())
+    }
+
     /// One step of the export flow: starts it (`bookmark` None) or polls it.
     pub async fn d1_export(&self, db: &str, bookmark: Option<&str>) -> Result<Task, CfError> {
         let mut body = json!({ "output_format": "polling" });

@@ -227,6 +227,53 @@ pub fn start_and_kill(mut c: std::process::Command, after: std::time::Duration) 
     run
 }
 
+/// One round of a kill harness: `cfdr <args>` (a restore) killed with SIGKILL after `after`,
+/// then `--resume` of its run; a run killed before it was recorded wrote nothing, so a fresh
+/// restore stands in. Panics unless the restore ends in success. Returns whether the resume
+/// took up a run mid-way (not one that had finished before the kill).
+pub async fn kill_and_resume(
+    api: &Api,
+    repo: &str,
+    key: &str,
+    args: &[&str],
+    after: std::time::Duration,
+    round: usize,
+) -> bool {
+    let c = restore_cmd(api, repo, key, args);
+    let run = tokio::task::spawn_blocking(move || start_and_kill(c, after))
+        .await
+        .expect("the blocking task runs")
+        .expect("the plan names its run");
+    let out = output(restore_cmd(
+        api,
+        repo,
+        key,
+        &["restore", "--resume", &run, "--json"],
+    ))
+    .await;
+    if out.status.success() {
+        let r: Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
+        assert_eq!(r["report"]["outcome"], "success", "round {round}: {r}");
+        eprintln!(
+            "round {round}: killed after {after:?}; resumed: {}, {} requests after the kill",
+            r["report"]["resumed"], r["report"]["requests_sent"]
+        );
+        r["report"]["resumed"] == true
+    } else {
+        eprintln!("round {round}: killed after {after:?}, before the run was recorded");
+        assert!(
+            stderr(&out).contains("no restore run"),
+            "round {round}: {}",
+            stderr(&out)
+        );
+        let mut fresh: Vec<&str> = args.to_vec();
+        fresh.push("--json");
+        let r = restore_json(api, repo, key, &fresh).await;
+        assert_eq!(r["report"]["outcome"], "success", "round {round}: {r}");
+        false
+    }
+}
+
 /// Requests the emulator answered to routes ending in `route_suffix`.
 pub fn route_requests(stats: &Value, route_suffix: &str) -> u64 {
     stats["routes"]

@@ -6,6 +6,7 @@
 //! paged dump alone. The default is `export`, or `paged` when the database has virtual tables
 //! (D1 cannot export those).
 
+pub mod batch;
 pub mod export;
 pub mod paged;
 pub mod query;

@@ -15,6 +15,7 @@ use super::{
 use crate::cloudflare::Client;
 use crate::cloudflare::d1::{ImportStart, MAX_IMPORT_BYTES, Task};
 use crate::engine::changes::Mode;
+use crate::engine::d1::batch;
 use crate::engine::d1::restore::{self as engine, Action, D1Plan};
 use crate::engine::d1::{TableStats, paged, query};
 use crate::ops::backup::{self, Env, What};
@@ -128,6 +129,46 @@ fn build(
     Ok((parts, files))
 }
 
+/// The requests of a batched restore of `plan` in run `run`: the import, written whole in
+/// memory, cut within D1's limits.
+fn batches(dump: &str, plan: &D1Plan, run: &str, max: usize) -> Result<Vec<batch::Batch>> {
+    let text = batch::import_text(dump, plan).map_err(Error::usage)?;
+    batch::batches(&text, run, max).map_err(Error::usage)
+}
+
+/// Sends request `i` (of `all`) of a batched restore; one D1 refused is reported (its tables
+/// as not written, D1's message on stderr), one that had landed before is not applied twice.
+async fn query(
+    client: &Client,
+    state: &RunState,
+    all: &[batch::Batch],
+    i: usize,
+    progress: &Progress,
+) -> Result<Vec<String>> {
+    let b = all
+        .get(i)
+        .ok_or_else(|| Error::Verification(format!("the plan has no batch {i}")))?;
+    match client.d1_execute(&state.plan.target.id, &b.sql).await {
+        Ok(_) => Ok(Vec::new()),
+        Err(e @ crate::cloudflare::CfError::Api { .. }) => {
+            let message = e.to_string();
+            if batch::landed_before(&message) {
+                progress.warn(format!(
+                    "batch {i} had landed before the run stopped: not applied again"
+                ));
+                return Ok(Vec::new());
+            }
+            progress.warn(format!(
+                "D1 refused batch {i} of the restore into {} (tables {}): {message}; that request was rolled back, the ones before it stay",
+                state.plan.target.label(),
+                b.tables.join(", ")
+            ));
+            Ok(b.tables.clone())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Bytes per row of the backup's dump, for the verification's page estimate.
 pub(super) fn row_bytes(m: &Manifest, tables: &[TableStats]) -> u64 {
     let rows: u64 = tables.iter().map(|t| t.rows).sum();
@@ -176,15 +217,20 @@ pub async fn plan(
         .map_err(|e| Error::usage(format!("{e} (backup `{}`)", m.id)))?;
     let writes = !d1.import.is_empty() || !d1.drops.is_empty();
     let (parts, _) = build(&dump, &d1, |_| false)?;
-    let units: Vec<Unit> = if writes {
+    let units: Vec<Unit> = if !writes {
+        Vec::new()
+    } else if let Some(max) = req.batch_bytes {
+        batches(&dump, &d1, &run, max)?
+            .into_iter()
+            .map(|b| Unit::Put { keys: b.tables })
+            .collect()
+    } else {
         parts
             .iter()
             .map(|p| Unit::Put {
                 keys: p.tables.clone(),
             })
             .collect()
-    } else {
-        Vec::new()
     };
     let count = |a: Action| d1.tables.iter().filter(|t| t.action == a).count() as u64;
     let counts = Counts {
@@ -221,9 +267,14 @@ pub async fn plan(
     if !target.exists && writes {
         step("create database", 1);
     }
-    // init and ingest per file (the upload goes to a presigned URL, outside the API's
-    // budget); a small import is done when ingest answers, a larger one adds its polls.
-    step("import", 2 * units.len() as u64);
+    if req.batch_bytes.is_some() {
+        // One query a batch.
+        step("query", units.len() as u64);
+    } else {
+        // init and ingest per file (the upload goes to a presigned URL, outside the API's
+        // budget); a small import is done when ingest answers, a larger one adds its polls.
+        step("import", 2 * units.len() as u64);
+    }
     let compared: BTreeSet<String> = d1.compared().map(|t| t.name.to_ascii_lowercase()).collect();
     let verified: Vec<&TableStats> = tables
         .iter()
@@ -260,6 +311,7 @@ pub async fn plan(
         expired_keys: Vec::new(),
         d1: Some(d1),
         time_travel: None,
+        batch_bytes: req.batch_bytes,
     };
     Ok((plan, data))
 }
@@ -423,10 +475,30 @@ pub async fn run(
         }
     })
     .await?;
+    // A batched restore's requests, cut once from the backup as the plan cut them.
+    let batched = match (state.plan.batch_bytes, &state.plan.d1) {
+        (Some(max), Some(plan)) if state.plan.writes() => {
+            Some(batches(&data.text()?, plan, &state.plan.run, max)?)
+        }
+        _ => None,
+    };
+    if batched
+        .as_ref()
+        .is_some_and(|b| b.len() != state.plan.units.len())
+    {
+        return Err(Error::Verification(format!(
+            "run `{}`: the backup no longer cuts into the batches its plan recorded",
+            state.plan.run
+        )));
+    }
     let landed = super::apply_units(env, &state, "tables", progress, |i| {
-        let (state, data) = (&state, &data);
+        let (state, data, batched) = (&state, &data, &batched);
         async move {
-            let failed = import(env, client, state, data, i, progress).await?;
+            let failed = if let Some(all) = &batched {
+                query(client, state, all, i, progress).await?
+            } else {
+                import(env, client, state, data, i, progress).await?
+            };
             Ok(super::Landed {
                 failed,
                 ..Default::default()

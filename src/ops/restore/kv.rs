@@ -185,6 +185,7 @@ pub async fn plan(
         expired_keys: changes.expired,
         d1: None,
         time_travel: None,
+        batch_bytes: None,
     };
     Ok((plan, data))
 }

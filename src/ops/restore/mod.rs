@@ -59,6 +59,9 @@ pub struct Request {
     /// (the backup, when `backup` names one, is what the result is compared with; `to` names
     /// the database when it does not).
     pub time_travel: Option<TimeTravel>,
+    /// D1: through the query API in requests of at most this many bytes of SQL (within D1's
+    /// limits), instead of the import API.
+    pub batch_bytes: Option<usize>,
 }
 
 /// A D1 database put back in place to a bookmark.
@@ -205,6 +208,10 @@ pub struct Plan {
     /// D1: restored in place by Time Travel to this bookmark.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_travel: Option<TimeTravel>,
+    /// D1: written through the query API (`--method batched`) in requests of at most this many
+    /// bytes of SQL, one unit a request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_bytes: Option<usize>,
 }
 
 impl Plan {
@@ -414,6 +421,13 @@ pub async fn plan(env: &Env<'_>, req: &Request, progress: &Progress) -> Result<P
             }
         )));
     }
+    if req.batch_bytes.is_some() && m.kind != Kind::D1 {
+        return Err(Error::usage(format!(
+            "--method batched is for D1 backups; backup `{}` is a {} backup: leave --method out",
+            m.id,
+            m.kind.as_str()
+        )));
+    }
     let target = match m.kind {
         Kind::D1 => d1::target(cloudflare(env)?, &m, req.to.as_deref()).await?,
         Kind::Kv => kv::target(cloudflare(env)?, &m, req.to.as_deref()).await?,
@@ -618,6 +632,7 @@ pub async fn undo_request(repo: &Repo, run: &str) -> Result<Request> {
         None
     };
     Ok(Request {
+        batch_bytes: state.plan.batch_bytes,
         time_travel,
         backup: snapshot,
         to: Some(state.plan.target.id.clone()),

@@ -194,6 +194,7 @@ pub async fn plan(
         expired_keys: Vec::new(),
         d1: None,
         time_travel: None,
+        batch_bytes: None,
     };
     Ok((plan, data))
 }

@@ -124,6 +124,7 @@ pub fn plan(m: &Manifest, target: TargetRef, run: String, req: &Request) -> Resu
         expired_keys: Vec::new(),
         d1: None,
         time_travel: None,
+        batch_bytes: None,
     };
     Ok((plan, data(m)))
 }

@@ -278,6 +278,7 @@ pub async fn plan(
         expired_keys: Vec::new(),
         d1: d1_plan,
         time_travel: Some(tt.clone()),
+        batch_bytes: None,
     };
     Ok((plan, data))
 }
