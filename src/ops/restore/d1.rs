@@ -437,6 +437,31 @@ async fn import(
     }
 }
 
+/// The pre-recovery snapshot of a D1 run, once: the Time Travel bookmark before anything is
+/// written (the first way back), then a backup of the database; the run marked as applying.
+pub(super) async fn prepare(
+    env: &Env<'_>,
+    client: &Client,
+    state: &mut RunState,
+    progress: &Progress,
+) -> Result<()> {
+    let db = state.plan.target.id.clone();
+    if state.plan.snapshot == Snapshot::Required && state.snapshot.is_none() {
+        state.bookmark = Some(client.d1_bookmark(&db, None).await?);
+    }
+    super::prepare(env, state, || {
+        let what = What::D1 {
+            database: db,
+            method: None,
+        };
+        async move {
+            let job = progress.job("pre-recovery snapshot");
+            backup::take(env, &what, &super::snapshot_options(), &job).await
+        }
+    })
+    .await
+}
+
 /// Runs (or resumes) a recorded restore to its end.
 pub async fn run(
     env: &Env<'_>,
@@ -460,21 +485,7 @@ pub async fn run(
         save(env.repo, &state).await?;
     }
     let db = state.plan.target.id.clone();
-    if state.plan.snapshot == Snapshot::Required && state.snapshot.is_none() {
-        // The Time Travel bookmark before anything is written: the first way back.
-        state.bookmark = Some(client.d1_bookmark(&db, None).await?);
-    }
-    super::prepare(env, &mut state, || {
-        let what = What::D1 {
-            database: db.clone(),
-            method: None,
-        };
-        async move {
-            let job = progress.job("pre-recovery snapshot");
-            backup::take(env, &what, &super::snapshot_options(), &job).await
-        }
-    })
-    .await?;
+    prepare(env, client, &mut state, progress).await?;
     // A batched restore's requests, cut once from the backup as the plan cut them.
     let batched = match (state.plan.batch_bytes, &state.plan.d1) {
         (Some(max), Some(plan)) if state.plan.writes() => {

@@ -14,7 +14,7 @@ use crate::cloudflare::Client;
 use crate::engine::changes::Mode;
 use crate::engine::d1::restore as engine;
 use crate::engine::d1::{TableStats, query};
-use crate::ops::backup::{self, Env, What};
+use crate::ops::backup::Env;
 use crate::ops::{Error, Result};
 use crate::progress::Progress;
 use crate::repo::{Kind, Manifest, manifest};
@@ -301,20 +301,7 @@ pub async fn run(
         .time_travel
         .clone()
         .ok_or_else(|| Error::usage("this run is not a Time Travel restore"))?;
-    if state.plan.snapshot == Snapshot::Required && state.snapshot.is_none() {
-        state.bookmark = Some(client.d1_bookmark(&db, None).await?);
-    }
-    super::prepare(env, &mut state, || {
-        let what = What::D1 {
-            database: db.clone(),
-            method: None,
-        };
-        async move {
-            let job = progress.job("pre-recovery snapshot");
-            backup::take(env, &what, &super::snapshot_options(), &job).await
-        }
-    })
-    .await?;
+    d1::prepare(env, client, &mut state, progress).await?;
     let restored = std::sync::Mutex::new(None);
     let landed = super::apply_units(env, &state, "tables", progress, |_| {
         let (db, bookmark, restored) = (&db, &tt.bookmark, &restored);
