@@ -112,12 +112,7 @@ pub async fn run(cmd: D1Command) -> anyhow::Result<()> {
     let bookmark = match &args.backup {
         Some(id) => {
             let m = session.repo.manifest(id).await?;
-            let b = m
-                .consistency_point
-                .as_ref()
-                .and_then(|c| c["bookmark"].as_str())
-                .map(str::to_string);
-            Some(b.ok_or_else(|| {
+            Some(m.bookmark().ok_or_else(|| {
                 Failure::usage(format!(
                     "backup `{id}` has no Time Travel bookmark (it was not taken by export); restore it with `cfdr restore {id}`, or give --at with its time"
                 ))

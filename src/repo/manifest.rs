@@ -89,6 +89,14 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// The D1 Time Travel bookmark the backup is consistent at (backups taken by export).
+    pub fn bookmark(&self) -> Option<String> {
+        self.consistency_point
+            .as_ref()
+            .and_then(|c| c["bookmark"].as_str())
+            .map(str::to_string)
+    }
+
     /// The bytes the MAC covers: canonical JSON without `mac`.
     pub fn canonical(&self) -> Vec<u8> {
         let mut v = serde_json::to_value(self).unwrap_or(Value::Null);

@@ -387,26 +387,11 @@ pub async fn plan(env: &Env<'_>, req: &Request, progress: &Progress) -> Result<P
             id => Some(env.repo.manifest(id).await?),
         };
         let target = time_travel::target(client, m.as_ref(), req.to.as_deref()).await?;
-        let lock = if req.dry_run {
-            None
-        } else {
-            Some(lock(env.repo, &target, &format!("restore run {run}")).await?)
-        };
-        return match time_travel::plan(env, client, m.as_ref(), target, run, tt, req, progress)
+        let lock = lock_unless_dry(env, req, &target, &run).await?;
+        let planned = time_travel::plan(env, client, m.as_ref(), target, run, tt, req, progress)
             .await
-        {
-            Ok((plan, data)) => Ok(Planned {
-                plan,
-                lock,
-                data: Data::TimeTravel(data),
-            }),
-            Err(e) => {
-                if let Some(l) = lock {
-                    let _ = l.release().await;
-                }
-                Err(e)
-            }
-        };
+            .map(|(p, d)| (p, Data::TimeTravel(d)));
+        return held(lock, planned).await;
     }
     let m = env.repo.manifest(&req.backup).await?;
     if !req.tables.is_empty() && m.kind != Kind::D1 {
@@ -434,11 +419,7 @@ pub async fn plan(env: &Env<'_>, req: &Request, progress: &Progress) -> Result<P
         Kind::R2 => r2::target(&r2::client(env, req.retry.clone())?, &m, req.to.as_deref()).await?,
         Kind::Sqlite => sqlite::target(&m, req.to.as_deref()),
     };
-    let lock = if req.dry_run {
-        None
-    } else {
-        Some(lock(env.repo, &target, &format!("restore run {run}")).await?)
-    };
+    let lock = lock_unless_dry(env, req, &target, &run).await?;
     let planned = match m.kind {
         Kind::R2 => {
             let s3 = r2::client(env, req.retry.clone())?;
@@ -454,6 +435,26 @@ pub async fn plan(env: &Env<'_>, req: &Request, progress: &Progress) -> Result<P
             .await
             .map(|(p, d)| (p, Data::Kv(d))),
     };
+    held(lock, planned).await
+}
+
+/// The target's restore lock for run `run`, unless the request is a dry run (which takes none).
+async fn lock_unless_dry(
+    env: &Env<'_>,
+    req: &Request,
+    target: &TargetRef,
+    run: &str,
+) -> Result<Option<Lease>> {
+    if req.dry_run {
+        return Ok(None);
+    }
+    Ok(Some(
+        lock(env.repo, target, &format!("restore run {run}")).await?,
+    ))
+}
+
+/// A plan made under `lock`; when planning failed, the lock is released.
+async fn held(lock: Option<Lease>, planned: Result<(Plan, Data)>) -> Result<Planned> {
     match planned {
         Ok((plan, data)) => Ok(Planned { plan, lock, data }),
         Err(e) => {
@@ -615,12 +616,7 @@ pub async fn undo_request(repo: &Repo, run: &str) -> Result<Request> {
     };
     let time_travel = if whole && state.plan.target.kind == "d1" {
         let m = repo.manifest(&snapshot).await?;
-        let bookmark = m
-            .consistency_point
-            .as_ref()
-            .and_then(|c| c["bookmark"].as_str())
-            .map(str::to_string)
-            .or(state.bookmark.clone());
+        let bookmark = m.bookmark().or(state.bookmark.clone());
         let started = manifest::parse_time(&state.started);
         let in_window = started.is_some_and(|t| {
             time::OffsetDateTime::now_utc() - t < time_travel::WINDOW - time::Duration::hours(1)

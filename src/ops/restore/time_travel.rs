@@ -61,13 +61,6 @@ pub struct Point {
     pub exact: Option<String>,
 }
 
-fn bookmark_of(m: &Manifest) -> Option<String> {
-    m.consistency_point
-        .as_ref()
-        .and_then(|c| c["bookmark"].as_str())
-        .map(str::to_string)
-}
-
 /// The database named `database` (name or id), or a usage error saying how to find one.
 async fn database(client: &Client, database: &str) -> Result<TargetRef> {
     match client.d1_database(database).await? {
@@ -111,7 +104,7 @@ pub async fn locate(
         backups.push(Nearby {
             id: m.id.clone(),
             started: m.started.clone(),
-            bookmark: bookmark_of(&m),
+            bookmark: m.bookmark(),
         });
     }
     // Bookmarks sort in time order; a backup without one (paged) is placed by its start time.
