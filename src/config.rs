@@ -1,6 +1,7 @@
 //! Configuration: environment variables (wrangler's names) over a TOML file in the platform
 //! config directory. Secrets are wrapped so that they never print.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -53,6 +54,26 @@ struct FileConfig {
     /// Recovery point objectives: `default` and `<kind>/<target>` → a duration (`24h`).
     #[serde(default)]
     rpo: std::collections::BTreeMap<String, String>,
+    /// KV criticality tiers: `"kv/<namespace>"` → tier name → key patterns.
+    #[serde(default)]
+    tiers: BTreeMap<String, BTreeMap<String, Vec<String>>>,
+    /// Other accounts, by name: what `--profile NAME` restores into.
+    #[serde(default)]
+    profiles: BTreeMap<String, Profile>,
+}
+
+/// Another Cloudflare account (`[profiles.<name>]`): its id, token and R2 keys. A restore
+/// with `--profile <name>` writes there; the repository stays where it is.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    pub account_id: String,
+    pub api_token: Secret,
+    /// The API's base URL; the main one's when left out.
+    pub api_base_url: Option<String>,
+    pub r2_endpoint: Option<String>,
+    pub r2_access_key_id: Option<String>,
+    pub r2_secret_access_key: Option<Secret>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -75,12 +96,47 @@ pub struct Config {
     pub file: Option<PathBuf>,
     /// `read_only = true` or `CFDR_READ_ONLY=1`: every restore fails before any write is sent.
     pub read_only: bool,
+    /// KV criticality tiers by `kv/<namespace title>`: tier name → key patterns (`*` matches
+    /// any run of characters).
+    pub tiers: BTreeMap<String, BTreeMap<String, Vec<String>>>,
+    /// Other accounts a restore can write to (`--profile NAME`).
+    pub profiles: BTreeMap<String, Profile>,
+    /// The profile this configuration was switched to, if any.
+    pub profile: Option<String>,
 }
 
 /// The RPO a target is held to when none is configured.
 pub const DEFAULT_RPO: Duration = Duration::from_secs(24 * 3600);
 
 impl Config {
+    /// This configuration pointed at another account: profile `name`'s account, token, API
+    /// URL and R2 keys in place of the main ones (the repository and everything else stay).
+    pub fn with_profile(&self, name: &str) -> Result<Config, ConfigError> {
+        let p = self
+            .profiles
+            .get(name)
+            .ok_or_else(|| ConfigError::Profile {
+                name: name.to_string(),
+                known: self.profiles.keys().cloned().collect::<Vec<_>>().join(", "),
+            })?;
+        let mut c = self.clone();
+        c.account_id = Some(p.account_id.clone());
+        c.api_token = Some(p.api_token.clone());
+        if let Some(u) = &p.api_base_url {
+            c.api_base_url = u.trim_end_matches('/').to_string();
+        }
+        c.r2_endpoint = p.r2_endpoint.clone();
+        c.r2_access_key_id = p.r2_access_key_id.clone();
+        c.r2_secret_access_key = p.r2_secret_access_key.clone();
+        c.profile = Some(name.to_string());
+        Ok(c)
+    }
+
+    /// The criticality tiers configured for KV namespace `namespace` (by its title).
+    pub fn kv_tiers(&self, namespace: &str) -> Option<&BTreeMap<String, Vec<String>>> {
+        self.tiers.get(&format!("kv/{namespace}"))
+    }
+
     /// The RPO of one target (`kind` as in the repository: d1, kv, r2, sqlite).
     pub fn rpo_of(&self, kind: &str, target: &str) -> Duration {
         self.rpo
@@ -101,19 +157,25 @@ pub enum ConfigError {
     #[error(
         "{name} `{value}` is not a Cloudflare account id: it must be 32 hexadecimal characters (dashboard → Account home → Account ID)"
     )]
-    AccountId { name: &'static str, value: String },
+    AccountId { name: String, value: String },
     #[error(
         "{name} holds characters that cannot travel in an HTTP header (above U+00FF); copy the API token again"
     )]
-    Token { name: &'static str },
+    Token { name: String },
     #[error(
         "{name} is not a key: it must be 64 hexadecimal characters (32 bytes); generate one with `openssl rand -hex 32`"
     )]
     Key { name: &'static str },
     #[error("{name} `{value}` is not an http(s) URL")]
-    Url { name: &'static str, value: String },
+    Url { name: String, value: String },
     #[error("{name} `{value}` is not a recovery point objective: give a duration like 1h or 24h")]
     Rpo { name: String, value: String },
+    #[error(
+        "no profile `{name}` in the config file (profiles: {known}); add [profiles.{name}] with account_id and api_token"
+    )]
+    Profile { name: String, known: String },
+    #[error("{name}: {reason}")]
+    Tier { name: String, reason: String },
 }
 
 /// The default config file: `<platform config dir>/config.toml` (for example
@@ -178,6 +240,9 @@ impl Config {
             file: read.clone(),
             read_only: fc.read_only
                 || env("CFDR_READ_ONLY").is_some_and(|v| v != "0" && v != "false"),
+            tiers: fc.tiers,
+            profiles: fc.profiles,
+            profile: None,
         };
         let mut config = config;
         let rpo = |name: &str, value: &str| {
@@ -209,7 +274,7 @@ impl Config {
             && (id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()))
         {
             return Err(ConfigError::AccountId {
-                name: "CLOUDFLARE_ACCOUNT_ID",
+                name: "CLOUDFLARE_ACCOUNT_ID".into(),
                 value: id.clone(),
             });
         }
@@ -217,7 +282,7 @@ impl Config {
             && t.expose().chars().any(|c| c as u32 > 255)
         {
             return Err(ConfigError::Token {
-                name: "CLOUDFLARE_API_TOKEN",
+                name: "CLOUDFLARE_API_TOKEN".into(),
             });
         }
         if let Some(k) = &self.key
@@ -226,10 +291,35 @@ impl Config {
         {
             return Err(ConfigError::Key { name: "CFDR_KEY" });
         }
-        for (name, url) in [
-            ("CLOUDFLARE_API_BASE_URL", Some(&self.api_base_url)),
-            ("R2_ENDPOINT", self.r2_endpoint.as_ref()),
-        ] {
+        let mut urls = vec![
+            (
+                "CLOUDFLARE_API_BASE_URL".to_string(),
+                Some(&self.api_base_url),
+            ),
+            ("R2_ENDPOINT".to_string(), self.r2_endpoint.as_ref()),
+        ];
+        for (name, p) in &self.profiles {
+            if p.account_id.len() != 32 || !p.account_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(ConfigError::AccountId {
+                    name: format!("profiles.{name}.account_id"),
+                    value: p.account_id.clone(),
+                });
+            }
+            if p.api_token.expose().chars().any(|c| c as u32 > 255) {
+                return Err(ConfigError::Token {
+                    name: format!("profiles.{name}.api_token"),
+                });
+            }
+            urls.push((
+                format!("profiles.{name}.api_base_url"),
+                p.api_base_url.as_ref(),
+            ));
+            urls.push((
+                format!("profiles.{name}.r2_endpoint"),
+                p.r2_endpoint.as_ref(),
+            ));
+        }
+        for (name, url) in urls {
             if let Some(u) = url
                 && !(u.starts_with("http://") || u.starts_with("https://"))
             {
@@ -237,6 +327,26 @@ impl Config {
                     name,
                     value: u.clone(),
                 });
+            }
+        }
+        for (target, tiers) in &self.tiers {
+            let name = format!("tiers.\"{target}\"");
+            let bad = |reason: String| ConfigError::Tier {
+                name: name.clone(),
+                reason,
+            };
+            if !target.starts_with("kv/") || target.len() == 3 {
+                return Err(bad(
+                    "tiers are set per KV namespace: name the table \"kv/<namespace title>\""
+                        .into(),
+                ));
+            }
+            for (tier, patterns) in tiers {
+                if patterns.is_empty() || patterns.iter().any(|p| p.is_empty()) {
+                    return Err(bad(format!(
+                        "tier `{tier}` needs key patterns, like [\"user:*\", \"hof:*\"]"
+                    )));
+                }
             }
         }
         Ok(())
@@ -325,5 +435,62 @@ mod tests {
             e.to_string(),
             "CFDR_RPO `soon` is not a recovery point objective: give a duration like 1h or 24h"
         );
+    }
+
+    #[test]
+    fn a_profile_points_at_another_account_and_tiers_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.toml");
+        std::fs::write(
+            &file,
+            "repo = \"/r\"\n[profiles.staging]\naccount_id = \"feedfacefeedfacefeedfacefeedface\"\napi_token = \"tok-staging\"\n[tiers.\"kv/SESSIONS\"]\ncritical = [\"user:*\"]\n",
+        )
+        .unwrap();
+        let main = Config::from_sources(
+            &env(&[
+                ("CLOUDFLARE_ACCOUNT_ID", "0123456789abcdef0123456789abcdef"),
+                ("R2_ACCESS_KEY_ID", "main-ak"),
+            ]),
+            Some(&file),
+        )
+        .unwrap();
+        let staging = main.with_profile("staging").unwrap();
+        assert_eq!(
+            staging.account_id.as_deref(),
+            Some("feedfacefeedfacefeedfacefeedface")
+        );
+        assert_eq!(
+            staging.api_token.as_ref().map(Secret::expose),
+            Some("tok-staging")
+        );
+        assert_eq!(staging.r2_access_key_id, None, "R2 keys are per account");
+        assert_eq!(staging.repo.as_deref(), Some("/r"), "the repository stays");
+        assert_eq!(staging.profile.as_deref(), Some("staging"));
+        assert!(!format!("{main:?}").contains("tok-staging"));
+        assert_eq!(
+            main.with_profile("prod").unwrap_err().to_string(),
+            "no profile `prod` in the config file (profiles: staging); add [profiles.prod] with account_id and api_token"
+        );
+        assert_eq!(main.kv_tiers("SESSIONS").unwrap()["critical"], ["user:*"]);
+        assert!(main.kv_tiers("CACHE").is_none());
+
+        for (body, says) in [
+            (
+                "[tiers.SESSIONS]\ncritical = [\"a*\"]\n",
+                "kv/<namespace title>",
+            ),
+            (
+                "[tiers.\"kv/S\"]\ncritical = []\n",
+                "tier `critical` needs key patterns",
+            ),
+            (
+                "[profiles.x]\naccount_id = \"nope\"\napi_token = \"t\"\n",
+                "profiles.x.account_id `nope`",
+            ),
+        ] {
+            std::fs::write(&file, body).unwrap();
+            let e = Config::from_sources(&env(&[]), Some(&file)).unwrap_err();
+            assert!(e.to_string().contains(says), "{body}: {e}");
+        }
     }
 }

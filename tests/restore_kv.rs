@@ -416,3 +416,331 @@ async fn on_a_terminal_the_operator_types_the_targets_name() {
         "after the typed confirmation",
     );
 }
+
+/// A config file in `dir` with `body`, for the binary's `CFDR_CONFIG`.
+fn config_file(dir: &std::path::Path, body: &str) -> String {
+    let path = dir.join("config.toml");
+    std::fs::write(&path, body).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+const TIERS: &str = r#"
+[tiers."kv/SESSIONS"]
+critical = ["user:*", "hof:*"]
+important = ["stats:*", "recent_playlists"]
+recoverable = ["session:*"]
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tiers_restore_the_critical_keys_first_and_nothing_else() {
+    let api = common::start().await;
+    api.unlimited().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo").to_str().unwrap().to_string();
+    let config = config_file(tmp.path(), TIERS);
+    let ns = api.kv_create("SESSIONS").await;
+    let pairs = |value: &str| -> Vec<Value> {
+        (0..300)
+            .map(|i| json!({ "key": format!("user:{i:04}"), "value": value }))
+            .chain((1..=100).map(|i| json!({ "key": format!("hof:{i}"), "value": value })))
+            .chain((0..50).map(|i| json!({ "key": format!("session:{i}"), "value": value })))
+            .chain([
+                json!({ "key": "stats:user_count", "value": value }),
+                json!({ "key": "recent_playlists", "value": value }),
+                json!({ "key": "scoreboard_cache", "value": value }),
+            ])
+            .collect()
+    };
+    api.kv_put(&ns, pairs("good")).await;
+    let with_config = |args: &[&str]| {
+        let mut c = cfdr(&api, &repo, args);
+        c.env("CFDR_CONFIG", &config);
+        c
+    };
+    assert!(
+        output(with_config(&["repo", "init"]))
+            .await
+            .status
+            .success()
+    );
+    let out = output(with_config(&["backup", "kv", "SESSIONS", "--json"])).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let b = serde_json::from_slice::<Value>(&out.stdout).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let good = api.kv_dump(&ns).await;
+
+    // Everything damaged, and a stranger in a critical pattern and one outside every tier.
+    api.kv_put(&ns, pairs("bad")).await;
+    api.kv_put(
+        &ns,
+        vec![
+            json!({ "key": "user:stranger", "value": "x" }),
+            json!({ "key": "cache:stranger", "value": "x" }),
+        ],
+    )
+    .await;
+    let damaged = api.kv_dump(&ns).await;
+
+    // Bad tier names are refused before anything is read or written.
+    api.control("POST", "/__emulator/stats/reset", None).await;
+    let out = output(with_config(&["restore", &b, "--tier", "critcal", "--yes"])).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no tier `critcal`")
+            && stderr(&out).contains("critical, important, recoverable"),
+        "{}",
+        stderr(&out)
+    );
+    let out = output(cfdr(
+        &api,
+        &repo,
+        &["restore", &b, "--tier", "critical", "--yes"],
+    ))
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("[tiers.\"kv/SESSIONS\"]"),
+        "says how to configure tiers: {}",
+        stderr(&out)
+    );
+    assert_eq!(api.writes().await, 0);
+
+    let out = output(with_config(&[
+        "restore",
+        &b,
+        "--tier",
+        "critical,important",
+        "--mode",
+        "clear",
+        "--kv-batch",
+        "150",
+        "--yes",
+        "--json",
+    ]))
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let plan = &r["plan"];
+    let tiers: Vec<(String, u64)> = plan["tiers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["name"].as_str().unwrap().into(),
+                t["keys"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        tiers,
+        [("critical".to_string(), 400), ("important".to_string(), 2)]
+    );
+    // The writes in order: the critical tier's requests (150 pairs at most), then the
+    // important one's, then the delete of the critical stranger.
+    let units: Vec<(String, Vec<String>)> = plan["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            let keys = u["keys"].as_array().unwrap();
+            (
+                u["op"].as_str().unwrap().to_string(),
+                keys.iter()
+                    .map(|k| k.as_str().unwrap().to_string())
+                    .collect(),
+            )
+        })
+        .collect();
+    let critical = |k: &String| k.starts_with("user:") || k.starts_with("hof:");
+    assert_eq!(units.len(), 5, "{units:?}");
+    assert!(
+        units[..3]
+            .iter()
+            .all(|(op, k)| op == "put" && k.iter().all(critical))
+    );
+    assert_eq!(
+        units[3],
+        (
+            "put".into(),
+            vec!["recent_playlists".into(), "stats:user_count".into()]
+        )
+    );
+    assert_eq!(
+        units[4],
+        ("delete".into(), vec!["user:stranger".to_string()])
+    );
+    assert_eq!(r["report"]["outcome"], "success", "{r:#}");
+    assert_eq!(r["report"]["verification"]["checked"], 402);
+
+    // The tiers equal the backup; every other key is as the incident left it.
+    let now = api.kv_dump(&ns).await;
+    let in_tiers = |k: &str| {
+        k.starts_with("user:")
+            || k.starts_with("hof:")
+            || k == "stats:user_count"
+            || k == "recent_playlists"
+    };
+    let pick = |m: &BTreeMap<String, KvEntry>, want: bool| -> BTreeMap<String, KvEntry> {
+        m.iter()
+            .filter(|(k, _)| in_tiers(k) == want)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    };
+    common::assert_same_kv(&pick(&now, true), &pick(&good, true), "the restored tiers");
+    common::assert_same_kv(
+        &pick(&now, false),
+        &pick(&damaged, false),
+        "outside the tiers",
+    );
+
+    // Undone, the tiers are as damaged as before, and the rest still untouched.
+    let run = r["report"]["run"].as_str().unwrap();
+    let out = output(with_config(&["restore", "--undo", run, "--yes", "--json"])).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    common::assert_same_kv(&api.kv_dump(&ns).await, &damaged, "after the undo");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_profile_restores_into_another_account_and_its_runs_stay_there() {
+    let main = common::start().await;
+    main.unlimited().await;
+    let other = common::start_with(cfdr::emulator::EmulatorConfig {
+        account_id: "feedfacefeedfacefeedfacefeedface".into(),
+        token: "the-other-accounts-token".into(),
+        ..cfdr::emulator::EmulatorConfig::ephemeral()
+    })
+    .await;
+    other.unlimited().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo").to_str().unwrap().to_string();
+    let config = config_file(
+        tmp.path(),
+        &format!(
+            "[profiles.staging]\naccount_id = \"{}\"\napi_token = \"{}\"\napi_base_url = \"{}\"\n",
+            other.emu.account_id, other.emu.token, other.emu.api_url
+        ),
+    );
+    let ns = seed(&main, "SESSIONS", 500).await;
+    let with_config = |args: &[&str]| {
+        let mut c = cfdr(&main, &repo, args);
+        c.env("CFDR_CONFIG", &config);
+        c
+    };
+    assert!(
+        output(with_config(&["repo", "init"]))
+            .await
+            .status
+            .success()
+    );
+    let b = ok_json(&main, &repo, &["backup", "kv", "SESSIONS", "--json"]).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let original = main.kv_dump(&ns).await;
+
+    let out = output(with_config(&[
+        "restore",
+        &b,
+        "--profile",
+        "nowhere",
+        "--yes",
+    ]))
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("no profile `nowhere`") && stderr(&out).contains("staging"));
+
+    // Into the other account: a new namespace there, the main account untouched.
+    main.control("POST", "/__emulator/stats/reset", None).await;
+    let first = ok(with_config(&[
+        "restore",
+        &b,
+        "--profile",
+        "staging",
+        "--yes",
+        "--json",
+    ]))
+    .await;
+    assert_eq!(first["report"]["outcome"], "success", "{first:#}");
+    assert_eq!(first["plan"]["profile"], "staging");
+    let copy = first["report"]["target"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    common::assert_same_kv(
+        &other.kv_dump(&copy).await,
+        &original,
+        "the other account's copy",
+    );
+    assert_eq!(
+        main.writes().await,
+        0,
+        "nothing is written to the main account"
+    );
+
+    // Damaged there and restored again: the snapshot is of the other account's namespace, and
+    // the undo (no --profile given) goes back to that account by itself.
+    other
+        .kv_put(
+            &copy,
+            vec![json!({ "key": "user:00001", "value": "staging edit" })],
+        )
+        .await;
+    let edited = other.kv_dump(&copy).await;
+    let second = ok(with_config(&[
+        "restore",
+        &b,
+        "--profile",
+        "staging",
+        "--yes",
+        "--json",
+    ]))
+    .await;
+    assert_eq!(second["report"]["outcome"], "success", "{second:#}");
+    let run = second["report"]["run"].as_str().unwrap();
+    let snapshot = second["report"]["snapshot"].as_str().unwrap();
+    let shown = output(with_config(&["backups", "show", snapshot, "--json"])).await;
+    let shown: Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(
+        shown["manifest"]["target"]["account"],
+        other.emu.account_id.as_str(),
+        "{shown:#}"
+    );
+    let mismatch = output(with_config(&[
+        "restore",
+        "--undo",
+        run,
+        "--profile",
+        "other",
+        "--yes",
+    ]))
+    .await;
+    assert_eq!(mismatch.status.code(), Some(2));
+    let undo = ok(with_config(&["restore", "--undo", run, "--yes", "--json"])).await;
+    assert_eq!(undo["report"]["outcome"], "success", "{undo:#}");
+    common::assert_same_kv(
+        &other.kv_dump(&copy).await,
+        &edited,
+        "undone in the other account",
+    );
+    assert_eq!(
+        main.writes().await,
+        0,
+        "still nothing written to the main account"
+    );
+    common::assert_same_kv(
+        &main.kv_dump(&ns).await,
+        &original,
+        "the main account's namespace",
+    );
+}
+
+/// Runs `c` and returns its stdout as JSON; a failure panics with its stderr.
+async fn ok(c: Command) -> Value {
+    let args = format!("{:?}", c.get_args().collect::<Vec<_>>());
+    let out = output(c).await;
+    assert!(out.status.success(), "{args}: {}", stderr(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}

@@ -10,7 +10,7 @@ use crate::progress::Progress;
 use crate::repo::manifest;
 
 use super::context::{RepoArgs, print_json};
-use super::restore::{Net, Session, carry_out, check_waiver};
+use super::restore::{Account, Net, Session, carry_out, check_waiver};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum D1Command {
@@ -52,6 +52,8 @@ pub struct TimeTravelArgs {
     json: bool,
     #[command(flatten)]
     net: Net,
+    #[command(flatten)]
+    account: Account,
     #[command(flatten)]
     repo: RepoArgs,
 }
@@ -107,7 +109,7 @@ pub async fn run(cmd: D1Command) -> anyhow::Result<()> {
     if let Some(at) = args.at {
         time_travel::check_time(at, OffsetDateTime::now_utc())?;
     }
-    let session = Session::open(&args.repo, &args.net).await?;
+    let session = Session::open(&args.repo, &args.net, &args.account, None).await?;
     let env = session.env();
     let bookmark = match &args.backup {
         Some(id) => {

@@ -41,6 +41,20 @@ const BUILD_LIMIT: u32 = 1_000_000;
 /// one to four hours (and due).
 const RPO: [(&str, u64); 2] = [("d1/support-portal", 3600), ("kv/SESSIONS", 4 * 3600)];
 
+/// The criticality tiers of the demo's SESSIONS namespace (`cfdr restore … --tier critical`).
+const SESSIONS_TIERS: [(&str, &[&str]); 4] = [
+    ("critical", &["user:*", "user_stats:*", "hof:*"]),
+    (
+        "important",
+        &["stats:*", "recent_playlists", "analytics:daily:*"],
+    ),
+    ("recoverable", &["session:*"]),
+    (
+        "transient",
+        &["scoreboard_cache", "scan_progress:*", "analytics:event:*"],
+    ),
+];
+
 /// A target of the demo's history: what to back up and how many hours ago its newest backup
 /// is dated (the two older rounds are a day and two days before that).
 fn plan(sqlite: &std::path::Path) -> Vec<(What, f64)> {
@@ -213,6 +227,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     for (target, secs) in RPO {
         config.rpo.insert(target.into(), Duration::from_secs(secs));
     }
+    config.tiers.insert(
+        "kv/SESSIONS".into(),
+        SESSIONS_TIERS
+            .iter()
+            .map(|(t, p)| (t.to_string(), p.iter().map(|p| p.to_string()).collect()))
+            .collect(),
+    );
     let builder = Client::new(
         &config.api_base_url,
         &emu.account_id,

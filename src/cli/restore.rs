@@ -66,13 +66,27 @@ pub struct RestoreArgs {
     /// KV: pairs a bulk write carries (1 to 10,000; fewer make smaller requests).
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u16).range(1..=10_000))]
     kv_batch: u16,
+    /// KV: only keys in these criticality tiers (key patterns configured under
+    /// [tiers."kv/<namespace>"]), restored tier by tier in the order given.
+    #[arg(long, value_delimiter = ',', value_name = "TIER,…")]
+    tier: Vec<String>,
     /// Print the plan (with --dry-run) or the plan and the report as JSON.
     #[arg(long)]
     json: bool,
     #[command(flatten)]
     net: Net,
     #[command(flatten)]
+    account: Account,
+    #[command(flatten)]
     repo: RepoArgs,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub(super) struct Account {
+    /// Work in another account: the config file's [profiles.NAME] (its account id, API token
+    /// and R2 keys); the repository stays the same. A resume or an undo uses its run's.
+    #[arg(long, value_name = "NAME")]
+    profile: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -92,6 +106,8 @@ pub struct DiffArgs {
     json: bool,
     #[command(flatten)]
     net: Net,
+    #[command(flatten)]
+    account: Account,
     #[command(flatten)]
     repo: RepoArgs,
 }
@@ -140,9 +156,27 @@ pub(super) struct Session {
 }
 
 impl Session {
-    pub(super) async fn open(repo: &RepoArgs, net: &Net) -> anyhow::Result<Session> {
+    /// The repository (as the main configuration says) and the Cloudflare account of
+    /// `account`'s profile — or, when it names none and `run` is given, of that run's.
+    pub(super) async fn open(
+        repo: &RepoArgs,
+        net: &Net,
+        account: &Account,
+        run: Option<&str>,
+    ) -> anyhow::Result<Session> {
         let config = Config::load().map_err(|e| Failure::usage(e.to_string()))?;
         let repo = context::open(repo).await?;
+        let profile = match (&account.profile, run) {
+            (Some(p), _) => Some(p.clone()),
+            (None, Some(run)) => restore::load(&repo, run).await?.plan.profile,
+            (None, None) => None,
+        };
+        let config = match profile {
+            Some(p) => config
+                .with_profile(&p)
+                .map_err(|e| Failure::usage(e.to_string()))?,
+            None => config,
+        };
         let client = net.client(&config)?;
         Ok(Session {
             config,
@@ -183,7 +217,14 @@ pub async fn run(args: RestoreArgs) -> anyhow::Result<()> {
     {
         return Err(Failure::usage("--prefix is empty; leave it out to restore every key").into());
     }
-    let session = Session::open(&args.repo, &args.net).await?;
+    if args.tier.iter().any(|t| t.trim().is_empty()) {
+        return Err(Failure::usage(
+            "--tier holds an empty name; list tiers separated by commas, most critical first, e.g. --tier critical,important",
+        )
+        .into());
+    }
+    let run = args.resume.as_deref().or(args.undo.as_deref());
+    let session = Session::open(&args.repo, &args.net, &args.account, run).await?;
     let env = session.env();
     let progress = Progress::new("restore", super::progress::sink(args.json));
     if let Some(run) = &args.resume {
@@ -211,6 +252,11 @@ pub async fn run(args: RestoreArgs) -> anyhow::Result<()> {
             retry: args.net.retry(),
             time_travel: None,
             batch_bytes: (args.method == "batched").then_some(usize::from(args.batch_kib) * 1024),
+            tiers: if args.tier.is_empty() {
+                restore::Tiers::All
+            } else {
+                restore::Tiers::Named(args.tier.clone())
+            },
         },
     };
     carry_out(&env, &req, args.yes, args.json, args.net.retry(), &progress).await
@@ -316,6 +362,17 @@ pub fn print_plan(plan: &Plan, out: &mut impl std::io::Write) -> std::io::Result
                 .map(|p| format!(", prefix `{p}`"))
                 .unwrap_or_default()
         )?;
+        if let Some(p) = &plan.profile {
+            writeln!(out, "  account: profile `{p}`")?;
+        }
+        if !plan.tiers.is_empty() {
+            let tiers: Vec<String> = plan
+                .tiers
+                .iter()
+                .map(|t| format!("{} ({} keys: {})", t.name, t.keys, t.patterns.join(" ")))
+                .collect();
+            writeln!(out, "  tiers, in this order: {}", tiers.join(", then "))?;
+        }
         match &plan.d1 {
             Some(d1) => print_tables(d1, Some(c.write_bytes), out)?,
             None => writeln!(
@@ -480,7 +537,7 @@ fn finish(plan: Option<&Plan>, r: &Report, json: bool) -> anyhow::Result<()> {
 }
 
 pub async fn diff(args: DiffArgs) -> anyhow::Result<()> {
-    let session = Session::open(&args.repo, &args.net).await?;
+    let session = Session::open(&args.repo, &args.net, &args.account, None).await?;
     let env = session.env();
     let progress = Progress::new("diff", super::progress::sink(args.json));
     let prefix = args.prefix.as_deref().filter(|p| !p.is_empty());

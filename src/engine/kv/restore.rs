@@ -1,9 +1,12 @@
 //! KV restore and compare, the pure part: what a restore changes (a backup's entries against
-//! the live namespace's, under a prefix, in a mode), the units it writes (bulk writes of at
-//! most 10,000 pairs and 100 MB, bulk deletes of at most 10,000 keys), and how a namespace
-//! differs from what it should hold. The I/O lives in `ops::restore`.
+//! the live namespace's, under a prefix and in criticality tiers, in a mode), the units it
+//! writes (bulk writes of at most 10,000 pairs and 100 MB, tier by tier, then bulk deletes of
+//! at most 10,000 keys), and how a namespace differs from what it should hold. The I/O lives
+//! in `ops::restore`.
 
 use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
 
 use super::State;
 use crate::cloudflare::kv::{MIN_TTL_SECS, Pair};
@@ -38,16 +41,79 @@ pub fn same(a: &Pair, b: &Pair) -> bool {
             == b.metadata.as_ref().filter(|m| !m.is_null())
 }
 
-/// Compares the backup with the target under `prefix`, as of `now` (Unix seconds).
-pub fn diff(
-    backup: &Entries,
-    live: &Entries,
-    prefix: Option<&str>,
-    mode: Mode,
-    now: i64,
-) -> Changes {
+/// A criticality tier: its name and the key patterns it holds (`*` matches any run of
+/// characters, anything else itself).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tier {
+    pub name: String,
+    pub patterns: Vec<String>,
+    /// Keys of this tier the plan writes.
+    #[serde(default)]
+    pub keys: u64,
+}
+
+/// Whether `key` matches `pattern`, where `*` stands for any run of characters (none
+/// included) and every other character for itself.
+pub fn glob(pattern: &str, key: &str) -> bool {
+    let (p, k) = (pattern.as_bytes(), key.as_bytes());
+    let (mut i, mut j) = (0, 0);
+    // Where the last `*` was, and the key position it was tried at.
+    let mut star: Option<(usize, usize)> = None;
+    while j < k.len() {
+        if i < p.len() && p[i] == b'*' {
+            star = Some((i, j));
+            i += 1;
+        } else if i < p.len() && p[i] == k[j] {
+            i += 1;
+            j += 1;
+        } else if let Some((si, sj)) = star {
+            // Let the star take one more byte.
+            i = si + 1;
+            j = sj + 1;
+            star = Some((si, sj + 1));
+        } else {
+            return false;
+        }
+    }
+    p[i..].iter().all(|&c| c == b'*')
+}
+
+/// Which keys a restore covers: those under the prefix and, when tiers are given, in one of
+/// them; restored in the tiers' order.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Scope<'a> {
+    pub prefix: Option<&'a str>,
+    pub tiers: &'a [Tier],
+}
+
+impl<'a> Scope<'a> {
+    pub fn new(prefix: Option<&'a str>, tiers: &'a [Tier]) -> Self {
+        Self { prefix, tiers }
+    }
+
+    /// The key's place in the restore's order (the first tier that holds it), or `None` when
+    /// the restore does not cover it.
+    pub fn rank(&self, key: &str) -> Option<usize> {
+        if !under(self.prefix, key) {
+            return None;
+        }
+        if self.tiers.is_empty() {
+            return Some(0);
+        }
+        self.tiers
+            .iter()
+            .position(|t| t.patterns.iter().any(|p| glob(p, key)))
+    }
+
+    pub fn covers(&self, key: &str) -> bool {
+        self.rank(key).is_some()
+    }
+}
+
+/// Compares the backup with the target within `scope`, as of `now` (Unix seconds).
+pub fn diff(backup: &Entries, live: &Entries, scope: Scope<'_>, mode: Mode, now: i64) -> Changes {
     let mut c = Changes::default();
-    for (key, want) in backup.iter().filter(|(k, _)| under(prefix, k)) {
+    for (key, want) in backup.iter().filter(|(k, _)| scope.covers(k)) {
         if want
             .expiration
             .is_some_and(|x| x < now + EXPIRY_MARGIN_SECS)
@@ -68,7 +134,7 @@ pub fn diff(
     if mode == Mode::Clear {
         c.remove.extend(
             live.keys()
-                .filter(|k| under(prefix, k) && !backup.contains_key(*k))
+                .filter(|k| scope.covers(k) && !backup.contains_key(*k))
                 .cloned(),
         );
         c.remove.sort();
@@ -83,22 +149,36 @@ fn encoded_len(p: &Pair) -> usize {
         .unwrap_or(usize::MAX / 2)
 }
 
-/// The units of a restore: writes in key order, packed up to the bulk limits, then deletes.
-/// `max_items`/`max_bytes` are the contract's limits (smaller in tests).
-pub fn units(changes: &Changes, backup: &Entries, max_items: usize, max_bytes: usize) -> Vec<Unit> {
-    let mut writes: Vec<&String> = changes.add.iter().chain(&changes.change).collect();
+/// The units of a restore: writes tier by tier (a tier's keys in key order, no request
+/// holding two tiers), packed up to the bulk limits, then deletes. `max_items`/`max_bytes`
+/// are the contract's limits (smaller in tests).
+pub fn units(
+    changes: &Changes,
+    backup: &Entries,
+    scope: Scope<'_>,
+    max_items: usize,
+    max_bytes: usize,
+) -> Vec<Unit> {
+    let mut writes: Vec<(usize, &String)> = changes
+        .add
+        .iter()
+        .chain(&changes.change)
+        .map(|k| (scope.rank(k).unwrap_or(usize::MAX), k))
+        .collect();
     writes.sort();
     let mut out = Vec::new();
     let mut keys = Vec::new();
     let mut bytes = 2; // the array's brackets
-    for key in writes {
+    let mut tier = writes.first().map_or(0, |w| w.0);
+    for (rank, key) in writes {
         let n = backup.get(key).map(encoded_len).unwrap_or(0);
-        if !keys.is_empty() && (keys.len() == max_items || bytes + n > max_bytes) {
+        if !keys.is_empty() && (rank != tier || keys.len() == max_items || bytes + n > max_bytes) {
             out.push(Unit::Put {
                 keys: std::mem::take(&mut keys),
             });
             bytes = 2;
         }
+        tier = rank;
         keys.push(key.clone());
         bytes += n;
     }
@@ -113,13 +193,13 @@ pub fn units(changes: &Changes, backup: &Entries, max_items: usize, max_bytes: u
     out
 }
 
-/// How `live` differs from `want` under `prefix`. `exact`: keys in `live` that `want` lacks are
-/// differences too (a clear restore, `cfdr diff`); otherwise only `want`'s keys are checked.
-/// `ignore` lists keys not to check (kept by a skip restore, expired in the backup).
+/// How `live` differs from `want` within `scope`. `exact`: keys in `live` that `want` lacks
+/// are differences too (a clear restore, `cfdr diff`); otherwise only `want`'s keys are
+/// checked. `ignore` lists keys not to check (kept by a skip restore, expired in the backup).
 pub fn compare(
     want: &Entries,
     live: &Entries,
-    prefix: Option<&str>,
+    scope: Scope<'_>,
     exact: bool,
     ignore: &std::collections::BTreeSet<String>,
 ) -> Vec<Difference> {
@@ -130,7 +210,7 @@ pub fn compare(
     };
     for (key, w) in want
         .iter()
-        .filter(|(k, _)| under(prefix, k) && !ignore.contains(*k))
+        .filter(|(k, _)| scope.covers(k) && !ignore.contains(*k))
     {
         match live.get(key) {
             None => out.push(diff(key, "missing")),
@@ -143,7 +223,7 @@ pub fn compare(
     if exact {
         out.extend(
             live.keys()
-                .filter(|k| under(prefix, k) && !want.contains_key(*k) && !ignore.contains(*k))
+                .filter(|k| scope.covers(k) && !want.contains_key(*k) && !ignore.contains(*k))
                 .map(|k| diff(k, "extra")),
         );
         out.sort_by(|a, b| a.key.cmp(&b.key));
@@ -196,7 +276,13 @@ mod tests {
             pair("b:2", "2"),
         ]);
 
-        let o = diff(&backup, &live, Some("a:"), Mode::Overwrite, now);
+        let o = diff(
+            &backup,
+            &live,
+            Scope::new(Some("a:"), &[]),
+            Mode::Overwrite,
+            now,
+        );
         assert_eq!(o.add, ["a:later"]);
         assert_eq!(o.change, ["a:2", "a:3"]);
         assert_eq!(
@@ -204,20 +290,26 @@ mod tests {
             (1, vec!["a:soon".to_string()], vec![])
         );
 
-        let s = diff(&backup, &live, Some("a:"), Mode::Skip, now);
+        let s = diff(&backup, &live, Scope::new(Some("a:"), &[]), Mode::Skip, now);
         assert_eq!(
             (s.add.len(), s.change.len(), s.kept.clone()),
             (1, 0, vec!["a:2".to_string(), "a:3".to_string()])
         );
 
-        let c = diff(&backup, &live, Some("a:"), Mode::Clear, now);
+        let c = diff(
+            &backup,
+            &live,
+            Scope::new(Some("a:"), &[]),
+            Mode::Clear,
+            now,
+        );
         assert_eq!(
             c.remove,
             ["a:extra", "a:soon"],
             "outside the prefix nothing goes: b:2 stays"
         );
 
-        let all = diff(&backup, &live, None, Mode::Clear, now);
+        let all = diff(&backup, &live, Scope::default(), Mode::Clear, now);
         assert_eq!(all.add, ["a:later", "b:1"]);
         assert!(all.remove.contains(&"b:2".to_string()));
     }
@@ -233,7 +325,7 @@ mod tests {
             remove: (0..7).map(|i| format!("gone{i}")).collect(),
             ..Default::default()
         };
-        let by_count = units(&changes, &backup, 10, usize::MAX);
+        let by_count = units(&changes, &backup, Scope::default(), 10, usize::MAX);
         let sizes: Vec<usize> = by_count
             .iter()
             .map(|u| match u {
@@ -242,7 +334,7 @@ mod tests {
             .collect();
         assert_eq!(sizes, [10, 10, 5, 7]);
         // One pair encodes to 46 bytes: 100 bytes of array hold two.
-        let by_bytes = units(&changes, &backup, 10_000, 100);
+        let by_bytes = units(&changes, &backup, Scope::default(), 10_000, 100);
         assert!(
             by_bytes
                 .iter()
@@ -275,7 +367,7 @@ mod tests {
         b.expiration = Some(5);
         let live = set(&[pair("a", "1"), b, pair("d", "4")]);
         let none = Default::default();
-        let d = compare(&want, &live, None, true, &none);
+        let d = compare(&want, &live, Scope::default(), true, &none);
         let got: Vec<(String, String)> = d.into_iter().map(|d| (d.key, d.what)).collect();
         assert_eq!(
             got,
@@ -285,6 +377,74 @@ mod tests {
                 ("d".into(), "extra".into())
             ]
         );
-        assert_eq!(compare(&want, &live, None, false, &none).len(), 2);
+        assert_eq!(
+            compare(&want, &live, Scope::default(), false, &none).len(),
+            2
+        );
+    }
+
+    #[test]
+    fn glob_matches_stars_and_nothing_else() {
+        for (p, k, want) in [
+            ("user:*", "user:42", true),
+            ("user:*", "user:", true),
+            ("user:*", "user_stats:42", false),
+            ("user:*", "xuser:1", false),
+            ("scoreboard_cache", "scoreboard_cache", true),
+            ("scoreboard_cache", "scoreboard_cache2", false),
+            ("analytics:*:2026-*", "analytics:daily:2026-11-30", true),
+            ("analytics:*:2026-*", "analytics:daily:2025-11-30", false),
+            ("*", "", true),
+            ("a*b*c", "aXbYbZc", true),
+            ("a*b*c", "aXbYbZ", false),
+            ("ü*", "über", true),
+            ("a?", "ab", false),
+        ] {
+            assert_eq!(glob(p, k), want, "{p} ~ {k}");
+        }
+    }
+
+    fn tier(name: &str, patterns: &[&str]) -> Tier {
+        Tier {
+            name: name.into(),
+            patterns: patterns.iter().map(|p| p.to_string()).collect(),
+            keys: 0,
+        }
+    }
+
+    #[test]
+    fn tiers_choose_keys_and_order_the_writes() {
+        let tiers = [
+            tier("critical", &["user:*", "hof:*"]),
+            tier("important", &["stats:*", "user:*"]),
+        ];
+        let scope = Scope::new(None, &tiers);
+        assert_eq!(scope.rank("user:1"), Some(0), "the first tier listed wins");
+        assert_eq!(scope.rank("stats:n"), Some(1));
+        assert_eq!(scope.rank("session:x"), None);
+        let backup = set(&[
+            pair("hof:1", "h"),
+            pair("session:x", "s"),
+            pair("stats:n", "5"),
+            pair("user:1", "u"),
+            pair("user:2", "u"),
+        ]);
+        let live = set(&[pair("session:y", "old"), pair("stats:old", "1")]);
+        let c = diff(&backup, &live, scope, Mode::Clear, 0);
+        assert_eq!(c.add, ["hof:1", "stats:n", "user:1", "user:2"]);
+        assert_eq!(c.remove, ["stats:old"], "outside the tiers nothing goes");
+        let u = units(&c, &backup, scope, 10, usize::MAX);
+        let keys: Vec<Vec<String>> = u.iter().map(|u| u.keys().to_vec()).collect();
+        assert_eq!(
+            keys,
+            [
+                vec!["hof:1".to_string(), "user:1".into(), "user:2".into()],
+                vec!["stats:n".into()],
+                vec!["stats:old".into()],
+            ],
+            "critical first, then important, in requests of one tier each; deletes last"
+        );
+        let prefixed = Scope::new(Some("user:"), &tiers);
+        assert_eq!(prefixed.rank("hof:1"), None, "prefix and tiers both apply");
     }
 }

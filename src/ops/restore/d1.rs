@@ -312,6 +312,8 @@ pub async fn plan(
         d1: Some(d1),
         time_travel: None,
         batch_bytes: req.batch_bytes,
+        tiers: Vec::new(),
+        profile: None,
     };
     Ok((plan, data))
 }

@@ -6,12 +6,12 @@
 use std::collections::BTreeSet;
 
 use super::{
-    Counts, Plan, Report, Request, Requests, RunState, Snapshot, Status, TargetRef, Unit,
-    Verification, save,
+    Counts, Plan, Report, Request, Requests, RunState, Snapshot, Status, TargetRef, Tier, Tiers,
+    Unit, Verification, save,
 };
 use crate::cloudflare::Client;
 use crate::cloudflare::kv::{MAX_BULK_BYTES, MAX_BULK_ITEMS, Pair, encode_pairs};
-use crate::engine::kv::restore::{self as engine, Entries, Mode};
+use crate::engine::kv::restore::{self as engine, Entries, Mode, Scope};
 use crate::ops::backup::{self, Env, What};
 use crate::ops::{Error, Result};
 use crate::progress::Progress;
@@ -68,6 +68,49 @@ fn read_cost(n: u64, single: u64) -> u64 {
     lists + gets + single
 }
 
+/// The tiers a request names, with their key patterns from the configuration of the backed-up
+/// namespace (`[tiers."kv/<title>"]`), in the order given.
+fn tiers(env: &Env<'_>, m: &Manifest, req: &Request) -> Result<Vec<Tier>> {
+    let names = match &req.tiers {
+        Tiers::All => return Ok(Vec::new()),
+        Tiers::Exact(t) => return Ok(t.clone()),
+        Tiers::Named(n) => n,
+    };
+    let ns = &m.target.name;
+    let Some(configured) = env.config.kv_tiers(ns) else {
+        return Err(Error::usage(format!(
+            "no criticality tiers are configured for KV namespace `{ns}`: add a [tiers.\"kv/{ns}\"] table to {} (for example critical = [\"user:*\", \"hof:*\"]), or leave --tier out",
+            env.config
+                .file
+                .as_ref()
+                .map_or("the config file".to_string(), |f| format!(
+                    "`{}`",
+                    f.display()
+                ))
+        )));
+    };
+    let mut out: Vec<Tier> = Vec::new();
+    for name in names {
+        let patterns = configured.get(name).ok_or_else(|| {
+            Error::usage(format!(
+                "KV namespace `{ns}` has no tier `{name}`; its tiers are {}",
+                configured.keys().cloned().collect::<Vec<_>>().join(", ")
+            ))
+        })?;
+        if out.iter().any(|t| &t.name == name) {
+            return Err(Error::usage(format!(
+                "--tier names `{name}` twice; list each tier once, most critical first"
+            )));
+        }
+        out.push(Tier {
+            name: name.clone(),
+            patterns: patterns.clone(),
+            keys: 0,
+        });
+    }
+    Ok(out)
+}
+
 fn now_secs() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
@@ -91,13 +134,15 @@ pub async fn plan(
     };
     let at = now_secs();
     let prefix = req.prefix.as_deref().filter(|p| !p.is_empty());
-    let changes = engine::diff(&data.backup, &live, prefix, req.mode, at);
+    let mut tiers = tiers(env, m, req)?;
+    let scope = Scope::new(prefix, &tiers);
+    let changes = engine::diff(&data.backup, &live, scope, req.mode, at);
     let batch = if req.kv_batch == 0 {
         MAX_BULK_ITEMS
     } else {
         req.kv_batch.min(MAX_BULK_ITEMS)
     };
-    let units = engine::units(&changes, &data.backup, batch, MAX_BULK_BYTES);
+    let units = engine::units(&changes, &data.backup, scope, batch, MAX_BULK_BYTES);
     let counts = Counts {
         added: changes.add.len() as u64,
         changed: changes.change.len() as u64,
@@ -126,10 +171,7 @@ pub async fn plan(
     let written: BTreeSet<&String> = changes.add.iter().chain(&changes.change).collect();
     let mut after = 0u64;
     let mut after_single = 0u64;
-    for (k, p) in live
-        .iter()
-        .filter(|(k, _)| prefix.is_none_or(|pre| k.starts_with(pre)))
-    {
+    for (k, p) in live.iter().filter(|(k, _)| scope.covers(k)) {
         if removed.contains(k) || written.contains(k) {
             continue;
         }
@@ -164,6 +206,12 @@ pub async fn plan(
     requests.total = requests.by_step.values().sum();
     requests.budget_wait_secs = client.budget.wait_for(requests.total).as_secs_f64();
 
+    let ranks: Vec<usize> = written.iter().filter_map(|k| scope.rank(k)).collect();
+    for r in ranks {
+        if let Some(t) = tiers.get_mut(r) {
+            t.keys += 1;
+        }
+    }
     let mut kept_keys = changes.kept.clone();
     kept_keys.sort();
     let plan = Plan {
@@ -186,6 +234,8 @@ pub async fn plan(
         d1: None,
         time_travel: None,
         batch_bytes: None,
+        tiers,
+        profile: None,
     };
     Ok((plan, data))
 }
@@ -294,6 +344,7 @@ async fn verify(
     progress: &Progress,
 ) -> Result<Verification> {
     let prefix = plan.prefix.as_deref();
+    let scope = Scope::new(prefix, &plan.tiers);
     let live = read(client, ns, prefix, concurrency, &progress.job("verify")).await?;
     let expired: BTreeSet<&String> = plan.expired_keys.iter().collect();
     let want: Entries = data
@@ -306,21 +357,20 @@ async fn verify(
     if plan.mode != Mode::Clear {
         ignore.extend(plan.expired_keys.iter().cloned());
     }
-    let differences = engine::compare(&want, &live, prefix, plan.mode == Mode::Clear, &ignore);
-    Ok(verification(&want, &live, prefix, differences))
+    let differences = engine::compare(&want, &live, scope, plan.mode == Mode::Clear, &ignore);
+    Ok(verification(&want, &live, scope, differences))
 }
 
 fn verification(
     want: &Entries,
     live: &Entries,
-    prefix: Option<&str>,
+    scope: Scope<'_>,
     differences: Vec<engine::Difference>,
 ) -> Verification {
-    let under = |k: &String| prefix.is_none_or(|p| k.starts_with(p));
     let checked = want
         .keys()
         .chain(live.keys().filter(|k| !want.contains_key(*k)))
-        .filter(|k| under(k))
+        .filter(|k| scope.covers(k))
         .count() as u64;
     Verification::of(checked, differences)
 }
@@ -352,7 +402,8 @@ pub async fn diff(
         .into_iter()
         .filter(|(_, p)| p.expiration.is_none_or(|x| x > now))
         .collect();
-    let differences = engine::compare(&want, &live, prefix, true, &BTreeSet::new());
-    let v = verification(&want, &live, prefix, differences);
+    let scope = Scope::new(prefix, &[]);
+    let differences = engine::compare(&want, &live, scope, true, &BTreeSet::new());
+    let v = verification(&want, &live, scope, differences);
     Ok((target, v))
 }

@@ -16,7 +16,7 @@ pub mod time_travel;
 use serde::{Deserialize, Serialize};
 
 pub use crate::engine::d1::restore::{Action as TableAction, D1Plan};
-pub use crate::engine::kv::restore::{Difference, Mode, Unit};
+pub use crate::engine::kv::restore::{Difference, Mode, Tier, Unit};
 
 use super::backup::Env;
 use super::{Error, Result};
@@ -62,6 +62,20 @@ pub struct Request {
     /// D1: through the query API in requests of at most this many bytes of SQL (within D1's
     /// limits), instead of the import API.
     pub batch_bytes: Option<usize>,
+    /// KV: only keys in these criticality tiers, restored tier by tier.
+    pub tiers: Tiers,
+}
+
+/// Which criticality tiers a KV restore covers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Tiers {
+    /// Every key (under the prefix).
+    #[default]
+    All,
+    /// These tiers of the namespace's configuration (`[tiers."kv/<namespace>"]`), in order.
+    Named(Vec<String>),
+    /// These tiers exactly (an undo repeats its run's).
+    Exact(Vec<Tier>),
 }
 
 /// A D1 database put back in place to a bookmark.
@@ -212,6 +226,12 @@ pub struct Plan {
     /// bytes of SQL, one unit a request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch_bytes: Option<usize>,
+    /// KV: the criticality tiers restored, in order, with the keys each writes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tiers: Vec<Tier>,
+    /// The config's profile whose account the target is in (`None`: the main account).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
 }
 
 impl Plan {
@@ -379,6 +399,9 @@ pub async fn plan(env: &Env<'_>, req: &Request, progress: &Progress) -> Result<P
     if !req.dry_run {
         refuse_read_only(env)?;
     }
+    if let Some(undone) = &req.undo_of {
+        same_account(env, &load(env.repo, undone).await?.plan)?;
+    }
     let run = manifest::new_id(time::OffsetDateTime::now_utc());
     if let Some(tt) = &req.time_travel {
         let client = cloudflare(env)?;
@@ -391,7 +414,7 @@ pub async fn plan(env: &Env<'_>, req: &Request, progress: &Progress) -> Result<P
         let planned = time_travel::plan(env, client, m.as_ref(), target, run, tt, req, progress)
             .await
             .map(|(p, d)| (p, Data::TimeTravel(d)));
-        return held(lock, planned).await;
+        return held(env, lock, planned).await;
     }
     let m = env.repo.manifest(&req.backup).await?;
     if !req.tables.is_empty() && m.kind != Kind::D1 {
@@ -404,6 +427,13 @@ pub async fn plan(env: &Env<'_>, req: &Request, progress: &Progress) -> Result<P
             } else {
                 ""
             }
+        )));
+    }
+    if req.tiers != Tiers::All && m.kind != Kind::Kv {
+        return Err(Error::usage(format!(
+            "--tier is for KV backups (criticality tiers are key patterns); backup `{}` is a {} backup: leave --tier out",
+            m.id,
+            m.kind.as_str()
         )));
     }
     if req.batch_bytes.is_some() && m.kind != Kind::D1 {
@@ -435,7 +465,28 @@ pub async fn plan(env: &Env<'_>, req: &Request, progress: &Progress) -> Result<P
             .await
             .map(|(p, d)| (p, Data::Kv(d))),
     };
-    held(lock, planned).await
+    held(env, lock, planned).await
+}
+
+/// A run is resumed or undone in the account it wrote to: the same profile, or none.
+fn same_account(env: &Env<'_>, plan: &Plan) -> Result<()> {
+    if env.config.profile == plan.profile {
+        return Ok(());
+    }
+    let flag = |p: &Option<String>| match p {
+        Some(p) => format!("--profile {p}"),
+        None => "no --profile".to_string(),
+    };
+    Err(Error::usage(format!(
+        "run `{}` wrote to {} in the account of {}; run it again with {}",
+        plan.run,
+        plan.target.label(),
+        match &plan.profile {
+            Some(p) => format!("profile `{p}`"),
+            None => "the main configuration".to_string(),
+        },
+        flag(&plan.profile)
+    )))
 }
 
 /// The target's restore lock for run `run`, unless the request is a dry run (which takes none).
@@ -453,10 +504,18 @@ async fn lock_unless_dry(
     ))
 }
 
-/// A plan made under `lock`; when planning failed, the lock is released.
-async fn held(lock: Option<Lease>, planned: Result<(Plan, Data)>) -> Result<Planned> {
+/// A plan made under `lock` in the account `env` points to; when planning failed, the lock
+/// is released.
+async fn held(
+    env: &Env<'_>,
+    lock: Option<Lease>,
+    planned: Result<(Plan, Data)>,
+) -> Result<Planned> {
     match planned {
-        Ok((plan, data)) => Ok(Planned { plan, lock, data }),
+        Ok((mut plan, data)) => {
+            plan.profile = env.config.profile.clone();
+            Ok(Planned { plan, lock, data })
+        }
         Err(e) => {
             if let Some(l) = lock {
                 let _ = l.release().await;
@@ -539,6 +598,7 @@ pub async fn resume(
 ) -> Result<Report> {
     refuse_read_only(env)?;
     let state = load(env.repo, id).await?;
+    same_account(env, &state.plan)?;
     if state.status == Status::Done
         && let Some(r) = report_of(env.repo, id).await?
     {
@@ -645,5 +705,10 @@ pub async fn undo_request(repo: &Repo, run: &str) -> Result<Request> {
         undo_of: Some(run.to_string()),
         kv_batch: crate::cloudflare::kv::MAX_BULK_ITEMS,
         retry: crate::cloudflare::RetryPolicy::default(),
+        tiers: if state.plan.tiers.is_empty() {
+            Tiers::All
+        } else {
+            Tiers::Exact(state.plan.tiers.clone())
+        },
     })
 }

@@ -195,6 +195,8 @@ pub async fn plan(
         d1: None,
         time_travel: None,
         batch_bytes: None,
+        tiers: Vec::new(),
+        profile: None,
     };
     Ok((plan, data))
 }

@@ -125,6 +125,8 @@ pub fn plan(m: &Manifest, target: TargetRef, run: String, req: &Request) -> Resu
         d1: None,
         time_travel: None,
         batch_bytes: None,
+        tiers: Vec::new(),
+        profile: None,
     };
     Ok((plan, data(m)))
 }

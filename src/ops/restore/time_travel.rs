@@ -272,6 +272,8 @@ pub async fn plan(
         d1: d1_plan,
         time_travel: Some(tt.clone()),
         batch_bytes: None,
+        tiers: Vec::new(),
+        profile: None,
     };
     Ok((plan, data))
 }
