@@ -1,7 +1,8 @@
-//! Restores ride out what the network does: a KV and an R2 restore (a multipart-sized object
-//! included) under 10 % 5xx, 429 bursts, latency, dropped connections and cut bodies complete
-//! equal to their backups, every path they use (REST, S3 list, GET, PUT) was hit by a drop or a
-//! cut, and the only 429s are the injected ones (the request budget kept cfdr under the rate
+//! Restores ride out what the network does: KV and R2 restores (a multipart-sized object
+//! included) and D1 restores (import, batched, Time Travel) under 10 % 5xx, 429 bursts,
+//! latency, dropped connections and cut bodies complete equal to their backups, every path they
+//! use (REST, S3 list, GET, PUT, the signed export and import URLs) was hit by a drop or a cut,
+//! and the only 429s are the injected ones (the request budget kept cfdr under the rate
 //! limit).
 
 mod common;
@@ -150,4 +151,127 @@ async fn kv_and_r2_restores_complete_exactly_through_faults() {
         &r2_original,
         "R2 after the restore",
     );
+}
+
+/// Hits on `path` that cut the exchange: dropped connections and truncated bodies.
+fn cuts(stats: &Value, path: &str) -> u64 {
+    let hit = &stats["faults_by_path"][path];
+    hit["dropped"].as_u64().unwrap_or(0) + hit["truncated"].as_u64().unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn d1_restores_complete_exactly_through_faults() {
+    use common::d1::{picture, plain_fixed};
+    let api = common::start().await;
+    api.unlimited().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo").to_str().unwrap().to_string();
+    assert!(
+        common::output(cfdr(&api, &repo, &["repo", "init"]))
+            .await
+            .status
+            .success()
+    );
+    // The awkward values and objects, and 4,000 rows, so that pages and batches are many.
+    let sql = format!(
+        "{}\nCREATE TABLE wide(id INTEGER PRIMARY KEY, pad TEXT);\nWITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 4000) INSERT INTO wide SELECT i, printf('%0120d', i) FROM n;",
+        plain_fixed()
+    );
+    let db = api.d1_create("tracker").await;
+    api.d1_import(&db, &sql).await;
+    let b = ok_json(&api, &repo, &["backup", "d1", "tracker", "--json"]).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let snapshot = |dump: String| {
+        let c = rusqlite::Connection::open_in_memory().unwrap();
+        c.execute_batch(&format!("BEGIN;{dump}\nCOMMIT;")).unwrap();
+        picture(&c)
+    };
+    let want = snapshot(api.d1_export(&db, json!({})).await.unwrap());
+    // Later rounds drop another table, so their import differs from the first one's (D1
+    // takes a file it has seen without an upload).
+    let damage = |round: u32| {
+        format!(
+            "DELETE FROM wide WHERE id % {} = 0; DROP TABLE IF EXISTS kv; UPDATE parent SET name = 'round {round}' WHERE id = 1;{}",
+            round + 2,
+            if round >= 3 { " DROP TABLE IF EXISTS gen;" } else { "" }
+        )
+    };
+
+    // The weather on every path, at Cloudflare's rate limit; then only on the signed URLs
+    // (their dice rolled for them alone, so the export downloads and import uploads meet it).
+    let weather = [
+        json!({
+            "error_rate": 0.1, "burst_429": 4, "retry_after_secs": 1, "latency_ms": 10,
+            "drop_rate": 0.05, "truncate_rate": 0.05, "seed": 5,
+            "rate_limit": { "limit": 1200, "window_secs": 300 }
+        }),
+        json!({
+            "error_rate": 0.1, "drop_rate": 0.25, "truncate_rate": 0.25, "seed": 9,
+            "path_contains": "/__signed/"
+        }),
+    ];
+    let mut injected_429 = 0;
+    let mut rate_limited = 0;
+    let mut by_path = std::collections::BTreeMap::new();
+    for (w, faults) in weather.iter().enumerate() {
+        let runs: [&[&str]; 3] = [
+            &["restore", &b, "--yes", "--json"],
+            &[
+                "restore",
+                &b,
+                "--method",
+                "batched",
+                "--batch-kib",
+                "16",
+                "--yes",
+                "--json",
+            ],
+            &[
+                "d1",
+                "time-travel",
+                "tracker",
+                "--backup",
+                &b,
+                "--restore",
+                "--yes",
+                "--json",
+            ],
+        ];
+        for (i, args) in runs.iter().enumerate() {
+            let round = (w * 3 + i) as u32;
+            api.control("POST", "/__emulator/faults", Some(json!({})))
+                .await;
+            api.unlimited().await;
+            assert!(api.d1_sql(&db, &damage(round)).await.json()["success"] == true);
+            api.control("POST", "/__emulator/stats/reset", None).await;
+            api.control("POST", "/__emulator/faults", Some(faults.clone()))
+                .await;
+            let r = ok_json(&api, &repo, args).await;
+            assert_eq!(r["report"]["outcome"], "success", "{args:?}: {r}");
+            let stats = api.stats().await;
+            injected_429 += stats["faults"]["429"].as_u64().unwrap_or(0);
+            rate_limited += stats["rate_limited"].as_u64().unwrap();
+            for path in ["REST", "signed URL"] {
+                *by_path.entry(path).or_insert(0) += cuts(&stats, path);
+            }
+            api.control("POST", "/__emulator/faults", Some(json!({})))
+                .await;
+            api.unlimited().await;
+            assert_eq!(
+                snapshot(api.d1_export(&db, json!({})).await.unwrap()),
+                want,
+                "after {args:?} under {faults}"
+            );
+        }
+    }
+    assert!(injected_429 > 0, "the bursts were seen");
+    assert_eq!(
+        rate_limited, injected_429,
+        "every 429 was an injected one: the budget kept under the limit"
+    );
+    for (path, n) in &by_path {
+        assert!(*n > 0, "no drop or cut on {path}: {by_path:?}");
+    }
 }
