@@ -4,7 +4,10 @@
   python3 bench/engines.py BIN_DIR WORK_DIR [--kv N] [--r2-small N] [--r2-large N] [--d1-rows N]
 
 - KV: `cfdr backup kv` of N keys with 50 ms latency on every KV request, against a naive loop
-  (list keys, then GET each value one by one, as scripts built on `wrangler kv key get` do).
+  (list keys, then GET each value one by one, as scripts built on `wrangler kv key get` do);
+  then `cfdr restore` of that backup into a new namespace (bulk writes, then the verification's
+  read-back), against a loop of single PUTs (`wrangler kv key put` one key at a time; timed on
+  at most `--naive-puts` keys and scaled).
 - R2: `cfdr backup r2` of N small objects and M x 64 MiB, against `rclone copy` from the same
   S3 listener into a local directory; then `cfdr restore` of that backup into a new bucket,
   against `rclone copy` uploading the same files from a local directory into another.
@@ -108,6 +111,28 @@ def naive_kv(emu, ns):
     return len(names), total
 
 
+def naive_put(emu, ns, items):
+    """PUT each value alone: what a loop over `wrangler kv key put` does."""
+    u = urllib.parse.urlparse(emu.api)
+    conn = http.client.HTTPConnection(u.hostname, u.port)
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/octet-stream"}
+    base = f"{u.path}/accounts/{emu.account}/storage/kv/namespaces/{ns}"
+    for it in items:
+        conn.request("PUT", f"{base}/values/{urllib.parse.quote(it['key'], safe='')}", body=it["value"].encode(),
+                     headers=headers)
+        r = conn.getresponse()
+        r.read()
+        assert r.status == 200, r.status
+
+
+def newest(cfdr, env, kind):
+    """The id of the newest backup of a kind."""
+    listed = json.loads(subprocess.run([cfdr, "backups", "list", "--kind", kind, "--json"], env=env,
+                                       check=True, capture_output=True).stdout)
+    entries = listed if isinstance(listed, list) else listed.get("backups", listed.get("entries", []))
+    return entries[-1]["id"]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("bin_dir")
@@ -118,6 +143,7 @@ def main():
     ap.add_argument("--d1-rows", type=int, default=1_000_000)
     ap.add_argument("--wrangler", default=None)
     ap.add_argument("--wrangler-rows", type=int, default=100_000)
+    ap.add_argument("--naive-puts", type=int, default=1_000)
     a = ap.parse_args()
     cfdr = f"{a.bin_dir}/cfdr"
     emu = Emulator(a.bin_dir, f"{a.work}/emulator")
@@ -147,6 +173,24 @@ def main():
         rows.append(("  requests", f"{kv_req:,}", f"naive loop {naive_req:,}", f"{naive_req / kv_req:.0f}x fewer"))
         rows.append(("  peak memory", f"{kv_rss / 2**20:.0f} MiB", "", ""))
 
+        # KV restore: that backup into a new namespace, against single PUTs into another.
+        kv_backup = newest(cfdr, emu.env(repo), "kv")
+        emu.faults({"latency_ms": 50, "path_contains": "/storage/kv"})
+        r0 = emu.requests()
+        kr_secs, kr_rss = measure([cfdr, "restore", kv_backup, "--to", "BENCH-restored", "--yes"], env=emu.env(repo))
+        r1 = emu.requests()
+        naive_ns = emu.call("POST", "/storage/kv/namespaces", {"title": "BENCH-naive"})["result"]["id"]
+        n = min(a.naive_puts, a.kv)
+        t = time.perf_counter()
+        naive_put(emu, naive_ns, [{"key": f"user:{j:07}", "value": f"value {j}"} for j in range(n)])
+        put_secs = (time.perf_counter() - t) * a.kv / n
+        emu.faults({})
+        scaled = "" if n == a.kv else f" (on {n:,}, x{a.kv // n})"
+        rows.append((f"KV restore, {a.kv:,} keys at 50 ms, verified", f"{kr_secs:.1f} s",
+                     f"single PUTs {put_secs:.0f} s{scaled}", f"{put_secs / kr_secs:.0f}x"))
+        rows.append(("  requests (writes + read-back)", f"{r1 - r0:,}", f"single PUTs {a.kv:,}", ""))
+        rows.append(("  peak memory", f"{kr_rss / 2**20:.0f} MiB", "", ""))
+
         # R2: small objects and large ones, uploaded with rclone.
         emu.call("POST", "/r2/buckets", {"name": "bench"})
         src = f"{a.work}/r2-src"
@@ -174,10 +218,7 @@ def main():
 
         # R2 restore: the same objects from the repository into a new bucket, against rclone
         # uploading them from a local directory into another.
-        listed = json.loads(subprocess.run([cfdr, "backups", "list", "--kind", "r2", "--json"], env=emu.env(repo),
-                                           check=True, capture_output=True).stdout)
-        entries = listed if isinstance(listed, list) else listed.get("backups", listed.get("entries", []))
-        backup_id = entries[-1]["id"]
+        backup_id = newest(cfdr, emu.env(repo), "r2")
         up_secs, up_rss = measure([cfdr, "restore", backup_id, "--to", "bench-restored", "--yes"], env=emu.env(repo))
         rc_up_secs, rc_up_rss = measure(["rclone", "--config", "/dev/null", "copy", src, "s:bench-rclone-up"], env=renv)
         rows.append((f"R2 restore, the same objects into a new bucket", f"{up_secs:.1f} s", f"rclone copy up {rc_up_secs:.1f} s", f"{rc_up_secs / up_secs:.2f}x"))
@@ -202,10 +243,7 @@ def main():
 
         # D1 restore: that backup into a new database through the import API, against sqlite3
         # replaying the same dump into a new file, and wrangler's local D1 executing it.
-        listed = json.loads(subprocess.run([cfdr, "backups", "list", "--kind", "d1", "--json"], env=emu.env(repo),
-                                           check=True, capture_output=True).stdout)
-        entries = listed if isinstance(listed, list) else listed.get("backups", listed.get("entries", []))
-        d1_backup = entries[-1]["id"]
+        d1_backup = newest(cfdr, emu.env(repo), "d1")
         r0 = emu.requests()
         rs_secs, rs_rss = measure([cfdr, "restore", d1_backup, "--to", "bench-restored", "--yes"], env=emu.env(repo))
         rs_req = emu.requests() - r0

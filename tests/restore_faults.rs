@@ -195,7 +195,11 @@ async fn d1_restores_complete_exactly_through_faults() {
         format!(
             "DELETE FROM wide WHERE id % {} = 0; DROP TABLE IF EXISTS kv; UPDATE parent SET name = 'round {round}' WHERE id = 1;{}",
             round + 2,
-            if round >= 3 { " DROP TABLE IF EXISTS gen;" } else { "" }
+            if round >= 3 {
+                " DROP TABLE IF EXISTS gen;"
+            } else {
+                ""
+            }
         )
     };
 

@@ -97,7 +97,10 @@ pub fn batches(import: &str, run: &str, max: usize) -> Result<Vec<Batch>, String
 }
 
 /// The whole import of `plan` from `dump` as text, in one part (no file limit applies to it).
-pub fn import_text(dump: &str, plan: &super::restore::D1Plan) -> Result<String, String> {
+pub fn import_text(
+    dump: &(impl super::restore::Source + ?Sized),
+    plan: &super::restore::D1Plan,
+) -> Result<String, String> {
     use std::cell::RefCell;
     use std::rc::Rc;
     struct Sink(Rc<RefCell<Vec<u8>>>);

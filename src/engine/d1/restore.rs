@@ -8,6 +8,7 @@
 //! the restore that references a replaced one `ON DELETE CASCADE` (or `SET NULL`, `SET
 //! DEFAULT`) would lose rows: such a plan is refused, naming both tables.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 
@@ -41,8 +42,9 @@ pub enum Stmt {
     Other,
 }
 
-/// The words and names at the head of a statement: keywords upper-cased, identifiers unquoted.
-fn head(sql: &str, max: usize) -> Vec<(String, bool)> {
+/// The words and names at the head of a statement: identifiers unquoted (keywords as written;
+/// compare them ignoring ASCII case). Borrowed from `sql` but for a name with doubled quotes.
+fn head(sql: &str, max: usize) -> Vec<(Cow<'_, str>, bool)> {
     let b = sql.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;
@@ -62,22 +64,30 @@ fn head(sql: &str, max: usize) -> Vec<(String, bool)> {
             i += 2;
         } else if matches!(c, b'"' | b'`' | b'[' | b'\'') {
             let close = if c == b'[' { b']' } else { c };
-            let mut name = Vec::new();
+            let start = i + 1;
+            let mut doubled = false;
             i += 1;
             while i < b.len() {
                 if b[i] == close {
                     if close != b']' && b.get(i + 1) == Some(&close) {
-                        name.push(close);
+                        doubled = true;
                         i += 2;
                         continue;
                     }
-                    i += 1;
                     break;
                 }
-                name.push(b[i]);
                 i += 1;
             }
-            out.push((String::from_utf8_lossy(&name).into_owned(), true));
+            // `start..i` lies between ASCII quotes, so on character boundaries.
+            let raw = &sql[start..i.min(b.len())];
+            i += 1;
+            let name = if doubled {
+                let q = (close as char).to_string();
+                Cow::Owned(raw.replace(&format!("{q}{q}"), &q))
+            } else {
+                Cow::Borrowed(raw)
+            };
+            out.push((name, true));
         } else if c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80 {
             let start = i;
             while i < b.len()
@@ -85,18 +95,36 @@ fn head(sql: &str, max: usize) -> Vec<(String, bool)> {
             {
                 i += 1;
             }
-            out.push((String::from_utf8_lossy(&b[start..i]).into_owned(), false));
+            // Bytes of 0x80 and above run to an ASCII byte: a character boundary.
+            out.push((Cow::Borrowed(&sql[start..i]), false));
         } else {
-            out.push(((c as char).to_string(), false));
+            out.push((Cow::Borrowed(&sql[i..i + 1]), false));
             i += 1;
         }
     }
     out
 }
 
-/// Classifies one statement of a dump.
+/// Classifies one statement of a dump. Reads only as far as it must: a row's values are not
+/// looked at.
 pub fn classify(sql: &str) -> Stmt {
-    let words = head(sql, 64);
+    let first = head(sql, 1);
+    let is = |w: &str| {
+        first
+            .first()
+            .is_some_and(|(t, q)| !q && t.eq_ignore_ascii_case(w))
+    };
+    let reach = if is("PRAGMA") {
+        1
+    } else if is("INSERT") || is("REPLACE") {
+        // `INSERT OR REPLACE INTO main . "t"`.
+        8
+    } else if is("DELETE") {
+        3
+    } else {
+        64
+    };
+    let words = head(sql, reach);
     let kw = |i: usize, w: &str| {
         words
             .get(i)
@@ -110,7 +138,7 @@ pub fn classify(sql: &str) -> Stmt {
         if words.get(i + 1).is_some_and(|(t, q)| !q && t == ".") {
             i += 2;
         }
-        (words.get(i).map(|(t, _)| t.clone()), i + 1)
+        (words.get(i).map(|(t, _)| t.to_string()), i + 1)
     };
     if kw(0, "PRAGMA") {
         return Stmt::Pragma;
@@ -155,7 +183,7 @@ pub fn classify(sql: &str) -> Stmt {
                 // The first string literal of the values is the table's name.
                 let names = head(&sql[sql.find('(').unwrap_or(0)..], 4);
                 return match names.iter().find(|(_, quoted)| *quoted) {
-                    Some((t, _)) => Stmt::SeqInsert(t.clone()),
+                    Some((t, _)) => Stmt::SeqInsert(t.to_string()),
                     None => Stmt::Other,
                 };
             }
@@ -453,24 +481,42 @@ fn list<'a>(names: impl Iterator<Item = &'a str>) -> String {
     }
 }
 
+/// A dump's statements, read as often as a restore needs them: each call of `pass` starts
+/// again from the first (a dump in memory, or in a file read one statement at a time).
+pub trait Source {
+    fn pass(&self) -> Result<Box<dyn Iterator<Item = Result<String, String>> + '_>, String>;
+}
+
+impl Source for str {
+    fn pass(&self) -> Result<Box<dyn Iterator<Item = Result<String, String>> + '_>, String> {
+        Ok(Box::new(
+            crate::sqlsplit::statements(self)
+                .into_iter()
+                .map(|s| Ok(s.to_string())),
+        ))
+    }
+}
+
 /// The objects a dump creates (for the plan's collision check).
-pub fn created(dump: &str) -> Vec<Object> {
+pub fn created(dump: &(impl Source + ?Sized)) -> Result<Vec<Object>, String> {
     let o = |kind: &str, name: &str, table: &str| Object {
         kind: kind.into(),
         name: name.into(),
         table: table.into(),
         shadow: false,
     };
-    crate::sqlsplit::statements(dump)
-        .into_iter()
-        .filter_map(|s| match classify(s) {
+    let mut out = Vec::new();
+    for s in dump.pass()? {
+        let s = s?;
+        out.extend(match classify(&s) {
             Stmt::Table(n) => Some(o("table", &n, &n)),
             Stmt::Index { name, table } => Some(o("index", &name, &table)),
             Stmt::Trigger { name, table } => Some(o("trigger", &name, &table)),
             Stmt::View(n) => Some(o("view", &n, &n)),
             _ => None,
-        })
-        .collect()
+        });
+    }
+    Ok(out)
 }
 
 /// One file of an import.
@@ -486,7 +532,12 @@ fn sql_text(s: &str) -> String {
 }
 
 /// The statement the import carries for `s` (of kind `kind`), if any.
-fn carried(s: &str, kind: &Stmt, plan: &D1Plan, imported: &BTreeSet<String>) -> Option<String> {
+fn carried<'a>(
+    s: &'a str,
+    kind: &Stmt,
+    plan: &D1Plan,
+    imported: &BTreeSet<String>,
+) -> Option<Cow<'a, str>> {
     let in_scope = |t: &str| imported.contains(&key(t));
     let keep = match kind {
         Stmt::Pragma => false,
@@ -501,20 +552,21 @@ fn carried(s: &str, kind: &Stmt, plan: &D1Plan, imported: &BTreeSet<String>) -> 
     if *kind == Stmt::SeqDelete {
         // Only the counters of the tables restored: other tables keep theirs.
         let names: Vec<String> = plan.import.iter().map(|t| sql_text(t)).collect();
-        return Some(format!(
+        return Some(Cow::Owned(format!(
             "DELETE FROM sqlite_sequence WHERE name IN ({});",
             names.join(",")
-        ));
+        )));
     }
-    Some(s.to_string())
+    Some(Cow::Borrowed(s))
 }
 
 /// Writes the import of `plan` from `dump` as parts of at most `max` bytes each, split only
 /// where a table begins (a table's statements, its rows included, stay in one part): `open(i)`
 /// gives part `i`'s writer. The first part drops what the plan drops; every part starts by
-/// deferring foreign keys, as the dump does.
+/// deferring foreign keys, as the dump does. Two passes over the dump (the sizes, then the
+/// writing), a statement at a time: nothing of it is held.
 pub fn write_import<W: Write>(
-    dump: &str,
+    dump: &(impl Source + ?Sized),
     plan: &D1Plan,
     max: u64,
     mut open: impl FnMut(usize) -> std::io::Result<W>,
@@ -522,13 +574,6 @@ pub fn write_import<W: Write>(
     const PRELUDE: &str = "PRAGMA defer_foreign_keys=TRUE;";
     let io = |e: std::io::Error| format!("writing the import: {e}");
     let imported: BTreeSet<String> = plan.import.iter().map(|t| key(t)).collect();
-    let statements: Vec<(Stmt, String)> = crate::sqlsplit::statements(dump)
-        .into_iter()
-        .filter_map(|s| {
-            let kind = classify(s);
-            carried(s, &kind, plan, &imported).map(|c| (kind, c))
-        })
-        .collect();
     // The bytes of each table's group of statements (a group runs to the next table).
     let mut groups: Vec<(String, u64)> = Vec::new();
     let head: u64 = PRELUDE.len() as u64
@@ -539,10 +584,15 @@ pub fn write_import<W: Write>(
             .map(|d| d.sql().len() as u64 + 1)
             .sum::<u64>();
     let mut before_tables = 0u64;
-    for (kind, text) in &statements {
+    for s in dump.pass()? {
+        let s = s?;
+        let kind = classify(&s);
+        let Some(text) = carried(&s, &kind, plan, &imported) else {
+            continue;
+        };
         let n = text.len() as u64 + 1;
         match (kind, groups.last_mut()) {
-            (Stmt::Table(t), _) => groups.push((t.clone(), n)),
+            (Stmt::Table(t), _) => groups.push((t, n)),
             (_, Some(g)) => g.1 += n,
             (_, None) => before_tables += n,
         }
@@ -584,7 +634,12 @@ pub fn write_import<W: Write>(
         put(&mut out, &mut part, &d.sql())?;
     }
     let mut group = 0usize;
-    for (kind, text) in &statements {
+    for s in dump.pass()? {
+        let s = s?;
+        let kind = classify(&s);
+        let Some(text) = carried(&s, &kind, plan, &imported) else {
+            continue;
+        };
         if let Stmt::Table(t) = kind {
             if starts.contains(&group) {
                 out.flush().map_err(io)?;
@@ -598,10 +653,10 @@ pub fn write_import<W: Write>(
                 out = open(parts.len()).map_err(io)?;
                 put(&mut out, &mut part, PRELUDE)?;
             }
-            part.tables.push(t.clone());
+            part.tables.push(t);
             group += 1;
         }
-        put(&mut out, &mut part, text)?;
+        put(&mut out, &mut part, &text)?;
     }
     out.flush().map_err(io)?;
     parts.push(part);

@@ -29,20 +29,30 @@ pub struct Data {
     dump: tempfile::NamedTempFile,
 }
 
-impl Data {
-    pub(super) fn text(&self) -> Result<String> {
-        let mut s = String::new();
-        std::fs::File::open(self.dump.path())?
-            .read_to_string(&mut s)
-            .map_err(|e| {
-                Error::Verification(format!(
-                    "backup `{}`: its dump is not UTF-8 text: {e}",
-                    self.manifest.id
-                ))
-            })?;
-        Ok(s)
+impl engine::Source for Data {
+    /// The dump's statements, read from its file one at a time.
+    fn pass(
+        &self,
+    ) -> std::result::Result<
+        Box<dyn Iterator<Item = std::result::Result<String, String>> + '_>,
+        String,
+    > {
+        let file = std::fs::File::open(self.dump.path())
+            .map_err(|e| format!("reopening the dump of backup `{}`: {e}", self.manifest.id))?;
+        let id = &self.manifest.id;
+        Ok(Box::new(
+            crate::sqlsplit::Reader::new(std::io::BufReader::with_capacity(1 << 20, file)).map(
+                move |s| {
+                    s.map_err(|e| {
+                        format!("backup `{id}`: its dump cannot be read as UTF-8 text: {e}")
+                    })
+                },
+            ),
+        ))
     }
+}
 
+impl Data {
     pub(super) fn tables(&self) -> Result<Vec<TableStats>> {
         serde_json::from_value(self.manifest.stats["tables"].clone()).map_err(|e| {
             Error::Verification(format!(
@@ -106,7 +116,7 @@ type Files = Vec<(usize, tempfile::NamedTempFile)>;
 /// The import files of a plan; `keep(i)` says which parts to write to disk (the others are
 /// only counted). Returns the parts and the files kept.
 fn build(
-    dump: &str,
+    dump: &Data,
     plan: &D1Plan,
     keep: impl Fn(usize) -> bool,
 ) -> Result<(Vec<engine::Part>, Files)> {
@@ -131,7 +141,7 @@ fn build(
 
 /// The requests of a batched restore of `plan` in run `run`: the import, written whole in
 /// memory, cut within D1's limits.
-fn batches(dump: &str, plan: &D1Plan, run: &str, max: usize) -> Result<Vec<batch::Batch>> {
+fn batches(dump: &Data, plan: &D1Plan, run: &str, max: usize) -> Result<Vec<batch::Batch>> {
     let text = batch::import_text(dump, plan).map_err(Error::usage)?;
     batch::batches(&text, run, max).map_err(Error::usage)
 }
@@ -202,7 +212,6 @@ pub async fn plan(
     progress.phase("read the backup", "bytes", None);
     let data = data(env.repo, m).await?;
     progress.finish();
-    let dump = data.text()?;
     let tables = data.tables()?;
     let live = if target.exists {
         progress.phase("read the database", "requests", None);
@@ -213,14 +222,15 @@ pub async fn plan(
         Default::default()
     };
     let only = (!req.tables.is_empty()).then_some(req.tables.as_slice());
-    let d1 = engine::plan(&tables, &engine::created(&dump), &live, only, req.mode)
+    let created = engine::created(&data).map_err(Error::Verification)?;
+    let d1 = engine::plan(&tables, &created, &live, only, req.mode)
         .map_err(|e| Error::usage(format!("{e} (backup `{}`)", m.id)))?;
     let writes = !d1.import.is_empty() || !d1.drops.is_empty();
-    let (parts, _) = build(&dump, &d1, |_| false)?;
+    let (parts, _) = build(&data, &d1, |_| false)?;
     let units: Vec<Unit> = if !writes {
         Vec::new()
     } else if let Some(max) = req.batch_bytes {
-        batches(&dump, &d1, &run, max)?
+        batches(&data, &d1, &run, max)?
             .into_iter()
             .map(|b| Unit::Put { keys: b.tables })
             .collect()
@@ -374,9 +384,7 @@ async fn import(
         let t = match task.take() {
             Some(t) => t,
             None => {
-                let dump = data.text()?;
-                let (_, files) = build(&dump, plan, |j| j == i)?;
-                drop(dump);
+                let (_, files) = build(data, plan, |j| j == i)?;
                 let (_, file) = files
                     .into_iter()
                     .next()
@@ -491,7 +499,7 @@ pub async fn run(
     // A batched restore's requests, cut once from the backup as the plan cut them.
     let batched = match (state.plan.batch_bytes, &state.plan.d1) {
         (Some(max), Some(plan)) if state.plan.writes() => {
-            Some(batches(&data.text()?, plan, &state.plan.run, max)?)
+            Some(batches(&data, plan, &state.plan.run, max)?)
         }
         _ => None,
     };
