@@ -114,7 +114,7 @@ pub fn import_text(
         }
     }
     let text = Rc::new(RefCell::new(Vec::new()));
-    super::restore::write_import(dump, plan, u64::MAX, |_| Ok(Sink(text.clone())))?;
+    super::restore::write_import(dump, plan, &[], |_| Ok(Some(Sink(text.clone()))))?;
     let bytes = std::mem::take(&mut *text.borrow_mut());
     String::from_utf8(bytes).map_err(|e| format!("the import is not UTF-8: {e}"))
 }

@@ -8,12 +8,22 @@ use crate::cloudflare::Client;
 use crate::cloudflare::d1::Task;
 use crate::progress::Progress;
 
+/// The pause before polling an export that is still active: short (D1 cancels an export nobody
+/// polls), yet enough that a slow export does not spend the request budget on back-to-back
+/// polls (wrangler sends them with no pause at all).
+const POLL_PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// Runs D1's export polling flow to the end; returns (at_bookmark, signed_url).
 pub async fn export(client: &Client, db: &str) -> Result<(String, String), D1Error> {
     let mut bookmark: Option<String> = None;
     loop {
         match client.d1_export(db, bookmark.as_deref()).await? {
-            Task::Active { at_bookmark } => bookmark = Some(at_bookmark),
+            Task::Active { at_bookmark } => {
+                if bookmark.is_some() {
+                    tokio::time::sleep(POLL_PAUSE).await;
+                }
+                bookmark = Some(at_bookmark);
+            }
             Task::Complete {
                 at_bookmark,
                 result,

@@ -560,29 +560,18 @@ fn carried<'a>(
     Some(Cow::Borrowed(s))
 }
 
-/// Writes the import of `plan` from `dump` as parts of at most `max` bytes each, split only
-/// where a table begins (a table's statements, its rows included, stay in one part): `open(i)`
-/// gives part `i`'s writer. The first part drops what the plan drops; every part starts by
-/// deferring foreign keys, as the dump does. Two passes over the dump (the sizes, then the
-/// writing), a statement at a time: nothing of it is held.
-pub fn write_import<W: Write>(
-    dump: &(impl Source + ?Sized),
-    plan: &D1Plan,
-    max: u64,
-    mut open: impl FnMut(usize) -> std::io::Result<W>,
-) -> Result<Vec<Part>, String> {
-    const PRELUDE: &str = "PRAGMA defer_foreign_keys=TRUE;";
-    let io = |e: std::io::Error| format!("writing the import: {e}");
+/// Every part of an import begins by deferring foreign keys, as the dump does.
+const PRELUDE: &str = "PRAGMA defer_foreign_keys=TRUE;";
+
+/// The parts the import of `plan` from `dump` takes, each at most `max` bytes, split only where
+/// a table begins (a table's statements, its rows included, stay in one part); the first part
+/// also drops what the plan drops. One pass over the dump, a statement at a time.
+pub fn layout(dump: &(impl Source + ?Sized), plan: &D1Plan, max: u64) -> Result<Vec<Part>, String> {
     let imported: BTreeSet<String> = plan.import.iter().map(|t| key(t)).collect();
+    let prelude = PRELUDE.len() as u64 + 1;
+    let drops: u64 = plan.drops.iter().map(|d| d.sql().len() as u64 + 1).sum();
     // The bytes of each table's group of statements (a group runs to the next table).
     let mut groups: Vec<(String, u64)> = Vec::new();
-    let head: u64 = PRELUDE.len() as u64
-        + 1
-        + plan
-            .drops
-            .iter()
-            .map(|d| d.sql().len() as u64 + 1)
-            .sum::<u64>();
     let mut before_tables = 0u64;
     for s in dump.pass()? {
         let s = s?;
@@ -597,70 +586,98 @@ pub fn write_import<W: Write>(
             (_, None) => before_tables += n,
         }
     }
-    // Where parts begin: greedily, a table that does not fit starts the next part.
-    let mut starts = BTreeSet::new();
-    let mut size = head + before_tables;
-    for (i, (table, n)) in groups.iter().enumerate() {
-        if PRELUDE.len() as u64 + 1 + n > max {
+    // Greedily: a table that does not fit starts the next part.
+    let mut parts = vec![Part {
+        bytes: prelude + drops + before_tables,
+        tables: Vec::new(),
+    }];
+    for (table, n) in groups {
+        if prelude + n > max {
             return Err(format!(
                 "table `{table}` needs an import file of {n} bytes, past D1's limit of {max}; it cannot be restored through the import API"
             ));
         }
-        if i > 0 && size + n > max {
-            starts.insert(i);
-            size = PRELUDE.len() as u64 + 1;
+        let last = parts.last_mut().expect("one part at least");
+        if !last.tables.is_empty() && last.bytes + n > max {
+            parts.push(Part {
+                bytes: prelude + n,
+                tables: vec![table],
+            });
+        } else {
+            last.bytes += n;
+            last.tables.push(table);
         }
-        size += n;
     }
-    if size > max {
+    if let Some(p) = parts.iter().find(|p| p.bytes > max) {
         return Err(format!(
-            "the import needs a file of {size} bytes, past D1's limit of {max}"
+            "the import needs a file of {} bytes, past D1's limit of {max}",
+            p.bytes
         ));
     }
-    let mut parts = Vec::new();
-    let mut part = Part {
-        bytes: 0,
-        tables: Vec::new(),
-    };
-    let put = |out: &mut W, part: &mut Part, s: &str| -> Result<(), String> {
-        out.write_all(s.as_bytes()).map_err(io)?;
-        out.write_all(b"\n").map_err(io)?;
-        part.bytes += s.len() as u64 + 1;
+    Ok(parts)
+}
+
+/// Writes the import of `plan` from `dump` in the parts [`layout`] gave (`tables`: each part's
+/// tables, as the plan recorded them): `open(i)` gives part `i`'s writer; nothing is written
+/// for a part `open` does not want (`None`). One pass over the dump, a statement at a time:
+/// nothing of it is held. Returns the bytes of each part.
+pub fn write_import<W: Write>(
+    dump: &(impl Source + ?Sized),
+    plan: &D1Plan,
+    tables: &[&[String]],
+    mut open: impl FnMut(usize) -> std::io::Result<Option<W>>,
+) -> Result<Vec<u64>, String> {
+    let io = |e: std::io::Error| format!("writing the import: {e}");
+    let imported: BTreeSet<String> = plan.import.iter().map(|t| key(t)).collect();
+    // The tables that begin a part after the first.
+    let starts: BTreeSet<String> = tables
+        .iter()
+        .skip(1)
+        .filter_map(|t| t.first().map(|n| key(n)))
+        .collect();
+    let mut bytes = vec![0u64];
+    let put = |out: &mut Option<W>, bytes: &mut Vec<u64>, s: &str| -> Result<(), String> {
+        if let Some(out) = out {
+            out.write_all(s.as_bytes()).map_err(io)?;
+            out.write_all(b"\n").map_err(io)?;
+        }
+        *bytes.last_mut().expect("a part") += s.len() as u64 + 1;
         Ok(())
     };
     let mut out = open(0).map_err(io)?;
-    put(&mut out, &mut part, PRELUDE)?;
+    put(&mut out, &mut bytes, PRELUDE)?;
     for d in &plan.drops {
-        put(&mut out, &mut part, &d.sql())?;
+        put(&mut out, &mut bytes, &d.sql())?;
     }
-    let mut group = 0usize;
     for s in dump.pass()? {
         let s = s?;
         let kind = classify(&s);
         let Some(text) = carried(&s, &kind, plan, &imported) else {
             continue;
         };
-        if let Stmt::Table(t) = kind {
-            if starts.contains(&group) {
-                out.flush().map_err(io)?;
-                parts.push(std::mem::replace(
-                    &mut part,
-                    Part {
-                        bytes: 0,
-                        tables: Vec::new(),
-                    },
-                ));
-                out = open(parts.len()).map_err(io)?;
-                put(&mut out, &mut part, PRELUDE)?;
+        if let Stmt::Table(t) = &kind
+            && starts.contains(&key(t))
+        {
+            if let Some(o) = out.as_mut() {
+                o.flush().map_err(io)?;
             }
-            part.tables.push(t);
-            group += 1;
+            bytes.push(0);
+            out = open(bytes.len() - 1).map_err(io)?;
+            put(&mut out, &mut bytes, PRELUDE)?;
         }
-        put(&mut out, &mut part, &text)?;
+        put(&mut out, &mut bytes, &text)?;
     }
-    out.flush().map_err(io)?;
-    parts.push(part);
-    Ok(parts)
+    if let Some(o) = out.as_mut() {
+        o.flush().map_err(io)?;
+    }
+    if bytes.len() != tables.len().max(1) {
+        return Err(format!(
+            "the dump gave {} import parts where the plan has {}; plan the restore again",
+            bytes.len(),
+            tables.len()
+        ));
+    }
+    Ok(bytes)
 }
 
 /// How the restored tables differ from the backup: missing, extra (a table the plan dropped
@@ -724,11 +741,18 @@ mod tests {
             }
         }
         let mut outs: Vec<Rc<RefCell<Vec<u8>>>> = Vec::new();
-        let parts = write_import(dump, plan, max, |_| {
+        let parts = layout(dump, plan, max)?;
+        let tables: Vec<&[String]> = parts.iter().map(|p| p.tables.as_slice()).collect();
+        let bytes = write_import(dump, plan, &tables, |_| {
             let b = Rc::new(RefCell::new(Vec::new()));
             outs.push(b.clone());
-            Ok(Shared(b))
+            Ok(Some(Shared(b)))
         })?;
+        assert_eq!(
+            bytes,
+            parts.iter().map(|p| p.bytes).collect::<Vec<_>>(),
+            "the layout counts what is written"
+        );
         let files = outs
             .iter()
             .map(|b| String::from_utf8(b.borrow().clone()).unwrap())
@@ -955,7 +979,7 @@ mod tests {
             files[1]
         );
         assert_eq!(parts[1].bytes, files[1].len() as u64);
-        let e = write_import(dump, &whole, 100, |_| Ok(Vec::new())).unwrap_err();
+        let e = layout(dump, &whole, 100).unwrap_err();
         assert!(
             e.contains("table `b`") && e.contains("past D1's limit"),
             "{e}"

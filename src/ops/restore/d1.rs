@@ -6,7 +6,6 @@
 //! pre-recovery snapshot is a backup of the database plus its Time Travel bookmark.
 
 use std::collections::BTreeSet;
-use std::io::Read as _;
 
 use super::{
     Counts, Plan, Report, Request, Requests, RunState, Snapshot, Status, TargetRef, Unit,
@@ -110,33 +109,47 @@ pub(super) fn snapshot_cost(live: &engine::Live, row_bytes: u64) -> u64 {
     1 + 2 + 2 + live_tables.len() as u64 + verify_cost(&refs, row_bytes) + seq
 }
 
-/// The import files written to disk, by part index.
-type Files = Vec<(usize, tempfile::NamedTempFile)>;
+/// A writer that hashes what goes through it (the import's etag is its MD5).
+struct Md5Writer<W> {
+    inner: W,
+    md5: std::rc::Rc<std::cell::RefCell<md5::Md5>>,
+}
 
-/// The import files of a plan; `keep(i)` says which parts to write to disk (the others are
-/// only counted). Returns the parts and the files kept.
-fn build(
+impl<W: std::io::Write> std::io::Write for Md5Writer<W> {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(b)?;
+        md5::Digest::update(&mut *self.md5.borrow_mut(), &b[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Part `i` of the import of `plan`, written to a private temporary file, and its MD5;
+/// `tables` are the parts' tables as the plan recorded them.
+fn import_file(
     dump: &Data,
     plan: &D1Plan,
-    keep: impl Fn(usize) -> bool,
-) -> Result<(Vec<engine::Part>, Files)> {
-    let mut files = Vec::new();
-    let parts = engine::write_import(dump, plan, MAX_IMPORT_BYTES, |i| {
-        let w: Box<dyn std::io::Write> = if keep(i) {
-            let f = tempfile::Builder::new()
-                .prefix("cfdr-d1-import-")
-                .suffix(".sql")
-                .tempfile()?;
-            let w = std::io::BufWriter::new(f.reopen()?);
-            files.push((i, f));
-            Box::new(w)
-        } else {
-            Box::new(std::io::sink())
-        };
-        Ok(w)
+    tables: &[&[String]],
+    i: usize,
+) -> Result<(tempfile::NamedTempFile, String)> {
+    let file = tempfile::Builder::new()
+        .prefix("cfdr-d1-import-")
+        .suffix(".sql")
+        .tempfile()?;
+    let md5 = std::rc::Rc::new(std::cell::RefCell::new(<md5::Md5 as md5::Digest>::new()));
+    let mut w = Some(Md5Writer {
+        inner: std::io::BufWriter::with_capacity(1 << 20, file.reopen()?),
+        md5: md5.clone(),
+    });
+    engine::write_import(dump, plan, tables, |j| {
+        Ok(if j == i { w.take() } else { None })
     })
-    .map_err(Error::usage)?;
-    Ok((parts, files))
+    .map_err(Error::Verification)?;
+    let digest = md5::Digest::finalize(md5.take());
+    Ok((file, hex::encode(digest)))
 }
 
 /// The requests of a batched restore of `plan` in run `run`: the import, written whole in
@@ -226,7 +239,7 @@ pub async fn plan(
     let d1 = engine::plan(&tables, &created, &live, only, req.mode)
         .map_err(|e| Error::usage(format!("{e} (backup `{}`)", m.id)))?;
     let writes = !d1.import.is_empty() || !d1.drops.is_empty();
-    let (parts, _) = build(&data, &d1, |_| false)?;
+    let parts = engine::layout(&data, &d1, MAX_IMPORT_BYTES).map_err(Error::usage)?;
     let units: Vec<Unit> = if !writes {
         Vec::new()
     } else if let Some(max) = req.batch_bytes {
@@ -336,20 +349,6 @@ struct Started {
     at_bookmark: String,
 }
 
-fn md5_file(path: &std::path::Path) -> Result<String> {
-    let mut f = std::fs::File::open(path)?;
-    let mut h = <md5::Md5 as md5::Digest>::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        md5::Digest::update(&mut h, &buf[..n]);
-    }
-    Ok(hex::encode(md5::Digest::finalize(h)))
-}
-
 /// Sends part `i` of the import and waits for D1 to apply it. Returns the part's tables when
 /// D1 refused it.
 async fn import(
@@ -384,12 +383,11 @@ async fn import(
         let t = match task.take() {
             Some(t) => t,
             None => {
-                let (_, files) = build(data, plan, |j| j == i)?;
-                let (_, file) = files
-                    .into_iter()
-                    .next()
-                    .ok_or_else(|| Error::Verification(format!("the plan has no part {i}")))?;
-                let md5 = md5_file(file.path())?;
+                let tables: Vec<&[String]> = state.plan.units.iter().map(|u| u.keys()).collect();
+                if i >= tables.len() {
+                    return Err(Error::Verification(format!("the plan has no part {i}")));
+                }
+                let (file, md5) = import_file(data, plan, &tables, i)?;
                 let t = match client.d1_import_init(db, &md5).await? {
                     ImportStart::Started(t) => t,
                     ImportStart::Upload { filename, url } => {
