@@ -293,6 +293,61 @@ async fn a_killed_d1_restore_resumes_to_the_backup() {
     assert!(resumed >= 6, "kills land mid-run ({resumed} of 20 resumed)");
 }
 
+/// A kill between sending a part of the import and hearing back, with D1 applying it all the
+/// same: the resume's copy of that part is refused (a table it creates exists now), and the
+/// part's tables already as the backup has them, it counts as landed. Here the test plays D1
+/// applying the lost part: the run killed while its init waits, the database put back to the
+/// backup's bookmark by Time Travel before the resume.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_import_applied_after_its_sender_was_killed_counts_as_landed() {
+    let (api, _tmp, repo) = start().await;
+    let fixed = plain_fixed();
+    let want = picture(&truth(&fixed));
+    let (db, m) = backed_up(&api, &repo, "orders", &fixed).await;
+    let b = m["id"].as_str().unwrap().to_string();
+    // `kv` gone: the import creates it, so a second copy of the import cannot.
+    let damage = "DELETE FROM big WHERE x % 3 = 0; DROP TABLE kv;";
+    assert!(api.d1_sql(&db, damage).await.json()["success"] == true);
+    // Import requests wait 4 s: the kill at 2 s lands after the snapshot, while the init waits.
+    let slow = serde_json::json!({ "latency_ms": 4_000, "path_contains": "/import" });
+    api.control("POST", "/__emulator/faults", Some(slow)).await;
+    let c = cfdr(&api, &repo, &["restore", &b, "--yes"]);
+    let (run, printed) = tokio::task::spawn_blocking(move || {
+        common::start_and_kill(c, std::time::Duration::from_secs(2))
+    })
+    .await
+    .unwrap();
+    let run = run.unwrap_or_else(|| panic!("the plan names its run: {printed}"));
+    api.control("POST", "/__emulator/faults", Some(serde_json::json!({})))
+        .await;
+    let bookmark = m["consistency_point"]["bookmark"].as_str().unwrap();
+    let back = api
+        .send(
+            "POST",
+            &format!("/d1/database/{db}/time_travel/restore?bookmark={bookmark}"),
+            None,
+        )
+        .await;
+    assert!(back.json()["success"] == true, "{}", back.json());
+    assert_eq!(picture(&live(&api, &db).await), want);
+
+    let out = output(cfdr(&api, &repo, &["restore", "--resume", &run, "--json"])).await;
+    assert!(
+        out.status.success(),
+        "{}\nthe killed run printed:\n{printed}",
+        stderr(&out)
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["report"]["outcome"], "success", "{r}");
+    assert_eq!(r["report"]["resumed"], true, "{r}");
+    assert!(
+        stderr(&out).contains("an earlier attempt landed it"),
+        "the resume's copy is refused and the part found in place: {}\nthe killed run printed:\n{printed}",
+        stderr(&out)
+    );
+    assert_eq!(picture(&live(&api, &db).await), want);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn time_travel_finds_restores_and_undoes_in_place() {
     let (api, _tmp, repo) = start().await;

@@ -206,8 +206,11 @@ pub async fn restore_json(api: &Api, repo: &str, key: &str, args: &[&str]) -> Va
 }
 
 /// Starts a restore, reads its run id from the plan on stderr, kills it (SIGKILL) after
-/// `after`.
-pub fn start_and_kill(mut c: std::process::Command, after: std::time::Duration) -> Option<String> {
+/// `after`. Returns the run id and everything the process printed on stderr.
+pub fn start_and_kill(
+    mut c: std::process::Command,
+    after: std::time::Duration,
+) -> (Option<String>, String) {
     use std::io::BufRead as _;
     let mut child = c
         .stdin(std::process::Stdio::null())
@@ -216,15 +219,25 @@ pub fn start_and_kill(mut c: std::process::Command, after: std::time::Duration) 
         .spawn()
         .expect("cfdr starts");
     let mut lines = std::io::BufReader::new(child.stderr.take().expect("piped")).lines();
+    let mut printed = String::new();
     let run = lines.by_ref().map_while(Result::ok).find_map(|l| {
+        printed.push_str(&l);
+        printed.push('\n');
         l.strip_prefix("plan ")
             .and_then(|rest| rest.split(':').next())
             .map(str::to_string)
     });
+    // The rest is read on a thread while the process runs, so a full pipe never stalls it.
+    let rest = std::thread::spawn(move || {
+        lines
+            .map_while(Result::ok)
+            .fold(String::new(), |all, l| all + &l + "\n")
+    });
     std::thread::sleep(after);
     let _ = child.kill();
     let _ = child.wait();
-    run
+    printed.push_str(&rest.join().unwrap_or_default());
+    (run, printed)
 }
 
 /// One round of a kill harness: `cfdr <args>` (a restore) killed with SIGKILL after `after`,
@@ -240,10 +253,10 @@ pub async fn kill_and_resume(
     round: usize,
 ) -> bool {
     let c = restore_cmd(api, repo, key, args);
-    let run = tokio::task::spawn_blocking(move || start_and_kill(c, after))
+    let (run, printed) = tokio::task::spawn_blocking(move || start_and_kill(c, after))
         .await
-        .expect("the blocking task runs")
-        .expect("the plan names its run");
+        .expect("the blocking task runs");
+    let run = run.unwrap_or_else(|| panic!("round {round}: the plan names its run: {printed}"));
     let out = output(restore_cmd(
         api,
         repo,
@@ -260,16 +273,19 @@ pub async fn kill_and_resume(
         );
         r["report"]["resumed"] == true
     } else {
-        eprintln!("round {round}: killed after {after:?}, before the run was recorded");
         assert!(
             stderr(&out).contains("no restore run"),
-            "round {round}: {}",
+            "round {round}: killed after {after:?}, the resume failed: {}\nthe killed run printed:\n{printed}",
             stderr(&out)
         );
+        eprintln!("round {round}: killed after {after:?}, before the run was recorded");
         let mut fresh: Vec<&str> = args.to_vec();
         fresh.push("--json");
         let r = restore_json(api, repo, key, &fresh).await;
-        assert_eq!(r["report"]["outcome"], "success", "round {round}: {r}");
+        assert_eq!(
+            r["report"]["outcome"], "success",
+            "round {round}: {r}; the killed run printed:\n{printed}"
+        );
         false
     }
 }

@@ -412,14 +412,24 @@ async fn import(
         match t {
             Task::Complete { .. } => return Ok(Vec::new()),
             Task::Error { message, .. } => {
-                // D1 rolled this file back: its tables are as they were, and reported as not
-                // written; the other parts go on.
                 let tables = state
                     .plan
                     .units
                     .get(i)
                     .map(|u| u.keys().to_vec())
                     .unwrap_or_default();
+                // A run stopped between sending this part and hearing back may have had it
+                // applied by D1 all the same; sent again, it is refused (a table it creates
+                // exists). Its tables as the backup has them say it landed.
+                if in_place(client, state, data, i, progress).await? {
+                    progress.warn(format!(
+                        "D1 refused part {i} of the import into {} ({message}), but its tables are already as the backup has them: an earlier attempt landed it",
+                        state.plan.target.label()
+                    ));
+                    return Ok(Vec::new());
+                }
+                // D1 rolled this file back: its tables are as they were, and reported as not
+                // written; the other parts go on.
                 progress.warn(format!(
                     "D1 refused part {i} of the import into {} (tables {}): {message}; D1 rolled it back, so those tables are as they were",
                     state.plan.target.label(),
@@ -443,6 +453,39 @@ async fn import(
             }
         }
     }
+}
+
+/// Whether part `i`'s tables (and, for the first part, the tables the plan drops) are already
+/// as the backup has them, by row count and content hash.
+async fn in_place(
+    client: &Client,
+    state: &RunState,
+    data: &Data,
+    i: usize,
+    progress: &Progress,
+) -> Result<bool> {
+    let (Some(d1), Some(unit)) = (&state.plan.d1, state.plan.units.get(i)) else {
+        return Ok(false);
+    };
+    let mut names: BTreeSet<String> = unit.keys().iter().map(|t| t.to_ascii_lowercase()).collect();
+    if i == 0 {
+        names.extend(
+            d1.tables
+                .iter()
+                .filter(|t| t.action == Action::Drop)
+                .map(|t| t.name.to_ascii_lowercase()),
+        );
+    }
+    let live = paged::hashes(
+        client,
+        &state.plan.target.id,
+        Some(&names),
+        &progress.job("check"),
+    )
+    .await?;
+    Ok(engine::compare(d1, &data.tables()?, &live)
+        .iter()
+        .all(|d| !names.contains(&d.key.to_ascii_lowercase())))
 }
 
 /// The pre-recovery snapshot of a D1 run, once: the Time Travel bookmark before anything is
