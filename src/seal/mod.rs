@@ -239,15 +239,17 @@ impl Output {
         }
     }
 
-    /// A buffer of `len` bytes, reused when one has come back.
-    fn buffer(&self, len: usize, capacity: usize) -> Vec<u8> {
+    /// Up to `len` bytes of `input` (fewer only at its end), in a buffer reused when one has
+    /// come back. A new buffer grows only as far as the input goes: a small artifact never
+    /// allocates, zeroes or touches a whole chunk.
+    fn read(&self, input: &mut impl Read, len: usize, capacity: usize) -> std::io::Result<Vec<u8>> {
         let mut b = self
             .spare
             .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(capacity));
+            .unwrap_or_else(|_| Vec::with_capacity(capacity.min(64 << 10)));
         b.clear();
-        b.resize(len, 0);
-        b
+        input.take(len as u64).read_to_end(&mut b)?;
+        Ok(b)
     }
 
     fn finish(mut self) {
@@ -289,17 +291,14 @@ pub fn seal(
             out.send(header.bytes.to_vec())?;
             let mut enc = EncryptorBE32::from_aead(header.cipher(key), (&header.prefix).into());
             let (mut plain_hash, mut plain_len, mut chunks) = (Sha256::new(), 0u64, 0u64);
-            let mut current = out.buffer(size, size + TAG_LEN);
-            let n = fill(&mut input, &mut current)?;
-            current.truncate(n);
+            let mut current = out.read(&mut input, size, size + TAG_LEN)?;
             loop {
-                let mut next = out.buffer(size, size + TAG_LEN);
-                let m = if current.len() == size {
-                    fill(&mut input, &mut next)?
+                let next = if current.len() == size {
+                    out.read(&mut input, size, size + TAG_LEN)?
                 } else {
-                    0
+                    Vec::new()
                 };
-                next.truncate(m);
+                let m = next.len();
                 plain_hash.update(&current);
                 plain_len += current.len() as u64;
                 chunks += 1;
@@ -365,18 +364,15 @@ pub fn open(
             stored_hash.update(header.bytes);
             let mut stored_len = HEADER_LEN as u64;
             let mut dec = DecryptorBE32::from_aead(header.cipher(key), (&header.prefix).into());
-            let mut current = out.buffer(size, size);
-            let n = fill(&mut input, &mut current)?;
-            current.truncate(n);
+            let mut current = out.read(&mut input, size, size)?;
             let mut index = 0u64;
             loop {
-                let mut next = out.buffer(size, size);
-                let m = if current.len() == size {
-                    fill(&mut input, &mut next)?
+                let next = if current.len() == size {
+                    out.read(&mut input, size, size)?
                 } else {
-                    0
+                    Vec::new()
                 };
-                next.truncate(m);
+                let m = next.len();
                 stored_hash.update(&current);
                 stored_len += current.len() as u64;
                 if current.len() < TAG_LEN {
