@@ -55,6 +55,22 @@ impl Failure {
     }
 }
 
+/// An error as the operator reads it: each cause in its chain after the message, unless the
+/// message already ends with it (typed errors often print their source themselves).
+pub fn describe(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.is_empty() {
+            out = text;
+        } else if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+    }
+    out
+}
+
 /// The exit code for an error: the first typed error in its chain decides.
 pub fn exit_of(e: &anyhow::Error) -> Exit {
     for cause in e.chain() {
@@ -129,6 +145,20 @@ mod tests {
 
     fn code(e: impl Into<anyhow::Error>) -> Exit {
         exit_of(&e.into())
+    }
+
+    #[test]
+    fn a_cause_the_message_already_says_is_not_said_twice() {
+        let seal = RepoError::Seal {
+            artifact: "blobs/ab/abc".into(),
+            source: crate::seal::SealError::Io(std::io::Error::other("chunk 3 is bad")),
+        };
+        assert_eq!(
+            describe(&anyhow::Error::from(seal)),
+            "artifact `blobs/ab/abc`: chunk 3 is bad"
+        );
+        let e = anyhow::Error::from(std::io::Error::other("disk full")).context("writing run.json");
+        assert_eq!(describe(&e), "writing run.json: disk full");
     }
 
     #[test]

@@ -74,7 +74,7 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => Exit::Ok.into(),
         Err(e) => {
-            eprintln!("cfdr: {e:#}");
+            eprintln!("cfdr: {}", exit::describe(&e));
             exit::exit_of(&e).into()
         }
     }

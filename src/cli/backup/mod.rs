@@ -145,7 +145,8 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<()> {
     let notify = args.common().notify.clone();
     let outcome = run_inner(args).await;
     if let (Err(e), Some(url)) = (&outcome, notify)
-        && let Err(warning) = crate::ops::notify::post_failure(&url, &format!("{e:#}")).await
+        && let Err(warning) =
+            crate::ops::notify::post_failure(&url, &crate::cli::exit::describe(e)).await
     {
         eprintln!("cfdr: warning: {warning}");
     }
