@@ -268,13 +268,16 @@ async fn a_killed_r2_restore_resumes_to_the_backup() {
                 .await
                 .unwrap();
         }
-        api.control("POST", "/__emulator/faults", Some(latency(10)))
+        // 8 objects at a time: 30 ms a request keeps the run about a second and a half long.
+        api.control("POST", "/__emulator/faults", Some(latency(30)))
             .await;
         let after = std::time::Duration::from_millis(rng.random_range(200..1_500));
         resumed += u32::from(
             common::kill_and_resume(&api, &repo, KEY, &["restore", &b, "--yes"], after, round)
                 .await,
         );
+        api.control("POST", "/__emulator/faults", Some(latency(0)))
+            .await;
         common::assert_same_r2(
             &common::r2_dump(&s3, "media").await,
             &original,
@@ -282,4 +285,60 @@ async fn a_killed_r2_restore_resumes_to_the_backup() {
         );
     }
     assert!(resumed >= 6, "kills land mid-run ({resumed} of 20 resumed)");
+}
+
+/// A large object streams out of its blob into a multipart upload as it is opened; a blob
+/// damaged in the repository fails its check before the upload is completed, so the bucket
+/// never holds the damaged body (nor any part of it), and the error names the object.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_damaged_blob_is_never_stored_in_the_bucket() {
+    use sha2::Digest as _;
+    let api = common::start().await;
+    let s3 = api.s3();
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo").to_str().unwrap().to_string();
+    assert!(s3.create_bucket("vault").await.unwrap());
+    let big = body(3, 40 << 20);
+    common::put_object(&s3, "vault", "db/big.bin", big.clone(), None, &[]).await;
+    assert!(
+        output(cfdr(&api, &repo, &["repo", "init"]))
+            .await
+            .status
+            .success()
+    );
+    ok_json(&api, &repo, &["backup", "r2", "vault", "--json"]).await;
+    // Flip one byte two thirds into the sealed blob: a chunk past the first parts.
+    let sha = hex::encode(sha2::Sha256::digest(&big));
+    let blob = std::path::Path::new(&repo).join(format!("blobs/{}/{sha}", &sha[..2]));
+    let mut sealed = std::fs::read(&blob).expect("the blob is in the repository");
+    let at = sealed.len() * 2 / 3;
+    sealed[at] ^= 0x40;
+    std::fs::write(&blob, sealed).unwrap();
+
+    let id = ok_json(&api, &repo, &["backups", "list", "--json"]).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = output(cfdr(
+        &api,
+        &repo,
+        &["restore", &id, "--to", "vault-copy", "--yes"],
+    ))
+    .await;
+    assert!(!out.status.success(), "a damaged body is not restored");
+    let err = common::stderr(&out);
+    assert!(
+        err.contains("object `db/big.bin` cannot be restored") && err.contains(&sha),
+        "the error names the object and its blob: {err}"
+    );
+    assert!(
+        err.contains(&format!("cfdr backups verify --full {id}")),
+        "and says what to do: {err}"
+    );
+    let copy = common::r2_dump(&s3, "vault-copy").await;
+    assert!(
+        !copy.contains_key("db/big.bin"),
+        "no part of the damaged body is stored: {:?}",
+        copy.keys()
+    );
 }

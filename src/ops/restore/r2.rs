@@ -1,14 +1,14 @@
 //! R2 restores through R2's S3 endpoint: the backup's index against the live bucket's listing,
 //! bodies from the repository's sealed blobs (each checked against its SHA-256 on the way out)
-//! put back with their content type and custom metadata — one PUT, or a multipart upload of
-//! 8 MiB parts from 32 MiB — `concurrency` objects at a time, in journaled batches; deletes
+//! put back with their content type and custom metadata — one PUT, or from 32 MiB a multipart
+//! upload of 8 MiB parts streamed out of the blob as it is opened — 8 objects at a time and
+//! 24 MiB of bodies in memory at most, in journaled batches; deletes
 //! (clear mode) only after every put has landed; then the bucket listed again and N objects
 //! read back in full.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read as _, Seek as _};
 
-use futures_util::StreamExt as _;
+use futures_util::{StreamExt as _, TryStreamExt as _};
 use sha2::{Digest, Sha256};
 
 use super::{
@@ -205,92 +205,220 @@ async fn data_of(repo: &Repo, m: &Manifest) -> Result<Index> {
     Ok(data(repo, m).await?.index)
 }
 
-/// Puts one object back from its blob; returns the ETag R2 gave it.
-async fn upload(s3: &S3Client, repo: &Repo, bucket: &str, e: &ObjectEntry) -> Result<String> {
-    let attrs = PutAttrs {
-        content_type: e.content_type.clone(),
-        metadata: e.metadata.clone(),
-    };
-    if e.size < engine::MULTIPART_FROM {
-        let body = repo
-            .open_blob(&e.sha256, Vec::with_capacity(e.size as usize))
-            .await?;
-        return Ok(s3.put(bucket, &e.key, body.into(), &attrs).await?);
-    }
-    let mut file = repo.open_blob(&e.sha256, tempfile::tempfile()?).await?;
-    file.seek(std::io::SeekFrom::Start(0))?;
-    let id = s3.create_multipart(bucket, &e.key, &attrs).await?;
-    let parts = async {
-        let mut parts = Vec::new();
-        let mut left = e.size;
-        for number in 1.. {
-            if left == 0 {
-                break;
-            }
-            let n = left.min(engine::PART);
-            let mut buf = vec![0u8; n as usize];
-            file.read_exact(&mut buf)?;
-            left -= n;
-            let etag = s3
-                .upload_part(bucket, &e.key, &id, number, buf.into())
-                .await?;
-            parts.push((number, etag));
+/// Bodies a restore holds in memory at once, across every object in flight, in MiB: small
+/// objects whole, large ones as the parts being filled, queued and sent.
+const BUFFERED_MIB: u32 = 24;
+
+/// Multipart parts of one object in flight at once.
+const PART_LANES: usize = 3;
+
+/// Large objects opened at once (each holds a few chunks of its blob as it is read).
+const LARGE_AT_ONCE: usize = 2;
+
+/// The budget's permits a body of `bytes` takes (one a MiB, rounded up).
+fn permits(bytes: u64) -> u32 {
+    bytes.div_ceil(1 << 20).min(u64::from(BUFFERED_MIB)) as u32
+}
+
+/// What a restore's uploads share: the S3 client, the repository and the memory budget.
+struct Uploads<'a> {
+    s3: &'a S3Client,
+    repo: &'a Repo,
+    bucket: &'a str,
+    /// The backup restored, for errors.
+    backup: &'a str,
+    budget: std::sync::Arc<tokio::sync::Semaphore>,
+    large: tokio::sync::Semaphore,
+}
+
+/// A part of a multipart upload, with the budget it holds until it has been sent.
+type Piece = (Vec<u8>, tokio::sync::OwnedSemaphorePermit);
+
+/// The sink a large object's blob is opened into (on a blocking thread): the plaintext cut
+/// into parts of `PART` bytes, each buffer taken from the budget before it is filled and
+/// handed to the uploader through a queue of one.
+struct PartSink {
+    buf: Vec<u8>,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    budget: std::sync::Arc<tokio::sync::Semaphore>,
+    runtime: tokio::runtime::Handle,
+    tx: tokio::sync::mpsc::Sender<Piece>,
+}
+
+impl PartSink {
+    fn send(&mut self) -> std::io::Result<()> {
+        let buf = std::mem::take(&mut self.buf);
+        if let Some(permit) = self.permit.take() {
+            self.tx
+                .blocking_send((buf, permit))
+                .map_err(|_| std::io::Error::other("the upload stopped"))?;
         }
-        Ok::<_, Error>(parts)
-    }
-    .await;
-    match parts {
-        Ok(parts) => Ok(s3.complete_multipart(bucket, &e.key, &id, &parts).await?),
-        Err(err) => {
-            let _ = s3.abort_multipart(bucket, &e.key, &id).await;
-            Err(err)
-        }
+        Ok(())
     }
 }
 
-/// Sends one batch, `concurrency` objects at a time. Returns the ETags of what was put.
-async fn send(
-    s3: &S3Client,
-    repo: &Repo,
-    bucket: &str,
-    unit: &Unit,
-    data: &Data,
-    concurrency: usize,
-) -> Result<BTreeMap<String, String>> {
-    match unit {
-        Unit::Put { keys } => {
-            let entries: Vec<&ObjectEntry> = keys
-                .iter()
-                .map(|k| {
-                    data.index.get(k).ok_or_else(|| {
-                        Error::Verification(format!(
-                            "the plan puts object `{k}`, which the backup does not hold"
-                        ))
-                    })
-                })
-                .collect::<Result<_>>()?;
-            let mut done = futures_util::stream::iter(entries)
-                .map(|e| async move {
-                    upload(s3, repo, bucket, e)
-                        .await
-                        .map(|etag| (e.key.clone(), etag))
-                })
-                .buffer_unordered(concurrency.max(1));
-            let mut etags = BTreeMap::new();
-            while let Some(r) = done.next().await {
-                let (k, etag) = r?;
-                etags.insert(k, etag);
+impl std::io::Write for PartSink {
+    fn write(&mut self, mut b: &[u8]) -> std::io::Result<usize> {
+        let n = b.len();
+        let part = engine::PART as usize;
+        while !b.is_empty() {
+            if self.permit.is_none() {
+                let take = self
+                    .runtime
+                    .block_on(
+                        self.budget
+                            .clone()
+                            .acquire_many_owned(permits(engine::PART)),
+                    )
+                    .map_err(std::io::Error::other)?;
+                self.permit = Some(take);
+                self.buf = Vec::with_capacity(part);
             }
-            Ok(etags)
+            let take = (part - self.buf.len()).min(b.len());
+            self.buf.extend_from_slice(&b[..take]);
+            b = &b[take..];
+            if self.buf.len() == part {
+                self.send()?;
+            }
         }
-        Unit::Delete { keys } => {
-            let mut done = futures_util::stream::iter(keys)
-                .map(|k| s3.delete(bucket, k))
-                .buffer_unordered(concurrency.max(1));
-            while let Some(r) = done.next().await {
-                r?;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Uploads<'_> {
+    /// Puts one object back from its blob; returns the ETag R2 gave it.
+    async fn upload(&self, e: &ObjectEntry) -> Result<String> {
+        let attrs = PutAttrs {
+            content_type: e.content_type.clone(),
+            metadata: e.metadata.clone(),
+        };
+        let (s3, bucket) = (self.s3, self.bucket);
+        if e.size < engine::MULTIPART_FROM {
+            let _permit = self
+                .budget
+                .acquire_many(permits(e.size))
+                .await
+                .map_err(|e| Error::Local(e.to_string()))?;
+            let body = self
+                .repo
+                .open_blob(&e.sha256, Vec::with_capacity(e.size as usize))
+                .await?;
+            return Ok(s3.put(bucket, &e.key, body.into(), &attrs).await?);
+        }
+        let _slot = self
+            .large
+            .acquire()
+            .await
+            .map_err(|e| Error::Local(e.to_string()))?;
+        let id = s3.create_multipart(bucket, &e.key, &attrs).await?;
+        match self.parts(e, &id).await {
+            Ok(parts) => Ok(s3.complete_multipart(bucket, &e.key, &id, &parts).await?),
+            Err(err) => {
+                let _ = s3.abort_multipart(bucket, &e.key, &id).await;
+                Err(err)
             }
-            Ok(BTreeMap::new())
+        }
+    }
+
+    /// Streams a large object's blob into upload `id` as it is opened, `PART_LANES` parts in
+    /// flight. The blob's SHA-256 is checked when the last byte is out of it, before the upload
+    /// is completed: a body that is not the backup's is never stored.
+    async fn parts(&self, e: &ObjectEntry, id: &str) -> Result<Vec<(u32, String)>> {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Piece>(1);
+        let sink = PartSink {
+            buf: Vec::new(),
+            permit: None,
+            budget: self.budget.clone(),
+            runtime: tokio::runtime::Handle::current(),
+            tx,
+        };
+        let read = async {
+            let mut sink = self.repo.open_blob(&e.sha256, sink).await?;
+            if !sink.buf.is_empty() {
+                let buf = std::mem::take(&mut sink.buf);
+                if let Some(permit) = sink.permit.take() {
+                    sink.tx
+                        .send((buf, permit))
+                        .await
+                        .map_err(|_| Error::Local("the upload stopped".into()))?;
+                }
+            }
+            Ok::<_, Error>(())
+        };
+        let pieces =
+            futures_util::stream::unfold(
+                rx,
+                |mut rx| async move { rx.recv().await.map(|p| (p, rx)) },
+            );
+        let sent = pieces
+            .enumerate()
+            .map(|(i, (buf, permit))| async move {
+                let number = i as u32 + 1;
+                let etag = self
+                    .s3
+                    .upload_part(self.bucket, &e.key, id, number, buf.into())
+                    .await?;
+                drop(permit);
+                Ok::<_, Error>((number, etag))
+            })
+            .buffer_unordered(PART_LANES)
+            .try_collect::<Vec<(u32, String)>>();
+        // A failed part stops the uploads, and with them the reading; its error is the one.
+        let (read, sent) = tokio::join!(read, sent);
+        let mut parts = sent?;
+        read?;
+        parts.sort_by_key(|p| p.0);
+        Ok(parts)
+    }
+}
+
+/// Objects put (or deleted) at once.
+const CONCURRENCY: usize = 8;
+
+impl Uploads<'_> {
+    /// Sends one batch, [`CONCURRENCY`] objects at a time. Returns the ETags of what was put.
+    async fn send(&self, unit: &Unit, data: &Data) -> Result<BTreeMap<String, String>> {
+        match unit {
+            Unit::Put { keys } => {
+                let entries: Vec<&ObjectEntry> = keys
+                    .iter()
+                    .map(|k| {
+                        data.index.get(k).ok_or_else(|| {
+                            Error::Verification(format!(
+                                "the plan puts object `{k}`, which the backup does not hold"
+                            ))
+                        })
+                    })
+                    .collect::<Result<_>>()?;
+                futures_util::stream::iter(entries)
+                    .map(|e| async move {
+                        match self.upload(e).await {
+                            Ok(etag) => Ok((e.key.clone(), etag)),
+                            // The repository's copy failed its check: name the object, and
+                            // what to look at next.
+                            Err(Error::Repo(err)) => Err(Error::Verification(format!(
+                                "object `{}` cannot be restored from the backup: {err}; nothing of it was stored in bucket `{}`; check the backup with `cfdr backups verify --full {}`",
+                                e.key, self.bucket, self.backup
+                            ))),
+                            Err(err) => Err(err),
+                        }
+                    })
+                    .buffer_unordered(CONCURRENCY)
+                    .try_collect()
+                    .await
+            }
+            Unit::Delete { keys } => {
+                futures_util::stream::iter(keys)
+                    .map(|k| self.s3.delete(self.bucket, k))
+                    .buffer_unordered(CONCURRENCY)
+                    .try_collect::<Vec<()>>()
+                    .await?;
+                Ok(BTreeMap::new())
+            }
         }
     }
 }
@@ -322,11 +450,19 @@ pub async fn run(
         .await
     })
     .await?;
+    let uploads = Uploads {
+        s3,
+        repo: env.repo,
+        bucket: &bucket,
+        backup: &state.plan.backup,
+        budget: std::sync::Arc::new(tokio::sync::Semaphore::new(BUFFERED_MIB as usize)),
+        large: tokio::sync::Semaphore::new(LARGE_AT_ONCE),
+    };
     let landed = super::apply_units(env, &state, "objects", progress, |i| {
-        let (bucket, data, unit) = (&bucket, &data, &state.plan.units[i]);
+        let (uploads, data, unit) = (&uploads, &data, &state.plan.units[i]);
         async move {
             Ok(super::Landed {
-                etags: send(s3, env.repo, bucket, unit, data, 4).await?,
+                etags: uploads.send(unit, data).await?,
                 ..Default::default()
             })
         }
@@ -426,30 +562,38 @@ async fn read_back(
     use rand::{SeedableRng as _, rngs::StdRng};
     let seed: [u8; 32] = Sha256::digest(seed.as_bytes()).into();
     let mut rng = StdRng::from_seed(seed);
-    let mut out = Vec::new();
-    for e in candidates.choose_multiple(&mut rng, SAMPLE) {
-        let mut hash = Sha256::new();
-        let mut sink = |chunk: bytes::Bytes| -> std::result::Result<(), String> {
-            hash.update(&chunk);
-            Ok(())
-        };
-        let got = match s3.get(bucket, &e.key, None, None, &mut sink).await {
-            Ok(h) => h,
-            Err(S3Error::Status { status: 404, .. }) => {
-                out.push(difference(&e.key, "missing"));
-                continue;
+    let picked: Vec<&&ObjectEntry> = candidates.choose_multiple(&mut rng, SAMPLE).collect();
+    // Read back a few at a time; each answer is checked as it streams in.
+    let found: Vec<Vec<crate::engine::changes::Difference>> = futures_util::stream::iter(picked)
+        .map(|e| async move {
+            let mut hash = Sha256::new();
+            let mut sink = |chunk: bytes::Bytes| -> std::result::Result<(), String> {
+                hash.update(&chunk);
+                Ok(())
+            };
+            let got = match s3.get(bucket, &e.key, None, None, &mut sink).await {
+                Ok(h) => h,
+                Err(S3Error::Status { status: 404, .. }) => {
+                    return Ok(vec![difference(&e.key, "missing")]);
+                }
+                Err(err) => return Err(Error::from(err)),
+            };
+            let mut out = Vec::new();
+            if hex::encode(hash.finalize()) != e.sha256 {
+                out.push(difference(&e.key, "content"));
             }
-            Err(err) => return Err(err.into()),
-        };
-        if hex::encode(hash.finalize()) != e.sha256 {
-            out.push(difference(&e.key, "content"));
-        }
-        if got.content_type.is_some() && got.content_type != e.content_type
-            || got.metadata != e.metadata
-        {
-            out.push(difference(&e.key, "metadata"));
-        }
-    }
+            if got.content_type.is_some() && got.content_type != e.content_type
+                || got.metadata != e.metadata
+            {
+                out.push(difference(&e.key, "metadata"));
+            }
+            Ok(out)
+        })
+        .buffer_unordered(4)
+        .try_collect()
+        .await?;
+    let mut out: Vec<_> = found.into_iter().flatten().collect();
+    out.sort_by(|a, b| a.key.cmp(&b.key).then_with(|| a.what.cmp(&b.what)));
     Ok(out)
 }
 
