@@ -22,17 +22,30 @@ async fn ok_json(api: &Api, repo: &str, args: &[&str]) -> Value {
     common::restore_json(api, repo, KEY, args).await
 }
 
+/// An emulator, bucket `bucket` created in it, and a fresh repository (removed with the
+/// directory).
+async fn start(bucket: &str) -> (Api, cfdr::cloudflare::S3Client, tempfile::TempDir, String) {
+    let api = common::start().await;
+    let s3 = api.s3();
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo").to_str().unwrap().to_string();
+    assert!(s3.create_bucket(bucket).await.unwrap());
+    assert!(
+        output(cfdr(&api, &repo, &["repo", "init"]))
+            .await
+            .status
+            .success()
+    );
+    (api, s3, tmp, repo)
+}
+
 fn body(i: usize, len: usize) -> Vec<u8> {
     (0..len).map(|j| (j * 31 + i * 7) as u8).collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_bucket_comes_back_byte_for_byte_and_only_where_asked() {
-    let api = common::start().await;
-    let s3 = api.s3();
-    let tmp = tempfile::tempdir().unwrap();
-    let repo = tmp.path().join("repo").to_str().unwrap().to_string();
-    assert!(s3.create_bucket("evidence").await.unwrap());
+    let (api, s3, _tmp, repo) = start("evidence").await;
     for (i, key) in common::hostile_keys().iter().enumerate() {
         common::put_object(&s3, "evidence", key, body(i, 100 + i), None, &[]).await;
     }
@@ -71,12 +84,6 @@ async fn a_bucket_comes_back_byte_for_byte_and_only_where_asked() {
         &[("sha", "x")],
     )
     .await;
-    assert!(
-        output(cfdr(&api, &repo, &["repo", "init"]))
-            .await
-            .status
-            .success()
-    );
     let b = ok_json(&api, &repo, &["backup", "r2", "evidence", "--json"]).await["id"]
         .as_str()
         .unwrap()
@@ -223,11 +230,7 @@ async fn a_bucket_comes_back_byte_for_byte_and_only_where_asked() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_r2_restore_resumes_to_the_backup() {
-    let api = common::start().await;
-    let s3 = api.s3();
-    let tmp = tempfile::tempdir().unwrap();
-    let repo = tmp.path().join("repo").to_str().unwrap().to_string();
-    assert!(s3.create_bucket("media").await.unwrap());
+    let (api, s3, _tmp, repo) = start("media").await;
     for i in 0..300 {
         common::put_object(
             &s3,
@@ -239,12 +242,6 @@ async fn a_killed_r2_restore_resumes_to_the_backup() {
         )
         .await;
     }
-    assert!(
-        output(cfdr(&api, &repo, &["repo", "init"]))
-            .await
-            .status
-            .success()
-    );
     let b = ok_json(&api, &repo, &["backup", "r2", "media", "--json"]).await["id"]
         .as_str()
         .unwrap()
@@ -293,19 +290,9 @@ async fn a_killed_r2_restore_resumes_to_the_backup() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_damaged_blob_is_never_stored_in_the_bucket() {
     use sha2::Digest as _;
-    let api = common::start().await;
-    let s3 = api.s3();
-    let tmp = tempfile::tempdir().unwrap();
-    let repo = tmp.path().join("repo").to_str().unwrap().to_string();
-    assert!(s3.create_bucket("vault").await.unwrap());
+    let (api, s3, _tmp, repo) = start("vault").await;
     let big = body(3, 40 << 20);
     common::put_object(&s3, "vault", "db/big.bin", big.clone(), None, &[]).await;
-    assert!(
-        output(cfdr(&api, &repo, &["repo", "init"]))
-            .await
-            .status
-            .success()
-    );
     ok_json(&api, &repo, &["backup", "r2", "vault", "--json"]).await;
     // Flip one byte two thirds into the sealed blob: a chunk past the first parts.
     let sha = hex::encode(sha2::Sha256::digest(&big));

@@ -112,13 +112,13 @@ pub(super) fn snapshot_cost(live: &engine::Live, row_bytes: u64) -> u64 {
 /// A writer that hashes what goes through it (the import's etag is its MD5).
 struct Md5Writer<W> {
     inner: W,
-    md5: std::rc::Rc<std::cell::RefCell<md5::Md5>>,
+    md5: md5::Md5,
 }
 
 impl<W: std::io::Write> std::io::Write for Md5Writer<W> {
     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
         let n = self.inner.write(b)?;
-        md5::Digest::update(&mut *self.md5.borrow_mut(), &b[..n]);
+        md5::Digest::update(&mut self.md5, &b[..n]);
         Ok(n)
     }
 
@@ -139,17 +139,16 @@ fn import_file(
         .prefix("cfdr-d1-import-")
         .suffix(".sql")
         .tempfile()?;
-    let md5 = std::rc::Rc::new(std::cell::RefCell::new(<md5::Md5 as md5::Digest>::new()));
-    let mut w = Some(Md5Writer {
+    let mut writer = Md5Writer {
         inner: std::io::BufWriter::with_capacity(1 << 20, file.reopen()?),
-        md5: md5.clone(),
-    });
+        md5: <md5::Md5 as md5::Digest>::new(),
+    };
+    let mut part = Some(&mut writer);
     engine::write_import(dump, plan, tables, |j| {
-        Ok(if j == i { w.take() } else { None })
+        Ok(if j == i { part.take() } else { None })
     })
     .map_err(Error::Verification)?;
-    let digest = md5::Digest::finalize(md5.take());
-    Ok((file, hex::encode(digest)))
+    Ok((file, hex::encode(md5::Digest::finalize(writer.md5))))
 }
 
 /// The requests of a batched restore of `plan` in run `run`: the import, written whole in
@@ -412,12 +411,6 @@ async fn import(
         match t {
             Task::Complete { .. } => return Ok(Vec::new()),
             Task::Error { message, .. } => {
-                let tables = state
-                    .plan
-                    .units
-                    .get(i)
-                    .map(|u| u.keys().to_vec())
-                    .unwrap_or_default();
                 // A run stopped between sending this part and hearing back may have had it
                 // applied by D1 all the same; sent again, it is refused (a table it creates
                 // exists). Its tables as the backup has them say it landed.
@@ -430,6 +423,12 @@ async fn import(
                 }
                 // D1 rolled this file back: its tables are as they were, and reported as not
                 // written; the other parts go on.
+                let tables = state
+                    .plan
+                    .units
+                    .get(i)
+                    .map(|u| u.keys().to_vec())
+                    .unwrap_or_default();
                 progress.warn(format!(
                     "D1 refused part {i} of the import into {} (tables {}): {message}; D1 rolled it back, so those tables are as they were",
                     state.plan.target.label(),

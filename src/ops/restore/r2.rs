@@ -284,8 +284,13 @@ impl std::io::Write for PartSink {
         Ok(n)
     }
 
+    /// The blob's last bytes: the part they fill, short, goes too. (The upload is completed only
+    /// once the blob's check has passed.)
     fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        self.send()
     }
 }
 
@@ -336,19 +341,8 @@ impl Uploads<'_> {
             runtime: tokio::runtime::Handle::current(),
             tx,
         };
-        let read = async {
-            let mut sink = self.repo.open_blob(&e.sha256, sink).await?;
-            if !sink.buf.is_empty() {
-                let buf = std::mem::take(&mut sink.buf);
-                if let Some(permit) = sink.permit.take() {
-                    sink.tx
-                        .send((buf, permit))
-                        .await
-                        .map_err(|_| Error::Local("the upload stopped".into()))?;
-                }
-            }
-            Ok::<_, Error>(())
-        };
+        // The sink, dropped once the blob is read and checked, ends the stream of parts.
+        let read = async { self.repo.open_blob(&e.sha256, sink).await.map(drop) };
         let pieces =
             futures_util::stream::unfold(
                 rx,
