@@ -96,7 +96,7 @@ async fn time_travel_allows_ten_restores_per_ten_minutes() {
 async fn a_database_being_imported_is_blocked() {
     let api = common::start().await;
     let db = api.d1_create("importing").await;
-    let sql = "CREATE TABLE big(x);\nWITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 4000000) INSERT INTO big SELECT i FROM c;";
+    let sql = "CREATE TABLE big(x);\nWITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 10000000) INSERT INTO big SELECT i FROM c;";
     let started = api.d1_import_start(&db, sql).await;
     assert_eq!(
         started["status"], "active",
@@ -136,7 +136,7 @@ async fn a_database_being_imported_is_blocked() {
         .d1_sql(&db, "SELECT count(*) AS n FROM big")
         .await
         .result();
-    assert_eq!(n[0]["results"][0]["n"], 4_000_000);
+    assert_eq!(n[0]["results"][0]["n"], 10_000_000);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -222,4 +222,34 @@ async fn exports_keep_d1s_flaws_and_queries_carry_javascript_numbers() {
         .await
         .unwrap_err();
     assert!(err.contains("Virtual Tables"), "{err}");
+}
+
+/// Rows go out as D1 writes them: numbers in JavaScript's text (`1e+21`, not `1e21`), an object
+/// a row with its keys in column order (a name given twice: first place, last value), or arrays
+/// through `/raw`.
+#[tokio::test(flavor = "multi_thread")]
+async fn rows_keep_javascripts_number_text_and_their_column_order() {
+    let api = common::start().await;
+    let db = api.d1_create("numbers").await;
+    let sql = "SELECT 1e21 AS z, 0.1 AS b, 1 AS a, 2 AS a, -0.0 AS n, 9007199254740993 AS big";
+    let text = |r: common::Reply| String::from_utf8(r.bytes).unwrap();
+    let objects = text(api.d1_sql(&db, sql).await);
+    assert!(
+        objects.contains(r#""results":[{"z":1e+21,"b":0.1,"a":2,"n":0,"big":9007199254740992}]"#),
+        "{objects}"
+    );
+    let raw = text(
+        api.send(
+            "POST",
+            &format!("/d1/database/{db}/raw"),
+            Some(serde_json::json!({ "sql": sql })),
+        )
+        .await,
+    );
+    assert!(
+        raw.contains(
+            r#""results":{"columns":["z","b","a","a","n","big"],"rows":[[1e+21,0.1,1,2,0,9007199254740992]]}"#
+        ),
+        "{raw}"
+    );
 }

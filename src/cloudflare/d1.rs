@@ -124,13 +124,17 @@ impl Client {
                 Body::Json(json!({ "sql": sql, "params": params })),
             )
             .await?;
-        let rows = a.result[0]["results"]["rows"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
+        let mut result = a.result;
+        let rows = match result.pointer_mut("/0/results/rows").map(Value::take) {
+            Some(Value::Array(rows)) => rows,
+            _ => Vec::new(),
+        };
         Ok(rows
             .into_iter()
-            .map(|r| r.as_array().cloned().unwrap_or_default())
+            .map(|r| match r {
+                Value::Array(values) => values,
+                _ => Vec::new(),
+            })
             .collect())
     }
 

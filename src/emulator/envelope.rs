@@ -85,19 +85,42 @@ pub fn ok_paged(result: impl Serialize, info: Value) -> ApiResult {
     ok_status(StatusCode::OK, result, Some(info))
 }
 
+/// The success envelope, its keys in the order the error envelope has them. Written straight
+/// to bytes: a result's raw JSON (D1's number text) goes out as it is, not through `f64`.
+#[derive(Serialize)]
+struct Success<'a, T> {
+    errors: [(); 0],
+    messages: [(); 0],
+    result: T,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result_info: Option<&'a Value>,
+    success: bool,
+}
+
 pub fn ok_status(status: StatusCode, result: impl Serialize, info: Option<Value>) -> ApiResult {
-    let result = serde_json::to_value(result).map_err(|e| {
+    let body = serde_json::to_vec(&Success {
+        errors: [],
+        messages: [],
+        result,
+        result_info: info.as_ref(),
+        success: true,
+    })
+    .map_err(|e| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             10000,
             format!("internal error: {e}"),
         )
     })?;
-    let mut body = json!({ "success": true, "errors": [], "messages": [], "result": result });
-    if let Some(info) = info {
-        body["result_info"] = info;
-    }
-    Ok((status, Json(body)).into_response())
+    Ok((
+        status,
+        [(
+            axum::http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response())
 }
 
 /// Parses a JSON body, answering malformed input with `code` instead of a bare 4xx.

@@ -6,10 +6,11 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::exec::{self, Outcome};
+use super::jsval::Cell;
 use super::{DbHandle, jsval};
 use crate::emulator::clock::rfc3339_ms;
 use crate::emulator::control::lock;
@@ -238,7 +239,7 @@ pub async fn delete(State(s): S, Path((_, id)): Path<(String, String)>) -> ApiRe
 
 /// `200` with the results, marked [`read_only`] when
 /// nothing changed.
-fn answer(results: Vec<Value>, changed: bool) -> ApiResult {
+fn answer(results: impl Serialize, changed: bool) -> ApiResult {
     if changed {
         ok(results)
     } else {
@@ -292,26 +293,76 @@ async fn run(
     .map_err(internal)?
 }
 
+/// A statement's answer, rows as `/query` gives them (an object a row) or as `/raw` does
+/// (columns, then arrays). Serialized straight to the body: values keep D1's number text.
+#[derive(Serialize)]
+struct Answer<'a, R> {
+    meta: &'a exec::Meta,
+    results: R,
+    success: bool,
+}
+
+#[derive(Serialize)]
+struct RawRows<'a> {
+    columns: &'a [String],
+    rows: &'a [Vec<Cell>],
+}
+
+/// Rows as objects, keys in column order; a name given twice keeps its first place and its
+/// last value, as a JavaScript object built column by column does.
+struct Objects<'a> {
+    keys: Vec<(&'a str, usize)>,
+    rows: &'a [Vec<Cell>],
+}
+
+impl<'a> Objects<'a> {
+    fn of(o: &'a exec::Outcome) -> Self {
+        let mut keys: Vec<(&str, usize)> = Vec::new();
+        for (i, c) in o.columns.iter().enumerate() {
+            match keys.iter_mut().find(|(k, _)| *k == c.as_str()) {
+                Some(k) => k.1 = i,
+                None => keys.push((c, i)),
+            }
+        }
+        Self {
+            keys,
+            rows: &o.rows,
+        }
+    }
+}
+
+impl Serialize for Objects<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        struct Row<'a>(&'a [(&'a str, usize)], &'a [Cell]);
+        impl Serialize for Row<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut m = s.serialize_map(Some(self.0.len()))?;
+                for (k, i) in self.0 {
+                    m.serialize_entry(k, &self.1[*i])?;
+                }
+                m.end()
+            }
+        }
+        let mut seq = s.serialize_seq(Some(self.rows.len()))?;
+        for r in self.rows {
+            seq.serialize_element(&Row(&self.keys, r))?;
+        }
+        seq.end()
+    }
+}
+
 pub async fn query(State(s): S, Path((_, id)): Path<(String, String)>, body: Bytes) -> ApiResult {
     let (record, handle) = resolve(&s, &id, false)?;
     unblocked(&s, &record.uuid)?;
     let batch = parse_batch(&body)?;
     let (outcomes, changed) = run(s.clone(), record.uuid, handle, batch).await?;
-    let results: Vec<Value> = outcomes
-        .into_iter()
-        .map(|o| {
-            let rows: Vec<Value> = o
-                .rows
-                .iter()
-                .map(|row| {
-                    let mut obj = serde_json::Map::new();
-                    for (c, v) in o.columns.iter().zip(row) {
-                        obj.insert(c.clone(), serde_json::to_value(v).unwrap_or(Value::Null));
-                    }
-                    Value::Object(obj)
-                })
-                .collect();
-            json!({ "success": true, "results": rows, "meta": o.meta })
+    let results: Vec<Answer<'_, Objects<'_>>> = outcomes
+        .iter()
+        .map(|o| Answer {
+            meta: &o.meta,
+            results: Objects::of(o),
+            success: true,
         })
         .collect();
     answer(results, changed)
@@ -322,13 +373,15 @@ pub async fn raw(State(s): S, Path((_, id)): Path<(String, String)>, body: Bytes
     unblocked(&s, &record.uuid)?;
     let batch = parse_batch(&body)?;
     let (outcomes, changed) = run(s.clone(), record.uuid, handle, batch).await?;
-    // Rows keep D1's JavaScript number text: they go through RawValue, not through f64.
-    let results: Vec<Value> = outcomes
-        .into_iter()
-        .map(|o| {
-            let rows: Vec<Box<serde_json::value::RawValue>> =
-                o.rows.iter().filter_map(|r| serde_json::value::to_raw_value(r).ok()).collect();
-            json!({ "success": true, "results": { "columns": o.columns, "rows": rows }, "meta": o.meta })
+    let results: Vec<Answer<'_, RawRows<'_>>> = outcomes
+        .iter()
+        .map(|o| Answer {
+            meta: &o.meta,
+            results: RawRows {
+                columns: &o.columns,
+                rows: &o.rows,
+            },
+            success: true,
         })
         .collect();
     answer(results, changed)

@@ -27,6 +27,8 @@ pub enum D1Error {
     Io(#[from] std::io::Error),
     #[error("D1's export failed: {0}")]
     Export(String),
+    #[error("D1 answered what cfdr cannot read: {0}")]
+    Unexpected(String),
     #[error(transparent)]
     Cancelled(#[from] Cancelled),
 }

@@ -8,11 +8,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 
+use futures_util::StreamExt;
+
 use sha2::{Digest, Sha256};
 
 use crate::progress::{Counting, Progress};
 
-use super::query::{SchemaObject, ident, row_expr, rows, schema, text};
+use super::query::{SchemaObject, ident, row_expr, rows, schema, text, text_ref};
 use super::{D1Error, TableStats};
 use crate::cloudflare::Client;
 
@@ -194,8 +196,103 @@ pub async fn dump(
     Ok(stats)
 }
 
+/// Pages of one table asked for at once past its first: the next is on its way while one is
+/// hashed and written (D1 answers one query at a time; the transfer and both ends' JSON work
+/// overlap).
+const PAGES_IN_FLIGHT: usize = 2;
+
+/// A run of rowids read as one page: after `from`, up to `to` (none: to the end).
+#[derive(Debug, Clone, PartialEq)]
+struct Span {
+    from: i64,
+    to: Option<i64>,
+}
+
+/// The rowids after `after` cut into spans of about `limit` rows each, from the count of rows
+/// after it and the last rowid; the last span open-ended, so rows added meanwhile are read too.
+fn spans(after: i64, count: u64, max: i64, limit: usize) -> Vec<Span> {
+    if count == 0 || max <= after {
+        return Vec::new();
+    }
+    let range = i128::from(max) - i128::from(after);
+    let step = ((range * limit as i128 + i128::from(count) - 1) / i128::from(count)).max(1);
+    let mut out = Vec::new();
+    let mut from = i128::from(after);
+    loop {
+        let to = from + step;
+        if to >= i128::from(max) {
+            out.push(Span {
+                from: from as i64,
+                to: None,
+            });
+            return out;
+        }
+        out.push(Span {
+            from: from as i64,
+            to: Some(to as i64),
+        });
+        from = to;
+    }
+}
+
+/// One table's rows on their way out: each written as an INSERT and hashed, in read order.
+struct TableOut<'a, W> {
+    out: &'a mut W,
+    prefix: String,
+    is_virtual: bool,
+    hash: Sha256,
+    count: u64,
+}
+
+impl<W: Write> TableOut<'_, W> {
+    /// Takes a page (rowid, values); returns the bytes of its values.
+    fn page(&mut self, page: &[Vec<serde_json::Value>]) -> std::io::Result<usize> {
+        let mut bytes = 0;
+        for r in page {
+            let row = text_ref(&r[1]);
+            bytes += row.len();
+            self.hash.update(row.as_bytes());
+            self.hash.update(b"\n");
+            self.count += 1;
+            if self.is_virtual {
+                write!(self.out, "\n{}{},{row});", self.prefix, text(&r[0]))?;
+            } else {
+                write!(self.out, "\n{}{row});", self.prefix)?;
+            }
+        }
+        Ok(bytes)
+    }
+}
+
+/// A rowid as the query API gives it back (`quote(rowid)`, text).
+fn rowid(v: &serde_json::Value) -> Result<i64, D1Error> {
+    text_ref(v)
+        .parse()
+        .map_err(|_| D1Error::Unexpected(format!("a rowid came back as `{v}`")))
+}
+
+/// Up to `cap` rows of `span`, by `select` (the rowid, then the values).
+async fn span_page(
+    client: &Client,
+    db: &str,
+    select: &str,
+    span: Span,
+    cap: usize,
+) -> Result<Vec<Vec<serde_json::Value>>, D1Error> {
+    let (upto, mut params) = match span.to {
+        Some(to) => (" AND rowid <= CAST(?2 AS INTEGER)", vec![to.to_string()]),
+        None => ("", Vec::new()),
+    };
+    params.insert(0, span.from.to_string());
+    let sql =
+        format!("{select} WHERE rowid > CAST(?1 AS INTEGER){upto} ORDER BY rowid LIMIT {cap}");
+    Ok(rows(client, db, &sql, &params).await?)
+}
+
 /// The rows of one table as INSERTs, and its count and content hash (SHA-256 over each row's
-/// quoted values joined by `,`, one row a line, in the order they are read).
+/// quoted values joined by `,`, one row a line, in the order they are read). A rowid table is
+/// read by rowid: a first page, then the rest in spans of rowids asked for
+/// [`PAGES_IN_FLIGHT`] at a time; other tables by primary key, a page after another.
 async fn table_rows(
     client: &Client,
     db: &str,
@@ -242,64 +339,89 @@ async fn table_rows(
     } else {
         format!("INSERT INTO {} VALUES(", ident(name))
     };
-    let mut hash = Sha256::new();
-    let mut count = 0u64;
-    let mut after: Option<String> = None;
-    let mut offset = 0usize;
-    let mut limit = FIRST_PAGE;
-    loop {
-        let page = if has_rowid {
-            // Keyset pages on rowid, bound as text and cast so no JSON number carries it.
-            let filter = if after.is_some() {
-                "WHERE rowid > CAST(?1 AS INTEGER) "
-            } else {
-                ""
+    let mut table = TableOut {
+        out,
+        prefix,
+        is_virtual,
+        hash: Sha256::new(),
+        count: 0,
+    };
+    let t = ident(name);
+    if has_rowid {
+        // Rowids bound as text and cast, so no JSON number carries one.
+        let first = rows(
+            client,
+            db,
+            &format!("SELECT quote(rowid), {values} FROM {t} ORDER BY rowid LIMIT {FIRST_PAGE}"),
+            &[],
+        )
+        .await?;
+        let bytes = table.page(&first)?;
+        if let (FIRST_PAGE, Some(last)) = (first.len(), first.last()) {
+            let after = rowid(&last[0])?;
+            let limit = next_page(first.len(), bytes);
+            let rest = rows(
+                client,
+                db,
+                &format!(
+                    "SELECT count(*), quote(max(rowid)) FROM {t} WHERE rowid > CAST(?1 AS INTEGER)"
+                ),
+                &[after.to_string()],
+            )
+            .await?;
+            let (count, max) = match rest.first().map(|r| (r[0].as_u64(), &r[1])) {
+                Some((Some(c), m)) if c > 0 => (c, rowid(m)?),
+                _ => (0, after),
             };
-            let sql = format!(
-                "SELECT quote(rowid), {values} FROM {t} {filter}ORDER BY rowid LIMIT {limit}",
-                t = ident(name)
-            );
-            let params: Vec<String> = after.iter().cloned().collect();
-            rows(client, db, &sql, &params).await?
-        } else {
-            let order = if pk.is_empty() {
-                "1".into()
-            } else {
-                pk.join(", ")
-            };
-            let sql = format!(
-                "SELECT NULL, {values} FROM {t} ORDER BY {order} LIMIT {limit} OFFSET {offset}",
-                t = ident(name)
-            );
-            rows(client, db, &sql, &[]).await?
-        };
-        let n = page.len();
-        let mut bytes = 0;
-        for r in &page {
-            let row = text(&r[1]);
-            bytes += row.len();
-            hash.update(row.as_bytes());
-            hash.update(b"\n");
-            count += 1;
-            if is_virtual {
-                write!(out, "\n{prefix}{},{row});", text(&r[0]))?;
-            } else {
-                write!(out, "\n{prefix}{row});")?;
+            // A span holding more rows than twice its share is read on a page at a time.
+            let cap = 2 * limit;
+            let select = format!("SELECT quote(rowid), {values} FROM {t}");
+            let spans = spans(after, count, max, limit);
+            let mut pages = futures_util::stream::iter(spans.clone())
+                .map(|s| span_page(client, db, &select, s, cap))
+                .buffered(PAGES_IN_FLIGHT);
+            let mut at = spans.into_iter();
+            while let (Some(got), Some(span)) = (pages.next().await, at.next()) {
+                let mut got = got?;
+                loop {
+                    table.page(&got)?;
+                    match got.last() {
+                        Some(last) if got.len() >= cap => {
+                            let rest = Span {
+                                from: rowid(&last[0])?,
+                                to: span.to,
+                            };
+                            got = span_page(client, db, &select, rest, cap).await?;
+                        }
+                        _ => break,
+                    }
+                }
             }
         }
-        if let Some(last) = page.last() {
-            after = Some(text(&last[0]));
+    } else {
+        let order = if pk.is_empty() {
+            "1".into()
+        } else {
+            pk.join(", ")
+        };
+        let (mut offset, mut limit) = (0usize, FIRST_PAGE);
+        loop {
+            let sql = format!(
+                "SELECT NULL, {values} FROM {t} ORDER BY {order} LIMIT {limit} OFFSET {offset}"
+            );
+            let page = rows(client, db, &sql, &[]).await?;
+            let bytes = table.page(&page)?;
+            offset += page.len();
+            if page.len() < limit {
+                break;
+            }
+            limit = next_page(page.len(), bytes);
         }
-        offset += n;
-        if n < limit {
-            break;
-        }
-        limit = next_page(n, bytes);
     }
     Ok(TableStats {
         name: name.to_string(),
-        rows: count,
-        sha256: hex::encode(hash.finalize()),
+        rows: table.count,
+        sha256: hex::encode(table.hash.finalize()),
         virtual_table: is_virtual,
     })
 }
@@ -342,19 +464,16 @@ pub async fn hashes(
     Ok(out)
 }
 
-/// The requests [`table_rows`] takes for a table of `rows` rows of about `row_bytes` each:
-/// its columns, whether it has a rowid, its key, then its pages.
+/// The requests [`table_rows`] takes for a rowid table of `rows` rows of about `row_bytes`
+/// each: its columns, whether it has a rowid, its key, its first page; past a full first page,
+/// the count of the rest and a span of rowids a page (rowids without gaps).
 pub fn table_cost(rows: u64, row_bytes: u64) -> u64 {
-    let (mut left, mut limit, mut requests) = (rows, FIRST_PAGE as u64, 3u64);
-    loop {
-        requests += 1;
-        let n = left.min(limit);
-        left -= n;
-        if n < limit {
-            return requests;
-        }
-        limit = next_page(n as usize, (n * row_bytes.max(1)) as usize) as u64;
+    let first = FIRST_PAGE as u64;
+    if rows < first {
+        return 4;
     }
+    let limit = next_page(FIRST_PAGE, FIRST_PAGE * row_bytes.max(1) as usize) as u64;
+    5 + (rows - first).div_ceil(limit)
 }
 
 /// The same per-table hashes over a local SQLite database (a replayed dump), for comparison.
@@ -441,9 +560,27 @@ mod tests {
     fn a_tables_cost_counts_its_pages_as_the_reader_takes_them() {
         assert_eq!(table_cost(0, 10), 4, "columns, rowid, key, one empty page");
         assert_eq!(table_cost(999, 10), 4);
-        assert_eq!(table_cost(1_000, 10), 5, "a full page asks for the next");
-        // 40-byte rows: pages of 1,000 then 50,000.
-        assert_eq!(table_cost(1_000_000, 40), 3 + 1 + 20);
+        assert_eq!(table_cost(1_000, 10), 5, "a full page asks how many follow");
+        // 40-byte rows: a page of 1,000, the count, then spans of 50,000.
+        assert_eq!(table_cost(1_000_000, 40), 3 + 1 + 1 + 20);
+    }
+
+    #[test]
+    fn the_rest_of_a_table_is_cut_into_spans_of_a_page_each() {
+        let s = |from, to| Span { from, to };
+        // 10 rows after rowid 0, without gaps, 4 a page: 1..=4, 5..=8, the rest.
+        assert_eq!(
+            spans(0, 10, 10, 4),
+            [s(0, Some(4)), s(4, Some(8)), s(8, None)]
+        );
+        // Sparse rowids: the span widens with the gaps.
+        assert_eq!(spans(0, 2, 1_000, 1), [s(0, Some(500)), s(500, None)]);
+        assert_eq!(spans(5, 0, 5, 10), [], "nothing after the first page");
+        assert_eq!(spans(5, 3, 8, 10), [s(5, None)]);
+        // The extremes of a rowid do not overflow.
+        let wide = spans(i64::MIN, 4, i64::MAX, 2);
+        assert_eq!(wide.len(), 2);
+        assert_eq!(wide[1].to, None);
     }
 
     #[test]

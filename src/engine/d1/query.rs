@@ -14,6 +14,14 @@ pub async fn rows(
     client.d1_raw(db, sql, params).await
 }
 
+/// A value's text, borrowed where it is a JSON string.
+pub fn text_ref(v: &Value) -> std::borrow::Cow<'_, str> {
+    match v {
+        Value::String(s) => std::borrow::Cow::Borrowed(s),
+        other => std::borrow::Cow::Owned(text(other)),
+    }
+}
+
 pub fn text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),

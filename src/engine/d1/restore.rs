@@ -497,24 +497,103 @@ impl Source for str {
     }
 }
 
-/// The objects a dump creates (for the plan's collision check).
-pub fn created(dump: &(impl Source + ?Sized)) -> Result<Vec<Object>, String> {
+/// Whose restore carries a statement of the dump into the import.
+enum Owner {
+    /// Never carried (the dump's own PRAGMA).
+    Nobody,
+    /// Carried when this table (its key) is restored.
+    Table(String),
+    /// Carried by a whole restore (views and anything else).
+    Whole,
+    /// The dump's `DELETE FROM sqlite_sequence`, carried (narrowed) when any table is.
+    SeqDelete,
+}
+
+fn owner(kind: &Stmt) -> Owner {
+    match kind {
+        Stmt::Pragma => Owner::Nobody,
+        Stmt::Table(t) | Stmt::Insert(t) | Stmt::SeqInsert(t) => Owner::Table(key(t)),
+        Stmt::Index { table, .. } | Stmt::Trigger { table, .. } => Owner::Table(key(table)),
+        Stmt::View(_) | Stmt::Other => Owner::Whole,
+        Stmt::SeqDelete => Owner::SeqDelete,
+    }
+}
+
+/// What one pass over a dump finds: the objects it creates (for the plan's collision check)
+/// and the bytes of its statements between one CREATE TABLE and the next, by whose restore
+/// carries them — enough to lay the import out for any plan without reading the dump again.
+#[derive(Debug, Default)]
+pub struct Survey {
+    pub objects: Vec<Object>,
+    segments: Vec<Segment>,
+}
+
+/// The statements from a CREATE TABLE (or the dump's start) to the next CREATE TABLE.
+#[derive(Debug, Default)]
+struct Segment {
+    table: Option<String>,
+    /// Bytes, a line each, of the statements a table's restore carries, by the table's key.
+    owned: BTreeMap<String, u64>,
+    /// Bytes of the statements a whole restore carries.
+    whole: u64,
+    seq_deletes: u64,
+}
+
+impl Segment {
+    /// The bytes of this segment the import of `plan` carries.
+    fn carried(&self, plan: &D1Plan, imported: &BTreeSet<String>) -> u64 {
+        let owned: u64 = self
+            .owned
+            .iter()
+            .filter(|(t, _)| imported.contains(*t))
+            .map(|(_, n)| n)
+            .sum();
+        let whole = if plan.whole { self.whole } else { 0 };
+        let seq = if plan.import.is_empty() {
+            0
+        } else {
+            self.seq_deletes * (seq_delete(plan).len() as u64 + 1)
+        };
+        owned + whole + seq
+    }
+}
+
+/// Reads the dump once: its objects and the sizes [`layout`] needs.
+pub fn survey(dump: &(impl Source + ?Sized)) -> Result<Survey, String> {
     let o = |kind: &str, name: &str, table: &str| Object {
         kind: kind.into(),
         name: name.into(),
         table: table.into(),
         shadow: false,
     };
-    let mut out = Vec::new();
+    let mut out = Survey {
+        objects: Vec::new(),
+        segments: vec![Segment::default()],
+    };
     for s in dump.pass()? {
         let s = s?;
-        out.extend(match classify(&s) {
-            Stmt::Table(n) => Some(o("table", &n, &n)),
-            Stmt::Index { name, table } => Some(o("index", &name, &table)),
-            Stmt::Trigger { name, table } => Some(o("trigger", &name, &table)),
-            Stmt::View(n) => Some(o("view", &n, &n)),
+        let kind = classify(&s);
+        out.objects.extend(match &kind {
+            Stmt::Table(n) => Some(o("table", n, n)),
+            Stmt::Index { name, table } => Some(o("index", name, table)),
+            Stmt::Trigger { name, table } => Some(o("trigger", name, table)),
+            Stmt::View(n) => Some(o("view", n, n)),
             _ => None,
         });
+        if let Stmt::Table(t) = &kind {
+            out.segments.push(Segment {
+                table: Some(t.clone()),
+                ..Default::default()
+            });
+        }
+        let segment = out.segments.last_mut().expect("a segment");
+        let n = s.len() as u64 + 1;
+        match owner(&kind) {
+            Owner::Nobody => {}
+            Owner::Table(t) => *segment.owned.entry(t).or_default() += n,
+            Owner::Whole => segment.whole += n,
+            Owner::SeqDelete => segment.seq_deletes += 1,
+        }
     }
     Ok(out)
 }
@@ -531,6 +610,16 @@ fn sql_text(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
+/// The dump's `DELETE FROM sqlite_sequence` as the import carries it: only the counters of the
+/// tables restored (other tables keep theirs).
+fn seq_delete(plan: &D1Plan) -> String {
+    let names: Vec<String> = plan.import.iter().map(|t| sql_text(t)).collect();
+    format!(
+        "DELETE FROM sqlite_sequence WHERE name IN ({});",
+        names.join(",")
+    )
+}
+
 /// The statement the import carries for `s` (of kind `kind`), if any.
 fn carried<'a>(
     s: &'a str,
@@ -538,50 +627,32 @@ fn carried<'a>(
     plan: &D1Plan,
     imported: &BTreeSet<String>,
 ) -> Option<Cow<'a, str>> {
-    let in_scope = |t: &str| imported.contains(&key(t));
-    let keep = match kind {
-        Stmt::Pragma => false,
-        Stmt::Table(t) | Stmt::Insert(t) | Stmt::SeqInsert(t) => in_scope(t),
-        Stmt::Index { table, .. } | Stmt::Trigger { table, .. } => in_scope(table),
-        Stmt::View(_) | Stmt::Other => plan.whole,
-        Stmt::SeqDelete => !plan.import.is_empty(),
-    };
-    if !keep {
-        return None;
+    match owner(kind) {
+        Owner::Nobody => None,
+        Owner::Table(t) => imported.contains(&t).then_some(Cow::Borrowed(s)),
+        Owner::Whole => plan.whole.then_some(Cow::Borrowed(s)),
+        Owner::SeqDelete => (!plan.import.is_empty()).then(|| Cow::Owned(seq_delete(plan))),
     }
-    if *kind == Stmt::SeqDelete {
-        // Only the counters of the tables restored: other tables keep theirs.
-        let names: Vec<String> = plan.import.iter().map(|t| sql_text(t)).collect();
-        return Some(Cow::Owned(format!(
-            "DELETE FROM sqlite_sequence WHERE name IN ({});",
-            names.join(",")
-        )));
-    }
-    Some(Cow::Borrowed(s))
 }
 
 /// Every part of an import begins by deferring foreign keys, as the dump does.
 const PRELUDE: &str = "PRAGMA defer_foreign_keys=TRUE;";
 
-/// The parts the import of `plan` from `dump` takes, each at most `max` bytes, split only where
-/// a table begins (a table's statements, its rows included, stay in one part); the first part
-/// also drops what the plan drops. One pass over the dump, a statement at a time.
-pub fn layout(dump: &(impl Source + ?Sized), plan: &D1Plan, max: u64) -> Result<Vec<Part>, String> {
+/// The parts the import of `plan` takes, each at most `max` bytes, split only where a table
+/// begins (a table's statements, its rows included, stay in one part); the first part also
+/// drops what the plan drops. From the dump's [`survey`]: the dump is not read again.
+pub fn layout(survey: &Survey, plan: &D1Plan, max: u64) -> Result<Vec<Part>, String> {
     let imported: BTreeSet<String> = plan.import.iter().map(|t| key(t)).collect();
     let prelude = PRELUDE.len() as u64 + 1;
     let drops: u64 = plan.drops.iter().map(|d| d.sql().len() as u64 + 1).sum();
-    // The bytes of each table's group of statements (a group runs to the next table).
+    // The bytes of each restored table's group of statements (a group runs to the next
+    // restored table).
     let mut groups: Vec<(String, u64)> = Vec::new();
     let mut before_tables = 0u64;
-    for s in dump.pass()? {
-        let s = s?;
-        let kind = classify(&s);
-        let Some(text) = carried(&s, &kind, plan, &imported) else {
-            continue;
-        };
-        let n = text.len() as u64 + 1;
-        match (kind, groups.last_mut()) {
-            (Stmt::Table(t), _) => groups.push((t, n)),
+    for segment in &survey.segments {
+        let n = segment.carried(plan, &imported);
+        match (&segment.table, groups.last_mut()) {
+            (Some(t), _) if imported.contains(&key(t)) => groups.push((t.clone(), n)),
             (_, Some(g)) => g.1 += n,
             (_, None) => before_tables += n,
         }
@@ -741,7 +812,7 @@ mod tests {
             }
         }
         let mut outs: Vec<Rc<RefCell<Vec<u8>>>> = Vec::new();
-        let parts = layout(dump, plan, max)?;
+        let parts = layout(&survey(dump)?, plan, max)?;
         let tables: Vec<&[String]> = parts.iter().map(|p| p.tables.as_slice()).collect();
         let bytes = write_import(dump, plan, &tables, |_| {
             let b = Rc::new(RefCell::new(Vec::new()));
@@ -979,7 +1050,7 @@ mod tests {
             files[1]
         );
         assert_eq!(parts[1].bytes, files[1].len() as u64);
-        let e = layout(dump, &whole, 100).unwrap_err();
+        let e = layout(&survey(dump).unwrap(), &whole, 100).unwrap_err();
         assert!(
             e.contains("table `b`") && e.contains("past D1's limit"),
             "{e}"

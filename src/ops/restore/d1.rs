@@ -234,11 +234,11 @@ pub async fn plan(
         Default::default()
     };
     let only = (!req.tables.is_empty()).then_some(req.tables.as_slice());
-    let created = engine::created(&data).map_err(Error::Verification)?;
-    let d1 = engine::plan(&tables, &created, &live, only, req.mode)
+    let survey = engine::survey(&data).map_err(Error::Verification)?;
+    let d1 = engine::plan(&tables, &survey.objects, &live, only, req.mode)
         .map_err(|e| Error::usage(format!("{e} (backup `{}`)", m.id)))?;
     let writes = !d1.import.is_empty() || !d1.drops.is_empty();
-    let parts = engine::layout(&data, &d1, MAX_IMPORT_BYTES).map_err(Error::usage)?;
+    let parts = engine::layout(&survey, &d1, MAX_IMPORT_BYTES).map_err(Error::usage)?;
     let units: Vec<Unit> = if !writes {
         Vec::new()
     } else if let Some(max) = req.batch_bytes {
@@ -348,6 +348,13 @@ struct Started {
     at_bookmark: String,
 }
 
+/// The pauses between polls of an import still running: an eighth of the time it has run so
+/// far, between these two, so the answer is heard at most an eighth late (D1 answers an ingest
+/// after about a second, and a small import is done soon after) and a long import does not
+/// spend the request budget on its polls (about 80 for a minute).
+const FIRST_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+const POLL_AT_MOST: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Sends part `i` of the import and waits for D1 to apply it. Returns the part's tables when
 /// D1 refused it.
 async fn import(
@@ -378,6 +385,7 @@ async fn import(
         .d1
         .as_ref()
         .ok_or_else(|| Error::Verification(format!("run `{run}` has no D1 plan")))?;
+    let since = std::time::Instant::now();
     loop {
         let t = match task.take() {
             Some(t) => t,
@@ -437,7 +445,8 @@ async fn import(
                 return Ok(tables);
             }
             Task::Active { at_bookmark } => {
-                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                let pause = (since.elapsed() / 8).clamp(FIRST_POLL, POLL_AT_MOST);
+                tokio::time::sleep(pause).await;
                 match client.d1_import_poll(db, &at_bookmark).await {
                     Ok(next) => task = Some(next),
                     // D1 no longer knows it (a long pause): the import drops what it replaces

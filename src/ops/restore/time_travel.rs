@@ -197,7 +197,7 @@ pub async fn plan(
             let tables = d.tables()?;
             let p = engine::plan(
                 &tables,
-                &engine::created(d).map_err(Error::Verification)?,
+                &engine::survey(d).map_err(Error::Verification)?.objects,
                 &live,
                 None,
                 Mode::Clear,
