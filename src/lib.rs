@@ -7,6 +7,7 @@ pub mod config;
 pub mod emulator;
 pub mod engine;
 pub mod ops;
+pub mod playbook;
 pub mod progress;
 pub mod repo;
 pub mod seal;
