@@ -249,6 +249,7 @@ async fn the_whole_demo_account_rides_out_dropped_connections_and_cut_bodies() {
         json!({ "drop_rate": 0.1, "truncate_rate": 0.1, "seed": 3 }),
     ];
     let mut hit: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    let mut told: Vec<String> = Vec::new();
     for (i, faults) in runs.iter().enumerate() {
         // A fresh repository each time, so every body is downloaded and stored again.
         let repo = tmp
@@ -288,6 +289,14 @@ async fn the_whole_demo_account_rides_out_dropped_connections_and_cut_bodies() {
             String::from_utf8_lossy(&faulty.stderr)
         );
         assert_eq!(contents(&faulty.stdout), want, "faults {faults}");
+        // Each retry is told as it happens, in the progress events on stderr.
+        for l in String::from_utf8_lossy(&faulty.stderr).lines() {
+            if let Ok(e) = serde_json::from_str::<Value>(l)
+                && let Some(m) = e["message"].as_str().filter(|m| m.starts_with("retrying "))
+            {
+                told.push(m.to_string());
+            }
+        }
         let stats = api.stats().await;
         for (path, kinds) in stats["faults_by_path"].as_object().unwrap() {
             for (kind, n) in kinds.as_object().unwrap() {
@@ -297,6 +306,19 @@ async fn the_whole_demo_account_rides_out_dropped_connections_and_cut_bodies() {
                     .or_default() += n.as_u64().unwrap();
             }
         }
+    }
+    for (path, starts) in [
+        ("REST", "retrying GET /"),
+        ("signed URL", "retrying the export's signed URL (retry "),
+        ("S3 list", "retrying R2 ListObjectsV2 `"),
+        ("S3 GET", "retrying R2 GetObject `"),
+    ] {
+        let example = told.iter().find(|m| m.starts_with(starts));
+        assert!(
+            example.is_some_and(|m| m.contains(" of at most 12) in ")),
+            "no retry on the {path} path was told in the progress events: {:?}",
+            &told[..told.len().min(20)]
+        );
     }
     for path in ["REST", "signed URL", "S3 list", "S3 GET"] {
         let k = hit.get(path).cloned().unwrap_or_default();

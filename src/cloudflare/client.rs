@@ -114,6 +114,8 @@ pub struct Client {
     account: String,
     token: Secret,
     pub budget: Arc<Budget>,
+    /// Retries so far, each also told to the operation watching.
+    pub retries: super::Retries,
     retry: RetryPolicy,
     permits: Arc<Semaphore>,
 }
@@ -145,6 +147,7 @@ impl Client {
             account: account.to_string(),
             token,
             budget,
+            retries: super::Retries::default(),
             retry,
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
         }
@@ -288,7 +291,17 @@ impl Client {
                     self.retry.backoff(attempt)
                 }
             };
-            tracing::debug!(method = %method, path, attempt, ?wait, "retrying");
+            let why = match &outcome {
+                Ok((status, ..)) => status.to_string(),
+                Err(message) => message.clone(),
+            };
+            self.retries.note(
+                &format!("{method} {path}"),
+                attempt + 1,
+                self.retry.max_retries,
+                wait,
+                &why,
+            );
             tokio::time::sleep(wait).await;
             attempt += 1;
         }
@@ -373,7 +386,8 @@ impl Client {
                         return Err(fail(format!("{message} (after {} attempts)", attempt + 1)));
                     }
                     let wait = wait.unwrap_or_else(|| self.retry.backoff(attempt));
-                    tracing::debug!(what, attempt, ?wait, %message, "retrying a signed-URL download");
+                    self.retries
+                        .note(what, attempt + 1, self.retry.max_retries, wait, &message);
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                 }
@@ -456,7 +470,8 @@ impl Client {
                         return Err(fail(format!("{message} (after {} attempts)", attempt + 1)));
                     }
                     let wait = wait.unwrap_or_else(|| self.retry.backoff(attempt));
-                    tracing::debug!(what, attempt, ?wait, %message, "retrying a signed-URL upload");
+                    self.retries
+                        .note(what, attempt + 1, self.retry.max_retries, wait, &message);
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                 }

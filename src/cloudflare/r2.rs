@@ -143,7 +143,8 @@ pub struct S3Client {
     host: String,
     creds: Arc<R2Credentials>,
     retry: RetryPolicy,
-    retries: Arc<AtomicU64>,
+    /// Retries so far, each also told to the operation watching.
+    pub retries: super::Retries,
     requests: Arc<AtomicU64>,
 }
 
@@ -302,14 +303,9 @@ impl S3Client {
             host,
             creds: Arc::new(creds),
             retry,
-            retries: Arc::new(AtomicU64::new(0)),
+            retries: super::Retries::default(),
             requests: Arc::new(AtomicU64::new(0)),
         })
-    }
-
-    /// Requests retried so far by this client (and its clones).
-    pub fn retries(&self) -> u64 {
-        self.retries.load(Ordering::Relaxed)
     }
 
     /// Requests sent so far by this client (and its clones), retries included.
@@ -397,8 +393,12 @@ impl S3Client {
                         });
                     }
                     let wait = wait.unwrap_or_else(|| self.retry.backoff(n));
-                    tracing::debug!(op, bucket, ?key, attempt = n, ?wait, %message, "retrying");
-                    self.retries.fetch_add(1, Ordering::Relaxed);
+                    let what = match key {
+                        Some(k) => format!("R2 {op} `{bucket}` key `{}`", k.escape_debug()),
+                        None => format!("R2 {op} `{bucket}`"),
+                    };
+                    self.retries
+                        .note(&what, n + 1, self.retry.max_retries, wait, &message);
                     tokio::time::sleep(wait).await;
                     n += 1;
                 }
@@ -670,8 +670,15 @@ impl S3Client {
                             message,
                         });
                     }
-                    self.retries.fetch_add(1, Ordering::Relaxed);
-                    tokio::time::sleep(wait.unwrap_or_else(|| self.retry.backoff(n))).await;
+                    let wait = wait.unwrap_or_else(|| self.retry.backoff(n));
+                    self.retries.note(
+                        &format!("R2 GetObject `{bucket}` key `{}`", key.escape_debug()),
+                        n + 1,
+                        self.retry.max_retries,
+                        wait,
+                        &message,
+                    );
+                    tokio::time::sleep(wait).await;
                     n += 1;
                 }
             }

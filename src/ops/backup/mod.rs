@@ -87,6 +87,16 @@ pub struct Env<'a> {
     pub client: Option<&'a Client>,
 }
 
+impl Env<'_> {
+    /// The REST client's retries told to `progress` from now on (each as a warning line, or
+    /// an NDJSON event with its message).
+    pub fn watch_retries(&self, progress: &Progress) {
+        if let Some(c) = self.client {
+            c.retries.watch(progress);
+        }
+    }
+}
+
 /// A finished backup and the line that tells an operator about it.
 pub struct Done {
     pub manifest: Manifest,
@@ -95,6 +105,7 @@ pub struct Done {
 
 /// Takes one backup now.
 pub async fn take(env: &Env<'_>, what: &What, opts: &Options, progress: &Progress) -> Result<Done> {
+    env.watch_retries(progress);
     let client = || {
         env.client.ok_or_else(|| {
             Error::usage(

@@ -21,6 +21,7 @@ pub async fn run(
     let s3 = R2Credentials::from_config(config)
         .and_then(|c| S3Client::new(c, opts.retry.clone()))
         .map_err(Error::R2)?;
+    s3.retries.watch(progress);
     run_with(repo, config, &s3, bucket, opts, progress).await
 }
 

@@ -396,6 +396,7 @@ fn refuse_read_only(env: &Env<'_>) -> Result<()> {
 /// Plans a restore. Reads only; with `dry_run` nothing else happens. Otherwise the target's
 /// restore lock is held from here until [`apply`] or [`Planned::abandon`].
 pub async fn plan(env: &Env<'_>, req: &Request, progress: &Progress) -> Result<Planned> {
+    env.watch_retries(progress);
     if !req.dry_run {
         refuse_read_only(env)?;
     }
@@ -446,13 +447,20 @@ pub async fn plan(env: &Env<'_>, req: &Request, progress: &Progress) -> Result<P
     let target = match m.kind {
         Kind::D1 => d1::target(cloudflare(env)?, &m, req.to.as_deref()).await?,
         Kind::Kv => kv::target(cloudflare(env)?, &m, req.to.as_deref()).await?,
-        Kind::R2 => r2::target(&r2::client(env, req.retry.clone())?, &m, req.to.as_deref()).await?,
+        Kind::R2 => {
+            r2::target(
+                &r2::client(env, req.retry.clone(), progress)?,
+                &m,
+                req.to.as_deref(),
+            )
+            .await?
+        }
         Kind::Sqlite => sqlite::target(&m, req.to.as_deref()),
     };
     let lock = lock_unless_dry(env, req, &target, &run).await?;
     let planned = match m.kind {
         Kind::R2 => {
-            let s3 = r2::client(env, req.retry.clone())?;
+            let s3 = r2::client(env, req.retry.clone(), progress)?;
             r2::plan(env, &s3, &m, target, run, req, progress)
                 .await
                 .map(|(p, d)| (p, Data::R2(d)))
@@ -542,11 +550,12 @@ async fn run(
     resumed: bool,
     progress: &Progress,
 ) -> Result<Report> {
+    env.watch_retries(progress);
     match data {
         Data::D1(d) => d1::run(env, state, d, resumed, progress).await,
         Data::Kv(d) => kv::run(env, state, d, resumed, progress).await,
         Data::R2(d) => {
-            let s3 = r2::client(env, retry)?;
+            let s3 = r2::client(env, retry, progress)?;
             r2::run(env, &s3, state, d, resumed, progress).await
         }
         Data::Sqlite(d) => sqlite::run(env, state, d, resumed, progress).await,
@@ -640,11 +649,12 @@ pub async fn diff(
     retry: crate::cloudflare::RetryPolicy,
     progress: &Progress,
 ) -> Result<(TargetRef, Verification)> {
+    env.watch_retries(progress);
     let m = env.repo.manifest(id).await?;
     match m.kind {
         Kind::D1 => d1::diff(env, &m, to, tables, progress).await,
         Kind::Kv => kv::diff(env, &m, to, prefix, progress).await,
-        Kind::R2 => r2::diff(env, &r2::client(env, retry)?, &m, to, prefix).await,
+        Kind::R2 => r2::diff(env, &r2::client(env, retry, progress)?, &m, to, prefix).await,
         Kind::Sqlite => sqlite::diff(&m, to),
     }
 }

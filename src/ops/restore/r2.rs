@@ -32,8 +32,15 @@ pub struct Data {
     pub index: Index,
 }
 
-pub fn client(env: &Env<'_>, retry: crate::cloudflare::RetryPolicy) -> Result<S3Client> {
-    Ok(R2Credentials::from_config(env.config).and_then(|c| S3Client::new(c, retry))?)
+/// The S3 client of a restore, its retries told to `progress`.
+pub fn client(
+    env: &Env<'_>,
+    retry: crate::cloudflare::RetryPolicy,
+    progress: &Progress,
+) -> Result<S3Client> {
+    let s3 = R2Credentials::from_config(env.config).and_then(|c| S3Client::new(c, retry))?;
+    s3.retries.watch(progress);
+    Ok(s3)
 }
 
 pub async fn data(repo: &Repo, m: &Manifest) -> Result<Data> {
