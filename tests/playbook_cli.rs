@@ -22,22 +22,11 @@ fn playbooks_are_listed_shown_and_checked() {
     let o = cfdr(dir.path(), &["playbook", "list"]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let out = text(&o.stdout);
-    for id in [
-        "d1-recovery",
-        "kv-recovery",
-        "r2-recovery",
-        "sqlite-recovery",
-        "disaster-recovery",
-        "data-corruption",
-        "partial-failure",
-        "quarterly-drill",
-    ] {
+    for (file, _) in cfdr::playbook::library::BUILT_IN {
+        let id = file.trim_end_matches(".toml");
         assert!(out.contains(id), "{id} missing from:\n{out}");
     }
-    assert!(
-        out.contains("RTO 15m, RPO 1day") || out.contains("RTO 15m"),
-        "{out}"
-    );
+    assert!(out.contains("D1 database recovery  (RTO 15m"), "{out}");
 
     let o = cfdr(dir.path(), &["playbook", "show", "d1-recovery"]);
     assert!(o.status.success(), "{}", text(&o.stderr));
