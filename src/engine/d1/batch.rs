@@ -116,7 +116,80 @@ pub fn import_text(
     let text = Rc::new(RefCell::new(Vec::new()));
     super::restore::write_import(dump, plan, &[], |_| Ok(Some(Sink(text.clone()))))?;
     let bytes = std::mem::take(&mut *text.borrow_mut());
-    String::from_utf8(bytes).map_err(|e| format!("the import is not UTF-8: {e}"))
+    let text = String::from_utf8(bytes).map_err(|e| format!("the import is not UTF-8: {e}"))?;
+    Ok(in_key_order(&text))
+}
+
+/// The import's tables in foreign-key order: each table's CREATE and rows after those of the
+/// tables it references. A request is one transaction, and D1 checks its foreign keys when it
+/// commits, so a child's rows must not come in a request before its parent's (a dump in schema
+/// order, as D1's export writes it, can have a child created first). What comes before the
+/// first table (the prelude, the drops) stays first; indexes, triggers, views and the
+/// AUTOINCREMENT counters go last, in their order. Tables in a cycle, and rows of one table
+/// referencing each other, keep the dump's order: such a database restores through the import.
+fn in_key_order(import: &str) -> String {
+    use super::restore::{Stmt, classify};
+    let key = |t: &str| t.to_ascii_lowercase();
+    let mut head: Vec<&str> = Vec::new();
+    let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
+    let mut tail: Vec<&str> = Vec::new();
+    for s in crate::sqlsplit::statements(import) {
+        match classify(s) {
+            Stmt::Table(t) => groups.push((key(&t), vec![s])),
+            Stmt::Insert(t) => match groups.iter_mut().find(|(g, _)| *g == key(&t)) {
+                Some((_, g)) => g.push(s),
+                None => tail.push(s),
+            },
+            _ if groups.is_empty() => head.push(s),
+            _ => tail.push(s),
+        }
+    }
+    // What each table references, as SQLite reads its CREATE.
+    let scratch = rusqlite::Connection::open_in_memory().ok();
+    let mut deps: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    if let Some(conn) = &scratch {
+        for (t, stmts) in &groups {
+            if conn.execute_batch(stmts[0]).is_err() {
+                continue;
+            }
+            let parents: Vec<String> = conn
+                .prepare("SELECT DISTINCT \"table\" FROM pragma_foreign_key_list(?1)")
+                .and_then(|mut q| {
+                    q.query_map([t], |r| r.get::<_, String>(0))?
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .unwrap_or_default();
+            deps.insert(t.clone(), parents.iter().map(|p| key(p)).collect());
+        }
+    }
+    fn visit(
+        i: usize,
+        groups: &[(String, Vec<&str>)],
+        deps: &std::collections::BTreeMap<String, Vec<String>>,
+        seen: &mut Vec<bool>,
+        order: &mut Vec<usize>,
+    ) {
+        if std::mem::replace(&mut seen[i], true) {
+            return;
+        }
+        for p in deps.get(&groups[i].0).into_iter().flatten() {
+            if let Some(j) = groups.iter().position(|(g, _)| g == p) {
+                visit(j, groups, deps, seen, order);
+            }
+        }
+        order.push(i);
+    }
+    let (mut seen, mut order) = (vec![false; groups.len()], Vec::new());
+    for i in 0..groups.len() {
+        visit(i, &groups, &deps, &mut seen, &mut order);
+    }
+    let mut out = String::with_capacity(import.len());
+    let ordered = order.iter().flat_map(|&i| groups[i].1.iter());
+    for s in head.iter().chain(ordered).chain(tail.iter()) {
+        out.push_str(s);
+        out.push('\n');
+    }
+    out
 }
 
 /// Whether D1's error for a batch says it had landed before (its marker is taken).
@@ -182,6 +255,36 @@ mod tests {
             .query_row("SELECT count(*) FROM a", [], |r| r.get(0))
             .unwrap();
         assert!(n <= 2, "nothing duplicated");
+    }
+
+    #[test]
+    fn a_child_created_before_its_parent_is_sent_after_it() {
+        // Schema order, as D1's export writes it: the child first, its rows referencing rows of
+        // the parent that follows, then an index and a counter.
+        let import = "PRAGMA defer_foreign_keys=TRUE;\nDROP TABLE IF EXISTS \"child\";\nCREATE TABLE child(id INTEGER PRIMARY KEY, p INTEGER REFERENCES Parent(id));\nINSERT INTO child VALUES(1, 10);\nINSERT INTO child VALUES(2, 20);\nCREATE TABLE parent(id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT);\nINSERT INTO parent VALUES(10, 'ten');\nINSERT INTO parent VALUES(20, 'twenty');\nCREATE INDEX ci ON child(p);\nDELETE FROM sqlite_sequence WHERE name IN ('parent');\nINSERT INTO \"sqlite_sequence\" VALUES('parent',20);\n";
+        let ordered = in_key_order(import);
+        let at = |s: &str| {
+            ordered
+                .find(s)
+                .unwrap_or_else(|| panic!("{s} in {ordered}"))
+        };
+        assert!(at("DROP TABLE") < at("CREATE TABLE parent"));
+        assert!(at("INSERT INTO parent VALUES(20") < at("CREATE TABLE child"));
+        assert!(at("INSERT INTO child VALUES(2") < at("CREATE INDEX ci"));
+        assert!(at("CREATE INDEX ci") < at("DELETE FROM sqlite_sequence"));
+        assert_eq!(
+            crate::sqlsplit::statements(&ordered).len(),
+            crate::sqlsplit::statements(import).len(),
+            "every statement kept"
+        );
+        // A request a statement or two: each commits with the foreign keys it has so far.
+        for (text, lands) in [(import, false), (ordered.as_str(), true)] {
+            let conn = Connection::open_in_memory().unwrap();
+            conn.execute_batch("PRAGMA foreign_keys=ON;").unwrap();
+            let all = batches(text, "r", 60).unwrap();
+            let ok = all.iter().all(|b| apply(&conn, b).is_ok());
+            assert_eq!(ok, lands, "{text}");
+        }
     }
 
     #[test]

@@ -552,10 +552,13 @@ pub async fn run(
         }
         _ => None,
     };
-    if batched
-        .as_ref()
-        .is_some_and(|b| b.len() != state.plan.units.len())
-    {
+    let recorded = |b: &Vec<batch::Batch>| {
+        b.len() == state.plan.units.len()
+            && b.iter()
+                .zip(&state.plan.units)
+                .all(|(b, u)| b.tables == u.keys())
+    };
+    if batched.as_ref().is_some_and(|b| !recorded(b)) {
         return Err(Error::Verification(format!(
             "run `{}`: the backup no longer cuts into the batches its plan recorded",
             state.plan.run
