@@ -369,9 +369,15 @@ async fn table_rows(
                 &[after.to_string()],
             )
             .await?;
+            // Never guessed: a count that cannot be read would skip the rest of the table.
             let (count, max) = match rest.first().map(|r| (r[0].as_u64(), &r[1])) {
-                Some((Some(c), m)) if c > 0 => (c, rowid(m)?),
-                _ => (0, after),
+                Some((Some(0), _)) => (0, after),
+                Some((Some(c), m)) => (c, rowid(m)?),
+                _ => {
+                    return Err(D1Error::Unexpected(format!(
+                        "the count of rows of table `{name}` after rowid {after} came back as {rest:?}"
+                    )));
+                }
             };
             // A span holding more rows than twice its share is read on a page at a time.
             let cap = 2 * limit;
