@@ -383,3 +383,71 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// The repository's own S3 traffic rides out dropped connections and bodies cut short, as the
+/// engines' does: backups stored, listed and fully verified while 30 % of the requests to
+/// the repository's bucket are dropped or cut (nothing else is faulted), counted by path so the
+/// test cannot pass by missing them.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_s3_repository_rides_out_drops_and_cut_bodies() {
+    let api = common::start().await;
+    api.send(
+        "POST",
+        "/r2/buckets",
+        Some(serde_json::json!({ "name": "cfdr-faulty" })),
+    )
+    .await
+    .result();
+    let s3 = api.emu.s3_url.clone();
+    let tmp = tempfile::tempdir().unwrap();
+    let db = sample_db(tmp.path()).to_str().unwrap().to_string();
+    let run = move |args: Vec<String>| {
+        let s3 = s3.clone();
+        tokio::task::spawn_blocking(move || {
+            let env = [
+                ("R2_ENDPOINT", s3.as_str()),
+                ("R2_ACCESS_KEY_ID", cfdr::emulator::DEFAULT_R2_ACCESS_KEY_ID),
+                (
+                    "R2_SECRET_ACCESS_KEY",
+                    cfdr::emulator::DEFAULT_R2_SECRET_ACCESS_KEY,
+                ),
+            ];
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            cfdr("s3://cfdr-faulty/repo", KEY, &args, &env)
+        })
+    };
+    let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    ok(&run(args(&["repo", "init"])).await.unwrap());
+    ok(&run(args(&["backup", "sqlite", &db])).await.unwrap());
+    for seed in [1, 2, 3] {
+        api.control(
+            "POST",
+            "/__emulator/faults",
+            Some(serde_json::json!({ "drop_rate": 0.15, "truncate_rate": 0.15, "path_contains": "/cfdr-faulty", "seed": seed })),
+        )
+        .await;
+        ok(&run(args(&["backup", "sqlite", &db])).await.unwrap());
+        ok(&run(args(&["backups", "list"])).await.unwrap());
+        ok(&run(args(&["backups", "verify", "--all", "--full"]))
+            .await
+            .unwrap());
+    }
+    let stats = api.stats().await;
+    api.control("POST", "/__emulator/faults", Some(serde_json::json!({})))
+        .await;
+    let listed = ok(&run(args(&["backups", "list", "--json"])).await.unwrap());
+    assert_eq!(listed.matches("\"id\"").count(), 4, "{listed}");
+    ok(&run(args(&["backups", "verify", "--all", "--full"]))
+        .await
+        .unwrap());
+    let hit = &stats["faults_by_path"];
+    let n = |path: &str, kind: &str| hit[path][kind].as_u64().unwrap_or(0);
+    assert!(
+        n("S3 GET", "dropped") > 0 && n("S3 GET", "truncated") > 0,
+        "drops and cuts hit the repository's reads: {hit}"
+    );
+    assert!(
+        n("S3 PUT", "dropped") + n("S3 PUT", "truncated") > 0,
+        "and its writes: {hit}"
+    );
+}
