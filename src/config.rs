@@ -184,12 +184,22 @@ pub fn default_file() -> Option<PathBuf> {
     directories::ProjectDirs::from("", "", "cfdr").map(|d| d.config_dir().join("config.toml"))
 }
 
+/// A process environment variable, an empty one counting as unset.
+pub fn env_var(k: &str) -> Option<String> {
+    std::env::var(k).ok().filter(|v| !v.is_empty())
+}
+
+/// The config file in use: `CFDR_CONFIG`, else the default one.
+pub fn file_in_use() -> Option<PathBuf> {
+    env_var("CFDR_CONFIG")
+        .map(PathBuf::from)
+        .or_else(default_file)
+}
+
 impl Config {
     /// Reads the process environment and the config file (`CFDR_CONFIG` or the default one).
     pub fn load() -> Result<Self, ConfigError> {
-        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        let file = env("CFDR_CONFIG").map(PathBuf::from).or_else(default_file);
-        Self::from_sources(&env, file.as_deref())
+        Self::from_sources(&env_var, file_in_use().as_deref())
     }
 
     /// The pure core of `load`: `env` answers variable lookups; a missing file is fine.

@@ -265,27 +265,34 @@ fn a_held_lease_locks_writers_out_and_a_stale_one_is_taken_over() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn an_s3_repository_on_the_emulators_r2_endpoint() {
-    let api = common::start().await;
+/// Bucket `name` created on the emulator's R2, and the environment that reaches it over S3.
+async fn s3_bucket(api: &common::Api, name: &str) -> Vec<(&'static str, String)> {
     api.send(
         "POST",
         "/r2/buckets",
-        Some(serde_json::json!({ "name": "cfdr-backups" })),
+        Some(serde_json::json!({ "name": name })),
     )
     .await
     .result();
-    let s3 = api.emu.s3_url.clone();
-    let env = [
-        ("R2_ENDPOINT", s3.as_str()),
-        ("R2_ACCESS_KEY_ID", cfdr::emulator::DEFAULT_R2_ACCESS_KEY_ID),
+    vec![
+        ("R2_ENDPOINT", api.emu.s3_url.clone()),
+        (
+            "R2_ACCESS_KEY_ID",
+            cfdr::emulator::DEFAULT_R2_ACCESS_KEY_ID.to_string(),
+        ),
         (
             "R2_SECRET_ACCESS_KEY",
-            cfdr::emulator::DEFAULT_R2_SECRET_ACCESS_KEY,
+            cfdr::emulator::DEFAULT_R2_SECRET_ACCESS_KEY.to_string(),
         ),
-    ];
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_s3_repository_on_the_emulators_r2_endpoint() {
+    let api = common::start().await;
+    let owned = s3_bucket(&api, "cfdr-backups").await;
+    let s3 = api.emu.s3_url.clone();
     let tmp = tempfile::tempdir().unwrap();
-    let owned: Vec<(&'static str, String)> = env.iter().map(|(k, v)| (*k, v.to_string())).collect();
     let run = move |args: Vec<String>, work: Option<std::path::PathBuf>| {
         let owned = owned.clone();
         tokio::task::spawn_blocking(move || {
@@ -391,27 +398,13 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_s3_repository_rides_out_drops_and_cut_bodies() {
     let api = common::start().await;
-    api.send(
-        "POST",
-        "/r2/buckets",
-        Some(serde_json::json!({ "name": "cfdr-faulty" })),
-    )
-    .await
-    .result();
-    let s3 = api.emu.s3_url.clone();
+    let owned = s3_bucket(&api, "cfdr-faulty").await;
     let tmp = tempfile::tempdir().unwrap();
     let db = sample_db(tmp.path()).to_str().unwrap().to_string();
     let run = move |args: Vec<String>| {
-        let s3 = s3.clone();
+        let owned = owned.clone();
         tokio::task::spawn_blocking(move || {
-            let env = [
-                ("R2_ENDPOINT", s3.as_str()),
-                ("R2_ACCESS_KEY_ID", cfdr::emulator::DEFAULT_R2_ACCESS_KEY_ID),
-                (
-                    "R2_SECRET_ACCESS_KEY",
-                    cfdr::emulator::DEFAULT_R2_SECRET_ACCESS_KEY,
-                ),
-            ];
+            let env: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             cfdr("s3://cfdr-faulty/repo", KEY, &args, &env)
         })

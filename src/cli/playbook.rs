@@ -30,16 +30,10 @@ pub enum PlaybookCommand {
     Check { files: Vec<PathBuf> },
 }
 
-fn env(k: &str) -> Option<String> {
-    std::env::var(k).ok().filter(|v| !v.is_empty())
-}
-
 /// The library: the built-ins and the operator's directory.
 fn library() -> Library {
-    let config = env("CFDR_CONFIG")
-        .map(PathBuf::from)
-        .or_else(crate::config::default_file);
-    library::load(library::user_dir(&env, config.as_deref()).as_deref())
+    let config = crate::config::file_in_use();
+    library::load(library::user_dir(&crate::config::env_var, config.as_deref()).as_deref())
 }
 
 /// Prints the loading errors; an error (exit 2) when there are any.

@@ -40,27 +40,34 @@ pub enum ParamKind {
 }
 
 impl ParamKind {
-    pub const NAMES: [&'static str; 5] = ["target", "backup", "components", "time", "text"];
+    /// Every kind, by the name the file gives it.
+    const ALL: [(&'static str, Self); 5] = [
+        ("target", Self::Target),
+        ("backup", Self::Backup),
+        ("components", Self::Components),
+        ("time", Self::Time),
+        ("text", Self::Text),
+    ];
+
+    pub const NAMES: [&'static str; 5] = {
+        let mut names = [""; 5];
+        let mut i = 0;
+        while i < names.len() {
+            names[i] = Self::ALL[i].0;
+            i += 1;
+        }
+        names
+    };
 
     fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "target" => Self::Target,
-            "backup" => Self::Backup,
-            "components" => Self::Components,
-            "time" => Self::Time,
-            "text" => Self::Text,
-            _ => return None,
-        })
+        Self::ALL.iter().find(|(n, _)| *n == s).map(|(_, k)| *k)
     }
 
     pub fn name(self) -> &'static str {
-        match self {
-            Self::Target => "target",
-            Self::Backup => "backup",
-            Self::Components => "components",
-            Self::Time => "time",
-            Self::Text => "text",
-        }
+        Self::ALL
+            .iter()
+            .find(|(_, k)| *k == self)
+            .map_or("", |(n, _)| n)
     }
 }
 
@@ -91,11 +98,6 @@ impl Param {
 pub struct Template(pub String);
 
 impl Template {
-    /// The parameters it refers to, in order.
-    pub fn references(&self) -> Vec<&str> {
-        references(&self.0).unwrap_or_default()
-    }
-
     /// The text with each `{param}` replaced by its value.
     pub fn render(&self, values: &BTreeMap<String, String>) -> String {
         let mut out = String::new();
@@ -240,11 +242,6 @@ impl Action {
             Self::Notify { .. } => "notify",
             Self::Wait { .. } => "wait",
         }
-    }
-
-    /// Whether the step writes to a target (and so needs the snapshot and confirmation).
-    pub fn writes(&self) -> bool {
-        matches!(self, Self::Restore { .. })
     }
 }
 

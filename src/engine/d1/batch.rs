@@ -132,12 +132,16 @@ fn in_key_order(import: &str) -> String {
     let key = |t: &str| t.to_ascii_lowercase();
     let mut head: Vec<&str> = Vec::new();
     let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
+    let mut by_key: std::collections::HashMap<String, usize> = Default::default();
     let mut tail: Vec<&str> = Vec::new();
     for s in crate::sqlsplit::statements(import) {
         match classify(s) {
-            Stmt::Table(t) => groups.push((key(&t), vec![s])),
-            Stmt::Insert(t) => match groups.iter_mut().find(|(g, _)| *g == key(&t)) {
-                Some((_, g)) => g.push(s),
+            Stmt::Table(t) => {
+                by_key.insert(key(&t), groups.len());
+                groups.push((key(&t), vec![s]));
+            }
+            Stmt::Insert(t) => match by_key.get(&key(&t)) {
+                Some(&i) => groups[i].1.push(s),
                 None => tail.push(s),
             },
             _ if groups.is_empty() => head.push(s),

@@ -549,7 +549,7 @@ impl Segment {
             .map(|(_, n)| n)
             .sum();
         let whole = if plan.whole { self.whole } else { 0 };
-        let seq = if plan.import.is_empty() {
+        let seq = if plan.import.is_empty() || self.seq_deletes == 0 {
             0
         } else {
             self.seq_deletes * (seq_delete(plan).len() as u64 + 1)
