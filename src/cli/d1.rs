@@ -60,7 +60,7 @@ pub struct TimeTravelArgs {
 
 /// RFC 3339, Unix seconds (10 digits or fewer) or milliseconds, or a duration meaning that
 /// long ago.
-fn parse_at(s: &str) -> Result<OffsetDateTime, String> {
+pub(super) fn parse_at(s: &str) -> Result<OffsetDateTime, String> {
     let now = OffsetDateTime::now_utc();
     let t = s.trim();
     if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {

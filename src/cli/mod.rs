@@ -10,6 +10,7 @@ mod demo;
 mod emulator;
 pub mod exit;
 mod playbook;
+mod playbook_run;
 mod progress;
 // The `emulator` subcommand, not the emulator itself: only that file reaches into it.
 use self::emulator as emulator_cmd;
@@ -58,7 +59,7 @@ pub enum Command {
     /// D1's own recovery: Time Travel (bookmarks for a time, in-place restores).
     #[command(subcommand)]
     D1(d1::D1Command),
-    /// Runbooks for recovery: list them, read one, check your own files.
+    /// Runbooks for recovery: list, read and check them; run, resume and retry them.
     #[command(subcommand)]
     Playbook(playbook::PlaybookCommand),
 }
@@ -96,7 +97,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Restore(args)) => runtime.block_on(restore::run(args)),
         Some(Command::Diff(args)) => runtime.block_on(restore::diff(args)),
         Some(Command::D1(cmd)) => runtime.block_on(d1::run(cmd)),
-        Some(Command::Playbook(cmd)) => playbook::run(cmd),
+        Some(Command::Playbook(cmd)) => runtime.block_on(playbook::run(cmd)),
         Some(Command::Demo(args)) => runtime.block_on(demo::run(args)),
         None => runtime.block_on(console::run(
             context::RepoArgs { repo: cli.repo },

@@ -1,5 +1,6 @@
 //! `cfdr playbook list|show <id>|check [FILE…]`: the playbooks as the operator reads them,
-//! and their loading errors with file, line and column. The model is `playbook::`.
+//! and their loading errors with file, line and column (running one is `playbook_run`). The
+//! model is `playbook::`.
 
 use std::path::PathBuf;
 
@@ -28,10 +29,31 @@ pub enum PlaybookCommand {
     /// Check playbook files without running anything (default: every playbook cfdr loads):
     /// each mistake with its file, line and column.
     Check { files: Vec<PathBuf> },
+    /// Run a playbook: its steps in order, journaled, timed and reported.
+    Run(super::playbook_run::RunArgs),
+    /// Go on with a run that crashed or stopped, from its journal: nothing done is done again.
+    Resume {
+        run: String,
+        #[command(flatten)]
+        answers: super::playbook_run::Answers,
+    },
+    /// Run a failed run again from the step that failed.
+    Retry {
+        run: String,
+        #[command(flatten)]
+        answers: super::playbook_run::Answers,
+    },
+    /// The playbook runs in the repository and where each stands.
+    Runs {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        repo: super::context::RepoArgs,
+    },
 }
 
 /// The library: the built-ins and the operator's directory.
-fn library() -> Library {
+pub(super) fn library() -> Library {
     let config = crate::config::file_in_use();
     library::load(library::user_dir(&crate::config::env_var, config.as_deref()).as_deref())
 }
@@ -56,8 +78,16 @@ fn report(errors: &[model::LoadError]) -> anyhow::Result<()> {
     }
 }
 
-pub fn run(cmd: PlaybookCommand) -> anyhow::Result<()> {
+pub async fn run(cmd: PlaybookCommand) -> anyhow::Result<()> {
     match cmd {
+        PlaybookCommand::Run(args) => super::playbook_run::run(args).await,
+        PlaybookCommand::Resume { run, answers } => {
+            super::playbook_run::again(&run, false, &answers).await
+        }
+        PlaybookCommand::Retry { run, answers } => {
+            super::playbook_run::again(&run, true, &answers).await
+        }
+        PlaybookCommand::Runs { json, repo } => super::playbook_run::list(&repo, json).await,
         PlaybookCommand::List { json } => {
             let lib = library();
             if json {

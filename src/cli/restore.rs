@@ -257,6 +257,7 @@ pub async fn run(args: RestoreArgs) -> anyhow::Result<()> {
             } else {
                 restore::Tiers::Named(args.tier.clone())
             },
+            pre_recovery: None,
         },
     };
     carry_out(&env, &req, args.yes, args.json, args.net.retry(), &progress).await
@@ -541,16 +542,14 @@ pub async fn diff(args: DiffArgs) -> anyhow::Result<()> {
     let env = session.env();
     let progress = Progress::new("diff", super::progress::sink(args.json));
     let prefix = args.prefix.as_deref().filter(|p| !p.is_empty());
-    let (target, v) = restore::diff(
-        &env,
-        &args.backup,
-        args.to.as_deref(),
-        prefix,
-        &args.tables,
-        args.net.retry(),
-        &progress,
-    )
-    .await?;
+    let scope = restore::Scope {
+        to: args.to.clone(),
+        prefix: prefix.map(str::to_string),
+        tables: args.tables.clone(),
+        extra_ok: false,
+    };
+    let (target, v) =
+        restore::diff(&env, &args.backup, &scope, args.net.retry(), &progress).await?;
     if args.json {
         print_json(
             &serde_json::json!({ "backup": args.backup, "target": target, "verification": v }),

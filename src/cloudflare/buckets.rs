@@ -39,4 +39,16 @@ impl Client {
         .await?;
         Ok(())
     }
+
+    /// Deletes an empty bucket (Cloudflare refuses one that holds objects, code 10008).
+    pub async fn r2_delete_bucket(&self, name: &str) -> Result<(), CfError> {
+        self.call(
+            Method::DELETE,
+            &format!("/r2/buckets/{name}"),
+            &[],
+            Body::None,
+        )
+        .await?;
+        Ok(())
+    }
 }

@@ -109,6 +109,13 @@ impl Client {
         })
     }
 
+    /// Deletes a database and everything in it.
+    pub async fn d1_delete(&self, db: &str) -> Result<(), CfError> {
+        self.call(Method::DELETE, &path(db, ""), &[], Body::None)
+            .await?;
+        Ok(())
+    }
+
     /// The rows of one statement through `/raw` (arrays of JSON values), parameters as text.
     pub async fn d1_raw(
         &self,

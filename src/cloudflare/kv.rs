@@ -131,6 +131,18 @@ impl Client {
 
     /// One page (up to 1,000) of keys, with their expiration and metadata; the cursor of the
     /// next page, `None` after the last.
+    /// Deletes a namespace and every key in it.
+    pub async fn kv_delete_namespace(&self, id: &str) -> Result<(), CfError> {
+        self.call(
+            Method::DELETE,
+            &format!("/storage/kv/namespaces/{id}"),
+            &[],
+            Body::None,
+        )
+        .await?;
+        Ok(())
+    }
+
     pub async fn kv_keys(
         &self,
         ns: &str,

@@ -6,6 +6,7 @@
 pub mod backup;
 pub mod inventory;
 pub mod notify;
+pub mod probe;
 pub mod prune;
 pub mod restore;
 

@@ -65,8 +65,14 @@ impl Repo {
         Ok(names)
     }
 
-    /// Every run id in the repository, oldest first.
+    /// Every restore run id in the repository, oldest first.
     pub async fn runs(&self) -> Result<Vec<String>, RepoError> {
+        self.runs_with("run.json").await
+    }
+
+    /// Every run id whose folder holds `file` (`run.json` for restores, `playbook.json` for
+    /// playbook runs), oldest first.
+    pub async fn runs_with(&self, file: &str) -> Result<Vec<String>, RepoError> {
         let mut ids: Vec<String> = self
             .storage
             .list(&Path::from("runs"))
@@ -74,8 +80,8 @@ impl Repo {
             .into_iter()
             .filter_map(|m| {
                 let rest = m.location.as_ref().strip_prefix("runs/")?;
-                let (id, file) = rest.split_once('/')?;
-                (file == "run.json").then(|| id.to_string())
+                let (id, name) = rest.split_once('/')?;
+                (name == file).then(|| id.to_string())
             })
             .collect();
         ids.sort();

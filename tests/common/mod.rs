@@ -208,8 +208,18 @@ pub async fn restore_json(api: &Api, repo: &str, key: &str, args: &[&str]) -> Va
 /// Starts a restore, reads its run id from the plan on stderr, kills it (SIGKILL) after
 /// `after`. Returns the run id and everything the process printed on stderr.
 pub fn start_and_kill(
+    c: std::process::Command,
+    after: std::time::Duration,
+) -> (Option<String>, String) {
+    start_and_kill_at(c, after, "plan ")
+}
+
+/// [`start_and_kill`] for a command whose run id follows `marker` at the start of a stderr
+/// line (up to the next `:`).
+pub fn start_and_kill_at(
     mut c: std::process::Command,
     after: std::time::Duration,
+    marker: &str,
 ) -> (Option<String>, String) {
     use std::io::BufRead as _;
     let mut child = c
@@ -223,7 +233,7 @@ pub fn start_and_kill(
     let run = lines.by_ref().map_while(Result::ok).find_map(|l| {
         printed.push_str(&l);
         printed.push('\n');
-        l.strip_prefix("plan ")
+        l.strip_prefix(marker)
             .and_then(|rest| rest.split(':').next())
             .map(str::to_string)
     });

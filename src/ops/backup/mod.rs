@@ -125,6 +125,31 @@ pub async fn take(env: &Env<'_>, what: &What, opts: &Options, progress: &Progres
     }
 }
 
+/// Whether the target of `what` exists now (a database dropped by an incident does not, and
+/// has nothing to snapshot). Reads only.
+pub async fn exists(env: &Env<'_>, what: &What, progress: &Progress) -> Result<bool> {
+    let client = || {
+        env.client.ok_or_else(|| {
+            Error::usage("set CLOUDFLARE_API_TOKEN and CLOUDFLARE_ACCOUNT_ID to reach Cloudflare")
+        })
+    };
+    Ok(match what {
+        What::D1 { database, .. } => client()?.d1_database(database).await?.is_some(),
+        What::Kv { namespace } => client()?.kv_namespace(namespace).await?.is_some(),
+        What::R2 { bucket } => {
+            let s3 = crate::cloudflare::R2Credentials::from_config(env.config)
+                .and_then(|c| crate::cloudflare::S3Client::new(c, Default::default()))?;
+            s3.retries.watch(progress);
+            match s3.list_page(bucket, "", None).await {
+                Ok(_) => true,
+                Err(e) if e.status() == Some(404) => false,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        What::Sqlite { path, .. } => path.is_file(),
+    })
+}
+
 /// The account's D1 databases, KV namespaces and R2 buckets as (kind, name): what `--all` backs
 /// up and what the console's inventory lists even when it has no backup.
 pub async fn account_targets(

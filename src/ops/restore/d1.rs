@@ -505,7 +505,7 @@ pub(super) async fn prepare(
     progress: &Progress,
 ) -> Result<()> {
     let db = state.plan.target.id.clone();
-    if state.plan.snapshot == Snapshot::Required && state.snapshot.is_none() {
+    if state.plan.snapshot == Snapshot::Required && state.bookmark.is_none() {
         state.bookmark = Some(client.d1_bookmark(&db, None).await?);
     }
     super::prepare(env, state, || {

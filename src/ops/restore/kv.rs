@@ -383,6 +383,7 @@ pub async fn diff(
     m: &Manifest,
     to: Option<&str>,
     prefix: Option<&str>,
+    exact: bool,
     progress: &Progress,
 ) -> Result<(TargetRef, Verification)> {
     let client = super::cloudflare(env)?;
@@ -402,8 +403,19 @@ pub async fn diff(
         .into_iter()
         .filter(|(_, p)| p.expiration.is_none_or(|x| x > now))
         .collect();
+    // A key about to expire cannot be written (KV refuses the expiration), so a restore
+    // leaves it out: where the target lacks it too, that is no difference.
+    let soon: BTreeSet<String> = want
+        .iter()
+        .filter(|(k, p)| {
+            p.expiration
+                .is_some_and(|x| x < now + engine::EXPIRY_MARGIN_SECS)
+                && !live.contains_key(*k)
+        })
+        .map(|(k, _)| k.clone())
+        .collect();
     let scope = Scope::new(prefix, &[]);
-    let differences = engine::compare(&want, &live, scope, true, &BTreeSet::new());
+    let differences = engine::compare(&want, &live, scope, exact, &soon);
     let v = verification(&want, &live, scope, differences);
     Ok((target, v))
 }

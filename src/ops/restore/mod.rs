@@ -10,6 +10,7 @@ pub mod d1;
 mod journal;
 pub mod kv;
 pub mod r2;
+pub mod scratch;
 pub mod sqlite;
 pub mod time_travel;
 
@@ -64,6 +65,9 @@ pub struct Request {
     pub batch_bytes: Option<usize>,
     /// KV: only keys in these criticality tiers, restored tier by tier.
     pub tiers: Tiers,
+    /// A pre-recovery backup of the target already taken (a playbook's `snapshot` step): the
+    /// restore's undo point, instead of taking another.
+    pub pre_recovery: Option<String>,
 }
 
 /// Which criticality tiers a KV restore covers.
@@ -344,6 +348,8 @@ pub struct Planned {
     /// The target's restore lock (none for a dry run).
     lock: Option<Lease>,
     data: Data,
+    /// The pre-recovery backup the request brought, checked to be of the target.
+    pre_recovery: Option<String>,
 }
 
 /// What a plan writes from, by kind.
@@ -396,6 +402,39 @@ fn refuse_read_only(env: &Env<'_>) -> Result<()> {
 /// Plans a restore. Reads only; with `dry_run` nothing else happens. Otherwise the target's
 /// restore lock is held from here until [`apply`] or [`Planned::abandon`].
 pub async fn plan(env: &Env<'_>, req: &Request, progress: &Progress) -> Result<Planned> {
+    let mut planned = plan_target(env, req, progress).await?;
+    if let Some(id) = &req.pre_recovery
+        && planned.plan.snapshot == Snapshot::Required
+    {
+        match pre_recovery_of(env.repo, id, &planned.plan.target).await {
+            Ok(()) => planned.pre_recovery = Some(id.clone()),
+            Err(e) => {
+                planned.abandon().await?;
+                return Err(e);
+            }
+        }
+    }
+    Ok(planned)
+}
+
+/// Backup `id` is a pre-recovery backup of `target`, or an error saying what it is.
+async fn pre_recovery_of(repo: &Repo, id: &str, target: &TargetRef) -> Result<()> {
+    let m = repo.manifest(id).await?;
+    let same = m.kind.as_str() == target.kind
+        && (m.target.id == target.id || m.target.name == target.name);
+    if !same || m.trigger != "pre-recovery" {
+        return Err(Error::usage(format!(
+            "backup `{id}` is a {} backup of {} `{}`, not a pre-recovery snapshot of {}: leave it out and the restore takes its own",
+            m.trigger,
+            m.kind.as_str(),
+            m.target.name,
+            target.label()
+        )));
+    }
+    Ok(())
+}
+
+async fn plan_target(env: &Env<'_>, req: &Request, progress: &Progress) -> Result<Planned> {
     env.watch_retries(progress);
     if !req.dry_run {
         refuse_read_only(env)?;
@@ -522,7 +561,12 @@ async fn held(
     match planned {
         Ok((mut plan, data)) => {
             plan.profile = env.config.profile.clone();
-            Ok(Planned { plan, lock, data })
+            Ok(Planned {
+                plan,
+                lock,
+                data,
+                pre_recovery: None,
+            })
         }
         Err(e) => {
             if let Some(l) = lock {
@@ -570,7 +614,12 @@ pub async fn apply(
     retry: crate::cloudflare::RetryPolicy,
     progress: &Progress,
 ) -> Result<Report> {
-    let Planned { plan, lock, data } = planned;
+    let Planned {
+        plan,
+        lock,
+        data,
+        pre_recovery,
+    } = planned;
     let Some(lock) = lock else {
         return Err(Error::usage(
             "a dry run's plan cannot be applied; plan again without --dry-run",
@@ -580,7 +629,7 @@ pub async fn apply(
     let state = RunState {
         plan,
         status: Status::Planned,
-        snapshot: None,
+        snapshot: pre_recovery,
         bookmark: None,
         by: format!("{owner}@{host}"),
         started: manifest::rfc3339(time::OffsetDateTime::now_utc()),
@@ -638,23 +687,48 @@ pub async fn resume(
     Ok(report)
 }
 
-/// `cfdr diff`: how the live target differs from backup `id` (under `prefix`; D1: in
-/// `tables`).
+/// What a comparison covers.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    pub to: Option<String>,
+    pub prefix: Option<String>,
+    /// D1: only these tables.
+    pub tables: Vec<String>,
+    /// KV and R2: keys the target holds beyond the backup are not differences (what an
+    /// overwrite restore leaves in place).
+    pub extra_ok: bool,
+}
+
+/// `cfdr diff`: how the live target differs from backup `id` (under the scope's prefix; D1:
+/// in its tables).
 pub async fn diff(
     env: &Env<'_>,
     id: &str,
-    to: Option<&str>,
-    prefix: Option<&str>,
-    tables: &[String],
+    scope: &Scope,
     retry: crate::cloudflare::RetryPolicy,
     progress: &Progress,
 ) -> Result<(TargetRef, Verification)> {
     env.watch_retries(progress);
     let m = env.repo.manifest(id).await?;
+    let (to, prefix, exact) = (
+        scope.to.as_deref(),
+        scope.prefix.as_deref(),
+        !scope.extra_ok,
+    );
     match m.kind {
-        Kind::D1 => d1::diff(env, &m, to, tables, progress).await,
-        Kind::Kv => kv::diff(env, &m, to, prefix, progress).await,
-        Kind::R2 => r2::diff(env, &r2::client(env, retry, progress)?, &m, to, prefix).await,
+        Kind::D1 => d1::diff(env, &m, to, &scope.tables, progress).await,
+        Kind::Kv => kv::diff(env, &m, to, prefix, exact, progress).await,
+        Kind::R2 => {
+            r2::diff(
+                env,
+                &r2::client(env, retry, progress)?,
+                &m,
+                to,
+                prefix,
+                exact,
+            )
+            .await
+        }
         Kind::Sqlite => sqlite::diff(&m, to),
     }
 }
@@ -720,5 +794,6 @@ pub async fn undo_request(repo: &Repo, run: &str) -> Result<Request> {
         } else {
             Tiers::Exact(state.plan.tiers.clone())
         },
+        pre_recovery: None,
     })
 }

@@ -613,6 +613,7 @@ pub async fn diff(
     m: &Manifest,
     to: Option<&str>,
     prefix: Option<&str>,
+    exact: bool,
 ) -> Result<(TargetRef, Verification)> {
     let target = target(s3, m, to).await?;
     if !target.exists {
@@ -628,7 +629,7 @@ pub async fn diff(
         &live,
         &BTreeMap::new(),
         prefix,
-        true,
+        exact,
         &BTreeSet::new(),
     );
     let mut differences = settle_etags(s3, &target.id, &data.index, differences).await?;
