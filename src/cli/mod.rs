@@ -1,6 +1,7 @@
 //! The command line: parses arguments with clap and dispatches to one small module per command.
 //! Errors print as `cfdr: …` and map to the documented exit codes.
 
+mod audit;
 mod backup;
 mod backups;
 mod console;
@@ -59,6 +60,9 @@ pub enum Command {
     /// D1's own recovery: Time Travel (bookmarks for a time, in-place restores).
     #[command(subcommand)]
     D1(d1::D1Command),
+    /// The audit trail: every backup, verify, prune, restore, undo and playbook step, who did
+    /// it and how it went; `audit verify` proves nobody edited it.
+    Audit(audit::AuditArgs),
     /// Runbooks for recovery: list, read and check them; run, resume and retry them.
     #[command(subcommand)]
     Playbook(playbook::PlaybookCommand),
@@ -97,6 +101,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Restore(args)) => runtime.block_on(restore::run(args)),
         Some(Command::Diff(args)) => runtime.block_on(restore::diff(args)),
         Some(Command::D1(cmd)) => runtime.block_on(d1::run(cmd)),
+        Some(Command::Audit(args)) => runtime.block_on(audit::run(args)),
         Some(Command::Playbook(cmd)) => runtime.block_on(playbook::run(cmd)),
         Some(Command::Demo(args)) => runtime.block_on(demo::run(args)),
         None => runtime.block_on(console::run(

@@ -3,6 +3,7 @@
 //! Each reports through a [`Progress`](crate::progress::Progress) handle its caller supplies and
 //! fails with a typed [`Error`]; the command line chooses the exit code from it.
 
+pub mod audit;
 pub mod backup;
 pub mod inventory;
 pub mod notify;

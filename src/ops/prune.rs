@@ -60,7 +60,7 @@ pub async fn prune(
             }
             blobs_removed = repo.collect_garbage(lease, &catalog).await?;
         }
-        Ok(Pruned {
+        Ok::<_, super::Error>(Pruned {
             dry_run,
             plan,
             forgotten,
@@ -70,6 +70,21 @@ pub async fn prune(
     .await;
     if let Some(lease) = lease {
         let released = lease.release().await;
+        let record = crate::repo::audit::Record {
+            action: "prune".into(),
+            result: super::audit::result_of(&outcome),
+            detail: match &outcome {
+                Ok(p) => Some(format!(
+                    "{} backups forgotten, {} blobs removed",
+                    p.forgotten, p.blobs_removed
+                )),
+                Err(e) => Some(e.to_string()),
+            },
+            ..Default::default()
+        };
+        if let Err(e) = repo.audit(record).await {
+            progress.warn(format!("the audit trail could not be written: {e}"));
+        }
         if outcome.is_ok() {
             released?;
         }

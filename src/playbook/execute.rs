@@ -14,6 +14,7 @@ use crate::ops::backup::{self, Env, What};
 use crate::ops::restore::{self, Mode, Request, TimeTravel};
 use crate::ops::{Error, Result, notify, probe};
 use crate::progress::Progress;
+use crate::repo::audit::Record;
 use crate::repo::catalog::Entry;
 use crate::repo::{Lease, VerifyMode, lease, manifest};
 
@@ -688,6 +689,21 @@ async fn carry(
     progress: &Progress,
 ) -> Result<Ended> {
     let total = run.steps.len();
+    let begun = std::time::Instant::now();
+    let fresh = run.items().all(|(_, i)| i.attempts == 0);
+    audit(
+        env,
+        run,
+        Record {
+            action: "playbook-run".into(),
+            result: if fresh { "started" } else { "resumed" }.into(),
+            detail: Some(format!("playbook {}: {}", run.playbook, run.title)),
+            ..Default::default()
+        },
+        begun,
+        progress,
+    )
+    .await;
     let mut queue: std::collections::VecDeque<Effect> =
         run.handle(Event::Go { at_ms: now_ms() }).into();
     while let Some(effect) = queue.pop_front() {
@@ -710,6 +726,7 @@ async fn carry(
                     describe(&act)
                 ));
                 let job = progress.job(format!("step {}/{total} {kind}", step + 1));
+                let item_began = std::time::Instant::now();
                 let got = execute(env, run, (step, item), &act, op, opts, &job).await;
                 let at_ms = now_ms();
                 let event = match got {
@@ -733,6 +750,22 @@ async fn carry(
                     _ => String::new(),
                 };
                 op.tell(&line);
+                let (result, note) = match &event {
+                    Event::Done { note, .. } => ("success", note),
+                    Event::Skipped { why, .. } => ("skipped", why),
+                    Event::Failed { error, .. } => ("failed", error),
+                    Event::Stop { why, .. } => ("stopped", why),
+                    _ => ("", &line),
+                };
+                let record = Record {
+                    action: "playbook-step".into(),
+                    target: subject(&act).map(|t| t.label()),
+                    backup: backup_of(&act),
+                    result: result.into(),
+                    detail: Some(format!("step {}/{total} {kind}: {note}", step + 1)),
+                    ..Default::default()
+                };
+                audit(env, run, record, item_began, progress).await;
                 let stop = progress.is_cancelled() && matches!(event, Event::Done { .. });
                 queue.extend(run.handle(event));
                 if stop && queue.iter().any(|e| matches!(e, Effect::Execute { .. })) {
@@ -748,12 +781,61 @@ async fn carry(
                 cleanup(env, run, op, progress).await;
                 save(env, run).await?;
                 super::report::write(env, run).await?;
+                let m = run.measures();
+                let record = Record {
+                    action: "playbook-run".into(),
+                    result: format!("{outcome:?}").to_lowercase(),
+                    detail: Some(format!(
+                        "playbook {}: RTO {} s, RPO {} s",
+                        run.playbook,
+                        m.rto_secs.map_or("-".into(), |r| format!("{r:.1}")),
+                        m.rpo_secs.map_or("-".into(), |r| format!("{r:.0}"))
+                    )),
+                    ..Default::default()
+                };
+                audit(env, run, record, begun, progress).await;
                 return Ok(Ended::Finished(outcome));
             }
             Effect::Stopped(why) => return Ok(Ended::Stopped(why)),
         }
     }
     Ok(Ended::Stopped("the run has nothing left to do".into()))
+}
+
+/// An entry of the run in the audit trail.
+async fn audit(
+    env: &Env<'_>,
+    run: &Run,
+    mut record: Record,
+    began: std::time::Instant,
+    progress: &Progress,
+) {
+    record.run = Some(run.id.clone());
+    crate::ops::audit::record(env, record, began, progress).await;
+}
+
+/// The target an item works on, when it names one.
+fn subject(a: &Act) -> Option<&Target> {
+    match a {
+        Act::Snapshot { target } | Act::Confirm { target } | Act::Check { target, .. } => {
+            Some(target)
+        }
+        Act::Restore { target, .. } | Act::Verify { target, .. } | Act::Diff { target, .. } => {
+            target.as_ref()
+        }
+        _ => None,
+    }
+}
+
+/// The backup an item works with, when it names one.
+fn backup_of(a: &Act) -> Option<String> {
+    match a {
+        Act::Validate { backup, .. }
+        | Act::Restore { backup, .. }
+        | Act::Verify { backup, .. }
+        | Act::Diff { backup, .. } => Some(backup.clone()).filter(|b| !b.is_empty()),
+        _ => None,
+    }
 }
 
 /// What an item did.

@@ -2,6 +2,7 @@
 //! under `snapshots/`, a catalog for fast listing, writer leases, verification and retention.
 //! Only this module knows the layout; only `seal` does crypto.
 
+pub mod audit;
 pub mod catalog;
 pub mod lease;
 pub mod manifest;

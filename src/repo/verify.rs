@@ -195,6 +195,23 @@ pub async fn run(
     repo.storage
         .put(&Path::from(format!("{}/verification.json", m.dir())), body)
         .await?;
+    let record = super::audit::Record {
+        action: "verify".into(),
+        target: Some(format!("{} `{}`", m.kind.as_str(), m.target.name)),
+        backup: Some(m.id.clone()),
+        result: if report.ok { "success" } else { "failed" }.into(),
+        detail: Some(match report.problems.first() {
+            Some(p) => format!("{} ({}): {}", report.mode, p.artifact, p.message),
+            None => format!(
+                "{}: {} artifacts checked",
+                report.mode, report.artifacts_checked
+            ),
+        }),
+        ..Default::default()
+    };
+    if let Err(e) = repo.audit(record).await {
+        progress.warn(format!("the audit trail could not be written: {e}"));
+    }
     Ok(report)
 }
 

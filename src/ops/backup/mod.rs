@@ -103,8 +103,24 @@ pub struct Done {
     pub line: String,
 }
 
-/// Takes one backup now.
+/// Takes one backup now, and records it in the audit trail.
 pub async fn take(env: &Env<'_>, what: &What, opts: &Options, progress: &Progress) -> Result<Done> {
+    let started = std::time::Instant::now();
+    let done = take_now(env, what, opts, progress).await;
+    let record = crate::repo::audit::Record {
+        action: "backup".into(),
+        target: Some(what.label()),
+        backup: done.as_ref().ok().map(|d| d.manifest.id.clone()),
+        result: super::audit::result_of(&done),
+        detail: super::audit::detail_of(&done)
+            .or_else(|| Some(format!("trigger {}", opts.trigger))),
+        ..Default::default()
+    };
+    super::audit::record(env, record, started, progress).await;
+    done
+}
+
+async fn take_now(env: &Env<'_>, what: &What, opts: &Options, progress: &Progress) -> Result<Done> {
     env.watch_retries(progress);
     let client = || {
         env.client.ok_or_else(|| {

@@ -634,6 +634,13 @@ pub async fn apply(
         by: format!("{owner}@{host}"),
         started: manifest::rfc3339(time::OffsetDateTime::now_utc()),
     };
+    let started = std::time::Instant::now();
+    let (run_id, target, backup, undo) = (
+        state.plan.run.clone(),
+        state.plan.target.label(),
+        state.plan.backup.clone(),
+        state.plan.undo_of.is_some(),
+    );
     let result = async {
         refuse_read_only(env)?;
         save(env.repo, &state).await?;
@@ -641,9 +648,51 @@ pub async fn apply(
     }
     .await;
     let released = lock.release().await;
+    audit(
+        env,
+        &result,
+        (run_id, target, backup, undo),
+        started,
+        progress,
+    )
+    .await;
     let report = result?;
     released?;
     Ok(report)
+}
+
+/// A restore's entry in the audit trail: its run, target, backup and outcome.
+async fn audit(
+    env: &Env<'_>,
+    result: &Result<Report>,
+    (run, target, backup, undo): (String, String, String, bool),
+    started: std::time::Instant,
+    progress: &Progress,
+) {
+    let record = crate::repo::audit::Record {
+        action: if undo { "undo" } else { "restore" }.into(),
+        target: Some(target),
+        backup: (!backup.is_empty()).then_some(backup),
+        run: Some(run),
+        result: match result {
+            Ok(r) => format!("{:?}", r.outcome).to_lowercase(),
+            Err(_) => "failed".into(),
+        },
+        detail: match result {
+            Ok(r) => Some(format!(
+                "{} created, {} overwritten, {} deleted, {} failed; {} differences after{}",
+                r.created,
+                r.overwritten,
+                r.deleted,
+                r.failed.len(),
+                r.verification.differences,
+                if r.resumed { "; resumed" } else { "" }
+            )),
+            Err(e) => Some(e.to_string()),
+        },
+        ..Default::default()
+    };
+    super::audit::record(env, record, started, progress).await;
 }
 
 /// Finishes a run that stopped (a crash, a kill, a network that went away): what its journal
@@ -663,6 +712,13 @@ pub async fn resume(
         return Ok(r);
     }
     let lock = lock(env.repo, &state.plan.target, &format!("resume run {id}")).await?;
+    let started = std::time::Instant::now();
+    let about = (
+        state.plan.run.clone(),
+        state.plan.target.label(),
+        state.plan.backup.clone(),
+        state.plan.undo_of.is_some(),
+    );
     let result = async {
         if state.plan.time_travel.is_some() {
             let data = match state.plan.backup.as_str() {
@@ -682,6 +738,7 @@ pub async fn resume(
     }
     .await;
     let released = lock.release().await;
+    audit(env, &result, about, started, progress).await;
     let report = result?;
     released?;
     Ok(report)
