@@ -481,3 +481,109 @@ async fn mistakes_in_the_parameters_are_refused_before_anything_runs() {
     let runs = ok_json(&api, &repo, &["playbook", "runs", "--json"]).await;
     assert_eq!(runs["runs"], json!([]), "no run was recorded");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_drill_passes_and_reports_and_a_corrupt_backup_fails_it_with_its_scratch_gone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (api, repo, _) = demo(tmp.path()).await;
+    let d = ok_json(
+        &api,
+        &repo,
+        &[
+            "drill",
+            "--components",
+            "d1,kv",
+            "--tester",
+            "erin",
+            "--yes",
+            "--json",
+        ],
+    )
+    .await;
+    let drill = &d["drill"];
+    assert_eq!(drill["outcome"], "success", "{d}");
+    assert_eq!(drill["tester"], "erin");
+    assert_eq!(drill["measures"]["rto_met"], true, "{drill}");
+    assert_eq!(
+        drill["backups"].as_array().unwrap().len(),
+        8,
+        "5 databases, 3 namespaces"
+    );
+    assert_eq!(drill["issues"], json!([]));
+    let id = drill["id"].as_str().unwrap().to_string();
+    let shown = output(cfdr(&api, &repo, &["drills", "show", &id])).await;
+    assert!(shown.status.success(), "{}", stderr(&shown));
+    let md = String::from_utf8_lossy(&shown.stdout).into_owned();
+    assert!(
+        md.contains("**Scenario Tested**: full") && md.contains("| RTO |"),
+        "{md}"
+    );
+    let list = ok_json(&api, &repo, &["drills", "list", "--json"]).await;
+    assert_eq!(list["drills"][0]["id"], id.as_str());
+
+    // A report edited by hand is refused.
+    let file = std::path::Path::new(&repo).join(format!("drills/{id}.md"));
+    std::fs::write(&file, md.replace("success", "SUCCESS!")).unwrap();
+    let shown = output(cfdr(&api, &repo, &["drills", "show", &id])).await;
+    assert_eq!(shown.status.code(), Some(1), "{}", stderr(&shown));
+    assert!(
+        stderr(&shown).contains("does not match its MAC"),
+        "{}",
+        stderr(&shown)
+    );
+
+    // The second namespace's backup is damaged: the first one's scratch copy was made, the
+    // drill fails naming the backup, and no scratch target is left.
+    let listing = ok_json(&api, &repo, &["backups", "list", "--json"]).await;
+    let rows = listing.as_array().unwrap();
+    let bad = rows
+        .iter()
+        .find(|b| b["kind"] == "kv" && b["target"] == "FEATURE_FLAGS")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let dir = std::path::Path::new(&repo)
+        .join("snapshots/kv/FEATURE_FLAGS")
+        .join(&bad);
+    let artifact = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "ndjson"))
+        .unwrap();
+    let mut bytes = std::fs::read(&artifact).unwrap();
+    let n = bytes.len() / 2;
+    bytes[n] ^= 0x40;
+    std::fs::write(&artifact, bytes).unwrap();
+    let out = output(cfdr(
+        &api,
+        &repo,
+        &["drill", "--components", "kv", "--yes", "--json"],
+    ))
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let d: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(d["drill"]["outcome"], "partial", "{d}");
+    let issues = d["drill"]["issues"].to_string();
+    assert!(
+        issues.contains(&bad) && issues.contains("failed verification"),
+        "{issues}"
+    );
+    let cleanup = d["drill"]["cleanup"].to_string();
+    assert!(
+        cleanup.contains("CACHE-drill-") && cleanup.contains("removed"),
+        "{cleanup}"
+    );
+    let namespaces = api
+        .send(
+            "GET",
+            &format!("{}/storage/kv/namespaces?per_page=100", api.account()),
+            None,
+        )
+        .await
+        .result();
+    assert!(
+        !namespaces.to_string().contains("-drill-"),
+        "no scratch namespace is left: {namespaces}"
+    );
+}

@@ -8,6 +8,7 @@ mod console;
 mod context;
 mod d1;
 mod demo;
+mod drill;
 mod emulator;
 pub mod exit;
 mod playbook;
@@ -60,6 +61,12 @@ pub enum Command {
     /// D1's own recovery: Time Travel (bookmarks for a time, in-place restores).
     #[command(subcommand)]
     D1(d1::D1Command),
+    /// Prove recovery: restore the newest backups into scratch targets, verify them, measure
+    /// RTO and RPO, write the drill report, remove the scratch targets.
+    Drill(drill::DrillArgs),
+    /// The drills' reports.
+    #[command(subcommand)]
+    Drills(drill::DrillsCommand),
     /// The audit trail: every backup, verify, prune, restore, undo and playbook step, who did
     /// it and how it went; `audit verify` proves nobody edited it.
     Audit(audit::AuditArgs),
@@ -101,6 +108,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Restore(args)) => runtime.block_on(restore::run(args)),
         Some(Command::Diff(args)) => runtime.block_on(restore::diff(args)),
         Some(Command::D1(cmd)) => runtime.block_on(d1::run(cmd)),
+        Some(Command::Drill(args)) => runtime.block_on(drill::run(args)),
+        Some(Command::Drills(cmd)) => runtime.block_on(drill::drills(cmd)),
         Some(Command::Audit(args)) => runtime.block_on(audit::run(args)),
         Some(Command::Playbook(cmd)) => runtime.block_on(playbook::run(cmd)),
         Some(Command::Demo(args)) => runtime.block_on(demo::run(args)),

@@ -220,7 +220,7 @@ pub async fn again(id: &str, retry: bool, a: &Answers) -> anyhow::Result<()> {
     let mut run = execute::load(&env, id).await?;
     match (run.status, retry) {
         (Status::Done, _) => {
-            return finish(&run, a.json);
+            return finish(&env, &run, a.json).await;
         }
         (Status::Failed, false) => {
             return Err(Failure::usage(format!(
@@ -246,7 +246,7 @@ pub async fn again(id: &str, retry: bool, a: &Answers) -> anyhow::Result<()> {
     drive(&env, &mut run, a, &progress).await
 }
 
-async fn drive(
+pub(super) async fn drive(
     env: &crate::ops::backup::Env<'_>,
     run: &mut Run,
     a: &Answers,
@@ -262,7 +262,7 @@ async fn drive(
         retry: a.net.retry(),
     };
     match execute::drive(env, run, &op, &opts, progress).await? {
-        Ended::Finished(_) => finish(run, a.json),
+        Ended::Finished(_) => finish(env, run, a.json).await,
         Ended::Stopped(why) => Err(Failure::usage(format!(
             "playbook run {} stopped at step {}: {why}; `cfdr playbook resume {}` goes on from there",
             run.id,
@@ -273,8 +273,16 @@ async fn drive(
     }
 }
 
-fn finish(run: &Run, json: bool) -> anyhow::Result<()> {
-    if json {
+/// Prints the run's report (a drill's: its drill report, MACs checked) and exits by outcome.
+async fn finish(env: &crate::ops::backup::Env<'_>, run: &Run, json: bool) -> anyhow::Result<()> {
+    if run.playbook == "drill" {
+        let (r, md) = env.repo.drill(&run.id).await?;
+        if json {
+            print_json(&serde_json::json!({ "drill": r, "report": report::json(run) }))?;
+        } else {
+            print!("{md}");
+        }
+    } else if json {
         print_json(&report::json(run))?;
     } else {
         print!("{}", report::markdown(run));

@@ -781,6 +781,9 @@ async fn carry(
                 cleanup(env, run, op, progress).await;
                 save(env, run).await?;
                 super::report::write(env, run).await?;
+                if run.playbook == "drill" {
+                    super::drill::write(env, run).await?;
+                }
                 let m = run.measures();
                 let record = Record {
                     action: "playbook-run".into(),

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod catalog;
+pub mod drills;
 pub mod lease;
 pub mod manifest;
 pub mod retention;
