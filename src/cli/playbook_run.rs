@@ -86,11 +86,6 @@ impl Terminal {
     }
 }
 
-fn who() -> String {
-    let (user, host) = crate::repo::lease::whoami();
-    format!("{user}@{host}")
-}
-
 impl Operator for Terminal {
     fn tell(&self, line: &str) {
         if self.json {
@@ -103,7 +98,7 @@ impl Operator for Terminal {
 
     fn confirm(&self, target: &Target) -> Answer {
         if self.yes {
-            return Answer::Given(format!("--yes by {}", who()));
+            return Answer::Given(format!("--yes by {}", crate::repo::lease::who()));
         }
         if !self.interactive() {
             return Answer::Refused(format!(
@@ -116,7 +111,7 @@ impl Operator for Terminal {
             target.name
         )) == target.name
         {
-            Answer::Given(format!("typed by {}", who()))
+            Answer::Given(format!("typed by {}", crate::repo::lease::who()))
         } else {
             Answer::Refused(format!(
                 "the confirmation did not match `{}`; nothing was written",
@@ -139,7 +134,7 @@ impl Operator for Terminal {
                 return Answer::Refused(format!("not ticked: {item}; resume the run when it is"));
             }
         }
-        Answer::Given(who())
+        Answer::Given(crate::repo::lease::who())
     }
 
     fn approve(&self, role: &str) -> Answer {

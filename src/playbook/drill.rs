@@ -231,7 +231,6 @@ pub async fn plan(env: &Env<'_>, req: &Request, now: OffsetDateTime) -> Result<R
         ));
     }
     let (rto, rpo) = targets();
-    let (owner, host) = lease::whoami();
     let ms = |t: OffsetDateTime| (t.unix_timestamp_nanos() / 1_000_000) as i64;
     let mut params = BTreeMap::from([
         ("scenario".to_string(), req.scenario.name().to_string()),
@@ -258,7 +257,7 @@ pub async fn plan(env: &Env<'_>, req: &Request, now: OffsetDateTime) -> Result<R
         subjects,
         steps,
         status: Status::Running,
-        by: format!("{owner}@{host}"),
+        by: lease::who(),
         started_ms: ms(now),
         // A drill's RPO is the age of what it restored, as if the incident were now.
         incident_ms: None,

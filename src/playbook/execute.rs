@@ -266,7 +266,6 @@ pub async fn bind(
             items: items.into_iter().map(runner::item).collect(),
         });
     }
-    let (owner, host) = lease::whoami();
     let ms = |t: OffsetDateTime| (t.unix_timestamp_nanos() / 1_000_000) as i64;
     Ok(Run {
         format: runner::RUN_FORMAT.into(),
@@ -279,7 +278,7 @@ pub async fn bind(
         subjects: subjects.into_values().flatten().collect(),
         steps,
         status: Status::Running,
-        by: format!("{owner}@{host}"),
+        by: lease::who(),
         started_ms: ms(now),
         incident_ms: incident.map(ms),
         finished_ms: None,
@@ -973,12 +972,7 @@ async fn execute(
             let scope = compared(run, at, backup, named, target.is_some(), tables, prefix);
             let (t, v) = restore::diff(env, backup, &scope, opts.retry.clone(), progress).await?;
             if !v.ok {
-                let first: Vec<String> = v
-                    .first
-                    .iter()
-                    .take(5)
-                    .map(|d| format!("{} {}", d.what, d.key))
-                    .collect();
+                let first = differences(&v, 5);
                 return Err(Error::Verification(format!(
                     "{} differs from backup {backup} in {} of {} {}: {}",
                     t.label(),
@@ -1004,12 +998,7 @@ async fn execute(
                 ..Default::default()
             };
             let (t, v) = restore::diff(env, backup, &scope, opts.retry.clone(), progress).await?;
-            let first: Vec<String> = v
-                .first
-                .iter()
-                .take(5)
-                .map(|d| format!("{} {}", d.what, d.key))
-                .collect();
+            let first = differences(&v, 5);
             let seen = difference_list(&v);
             // The same comparison earlier in the run: the target must not have moved since.
             if let Some(before) = run
@@ -1134,14 +1123,19 @@ async fn execute(
     }
 }
 
+/// The first `n` differences a comparison found, as `what key`.
+fn differences(v: &restore::Verification, n: usize) -> Vec<String> {
+    v.first
+        .iter()
+        .take(n)
+        .map(|d| format!("{} {}", d.what, d.key))
+        .collect()
+}
+
 /// A comparison's differences, one per line (the first 50 and the count of the rest), so two
 /// comparisons of one target can be told apart.
 fn difference_list(v: &restore::Verification) -> String {
-    let mut lines: Vec<String> = v
-        .first
-        .iter()
-        .map(|d| format!("{} {}", d.what, d.key))
-        .collect();
+    let mut lines = differences(v, usize::MAX);
     if v.differences > v.first.len() {
         lines.push(format!("and {} more", v.differences - v.first.len()));
     }

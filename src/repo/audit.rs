@@ -147,12 +147,11 @@ impl Repo {
             })?),
             None => None,
         };
-        let (user, host) = lease::whoami();
         let now = rfc3339(time::OffsetDateTime::now_utc());
         let mut entry = Entry {
             seq: head.as_ref().map_or(1, |h| h.seq + 1),
             at: now,
-            who: format!("{user}@{host}"),
+            who: lease::who(),
             record,
             prev: head.map(|h| h.last).unwrap_or_default(),
             mac: String::new(),

@@ -63,6 +63,12 @@ pub struct Lease {
     pub took_over: Option<LeaseInfo>,
 }
 
+/// `user@host`, as records name who did something.
+pub fn who() -> String {
+    let (user, host) = whoami();
+    format!("{user}@{host}")
+}
+
 pub fn whoami() -> (String, String) {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("USERNAME"))
