@@ -9,6 +9,8 @@
 3. The sealed format: scripts/decrypt_sealed.py (Python's `cryptography`, written from the README
    alone) decrypts an artifact of a real backup to the bytes `cfdr backups cat` gives, and sqlite3
    reads the result.
+4. `cfdr status --format prometheus` of that repository parses with the Prometheus project's
+   Python client (`prometheus_client.parser`), with the backup's figures in it.
 Prints one line per check and closes with `N passed, N failed`.
 """
 import argparse, hashlib, json, os, shutil, subprocess, sys, tempfile, urllib.request
@@ -276,6 +278,20 @@ def repo_checks(cfdr, work):
     check("sqlite3 reads the decrypted database", n.stdout.strip() == "40000", n.stdout + n.stderr)
     bad = subprocess.run([sys.executable, os.path.join(here, "decrypt_sealed.py"), os.urandom(32).hex(), artifact], capture_output=True)
     check("the Python decrypter refuses another key", bad.returncode != 0 and b"sealed with key" in bad.stderr, bad.stderr.decode())
+
+    from prometheus_client.parser import text_string_to_metric_families
+    st = subprocess.run([cfdr, "status", "--offline", "--format", "prometheus"], env=env, capture_output=True, text=True)
+    try:
+        families = {f.name: f for f in text_string_to_metric_families(st.stdout)}
+        parsed = ""
+    except Exception as e:  # the parser refuses what Prometheus would refuse
+        families, parsed = {}, repr(e)
+    size = [s.value for s in families.get("cfdr_backup_last_size_bytes", type("", (), {"samples": []})).samples
+            if s.labels == {"kind": "sqlite", "target": "app"}]
+    failures = families.get("cfdr_backup_failures")  # the parser names a counter without `_total`
+    check("the Prometheus client parses `cfdr status --format prometheus`, the backup's size in it",
+          st.returncode == 0 and not parsed and size == [sum(a["plaintext_size"] for a in m["artifacts"])] and failures is not None and failures.type == "counter",
+          parsed or st.stderr + st.stdout[:400])
 
 
 def main():

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Checks against real peers: wrangler's local D1 (export byte-identity and cross-imports), and
-# Debian's AWS CLI and rclone against the emulator's S3 endpoint, and an independent Python
-# decrypter of the sealed format. Installs what it needs:
+# Debian's AWS CLI and rclone against the emulator's S3 endpoint, an independent Python
+# decrypter of the sealed format, and the Prometheus client's parser on `cfdr status`. Installs what it needs:
 # wrangler 4.86.0 from npm into .peers/ (or $CFDR_PEERS_DIR), awscli, rclone and sqlite3 from Debian,
-# and Python's cryptography (for the independent decrypter of sealed artifacts) from PyPI.
+# Python's cryptography (for the independent decrypter of sealed artifacts) and the Prometheus
+# client (its text-format parser, for `cfdr status --format prometheus`) from PyPI.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 peers=${CFDR_PEERS_DIR:-$root/.peers}
@@ -22,6 +23,11 @@ fi
 if ! python3 -c 'import cryptography' 2>/dev/null; then
   echo "peers: installing Python's cryptography from PyPI"
   python3 -m pip install --quiet cryptography
+fi
+
+if ! python3 -c 'import prometheus_client' 2>/dev/null; then
+  echo "peers: installing the Prometheus Python client (its text-format parser) from PyPI"
+  python3 -m pip install --quiet prometheus_client==0.21.1
 fi
 
 wrangler="$peers/wrangler/node_modules/.bin/wrangler"

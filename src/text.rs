@@ -33,6 +33,14 @@ pub fn short_duration(d: std::time::Duration) -> String {
     }
 }
 
+/// `s` cut to at most `max` characters, with `…` where it was cut.
+pub fn truncate(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max.saturating_sub(1)) {
+        Some((i, _)) if s.chars().count() > max => format!("{}…", &s[..i]),
+        _ => s.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -46,5 +54,8 @@ mod tests {
         assert_eq!(age("2026-11-23T11:59:00Z", now), "60s");
         assert_eq!(age("2026-11-23T09:00:00Z", now), "3h");
         assert_eq!(age("2026-11-20T12:00:00Z", now), "3d");
+        assert_eq!(truncate("abcdef", 4), "abc…");
+        assert_eq!(truncate("abcd", 4), "abcd");
+        assert_eq!(truncate("ééééé", 3), "éé…");
     }
 }

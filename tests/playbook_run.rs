@@ -587,3 +587,147 @@ async fn a_drill_passes_and_reports_and_a_corrupt_backup_fails_it_with_its_scrat
         "no scratch namespace is left: {namespaces}"
     );
 }
+
+/// `cfdr status` of `repo`, with `extra` environment: its exit code and output.
+async fn status(
+    api: &Api,
+    repo: &str,
+    args: &[&str],
+    extra: &[(&str, &str)],
+) -> (Option<i32>, String) {
+    let mut c = cfdr(api, repo, &[&["status"], args].concat());
+    for (k, v) in extra {
+        c.env(k, v);
+    }
+    let out = output(c).await;
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_stands_each_target_against_its_rpo_with_its_drill_and_failures() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (api, repo, _) = demo(tmp.path()).await;
+    // Everything was just backed up: exit 0, every target of the account listed and fresh.
+    let (code, out) = status(&api, &repo, &["--json"], &[]).await;
+    assert_eq!(code, Some(0), "{out}");
+    let s: Value = serde_json::from_str(&out).unwrap();
+    let targets = s["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 5 + 3 + 3 + 1, "D1, KV, R2 and the file: {s}");
+    assert!(targets.iter().all(|t| t["state"] == "ok"), "{s}");
+    assert_eq!(s["past_rpo"], json!([]));
+    assert_eq!(s["last_drill"], Value::Null);
+
+    // A backup that fails (D1 answers 500 to everything) is counted against its target.
+    api.control(
+        "POST",
+        "/__emulator/faults",
+        Some(json!({ "error_rate": 1.0, "path_contains": "/d1/" })),
+    )
+    .await;
+    let failed = output(cfdr(
+        &api,
+        &repo,
+        &["backup", "d1", "support-portal", "--retries", "0"],
+    ))
+    .await;
+    assert!(!failed.status.success(), "the backup fails");
+    api.control("POST", "/__emulator/faults", Some(json!({})))
+        .await;
+    let drill = ok_json(
+        &api,
+        &repo,
+        &["drill", "--components", "kv", "--yes", "--json"],
+    )
+    .await;
+    assert_eq!(drill["drill"]["outcome"], "success", "{drill}");
+    // A database the account has and the repository does not: never backed up.
+    api.d1_create("brand-new").await;
+
+    // With an RPO of one second, every target is now past it: exit 1, each one named.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let rpo = [("CFDR_RPO", "1s")];
+    let (code, out) = status(&api, &repo, &["--json"], &rpo).await;
+    assert_eq!(code, Some(1), "{out}");
+    let s: Value = serde_json::from_str(&out).unwrap();
+    let find = |kind: &str, name: &str| -> Value {
+        s["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["kind"] == kind && t["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{kind} {name} in {s}"))
+    };
+    assert_eq!(s["past_rpo"].as_array().unwrap().len(), 13, "{s}");
+    let portal = find("d1", "support-portal");
+    assert_eq!(portal["state"], "late");
+    assert_eq!(
+        (&portal["failures"], &portal["consecutive_failures"]),
+        (&json!(1), &json!(1)),
+        "{portal}"
+    );
+    assert_eq!(portal["last_failure"]["action"], "backup", "{portal}");
+    assert_eq!(portal["last_drill"], Value::Null);
+    assert_eq!(find("d1", "brand-new")["state"], "never");
+    let cache = find("kv", "CACHE");
+    assert_eq!(cache["last_drill"]["result"], "passed", "{cache}");
+    assert_eq!(cache["last_drill"]["id"], drill["drill"]["id"]);
+    assert!(cache["last_drill"]["rto_secs"].as_f64().unwrap() > 0.0);
+    assert_eq!(s["last_drill"]["result"], "success");
+    let (code, offline) = status(&api, &repo, &["--offline", "--json"], &rpo).await;
+    assert_eq!(code, Some(1));
+    assert!(
+        !offline.contains("brand-new"),
+        "offline: the repository alone"
+    );
+
+    // The same figures in Prometheus's text format, read back by a Prometheus parser: every
+    // sample line is one the parser understood.
+    let (code, text) = status(&api, &repo, &["--format", "prometheus"], &rpo).await;
+    assert_eq!(code, Some(1), "{text}");
+    let lines = text.lines().map(|l| Ok(l.to_string()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("Prometheus text parses");
+    let samples = text
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'));
+    assert_eq!(scrape.samples.len(), samples.count(), "no line left unread");
+    let value = |name: &str, kind: &str, target: &str| -> f64 {
+        let s = scrape
+            .samples
+            .iter()
+            .find(|s| {
+                s.metric == name
+                    && s.labels.get("kind") == Some(kind)
+                    && s.labels.get("target") == Some(target)
+            })
+            .unwrap_or_else(|| panic!("{name}{{{kind},{target}}} in {text}"));
+        match s.value {
+            prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => panic!("{name} is not a number"),
+        }
+    };
+    assert_eq!(
+        value("cfdr_backup_failures_total", "d1", "support-portal"),
+        1.0
+    );
+    assert_eq!(value("cfdr_backup_past_rpo", "d1", "brand-new"), 1.0);
+    assert_eq!(value("cfdr_drill_last_success", "kv", "CACHE"), 1.0);
+    assert!(value("cfdr_drill_last_rto_seconds", "kv", "CACHE") > 0.0);
+    assert!(value("cfdr_backup_last_size_bytes", "d1", "support-portal") > 0.0);
+    let finished = value(
+        "cfdr_backup_last_success_timestamp_seconds",
+        "d1",
+        "tasks-prod",
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(now - finished < 600.0 && now >= finished, "{finished}");
+    assert!(text.contains("\ncfdr_targets_past_rpo 13\n"), "{text}");
+}

@@ -18,6 +18,7 @@ mod progress;
 use self::emulator as emulator_cmd;
 mod repo_init;
 mod restore;
+mod status;
 
 use std::process::ExitCode;
 
@@ -67,6 +68,9 @@ pub enum Command {
     /// The drills' reports.
     #[command(subcommand)]
     Drills(drill::DrillsCommand),
+    /// How each target stands: its newest backup against its RPO, its last drill, its last
+    /// failure; exit 1 when one is past its RPO (text, --json or --format prometheus).
+    Status(status::StatusArgs),
     /// The audit trail: every backup, verify, prune, restore, undo and playbook step, who did
     /// it and how it went; `audit verify` proves nobody edited it.
     Audit(audit::AuditArgs),
@@ -111,6 +115,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Drill(args)) => runtime.block_on(drill::run(args)),
         Some(Command::Drills(cmd)) => runtime.block_on(drill::drills(cmd)),
         Some(Command::Audit(args)) => runtime.block_on(audit::run(args)),
+        Some(Command::Status(args)) => runtime.block_on(status::run(args)),
         Some(Command::Playbook(cmd)) => runtime.block_on(playbook::run(cmd)),
         Some(Command::Demo(args)) => runtime.block_on(demo::run(args)),
         None => runtime.block_on(console::run(

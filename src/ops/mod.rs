@@ -10,6 +10,7 @@ pub mod notify;
 pub mod probe;
 pub mod prune;
 pub mod restore;
+pub mod status;
 
 use crate::cloudflare::{CfError, S3Error};
 use crate::engine::d1::D1Error;

@@ -361,6 +361,34 @@ pub fn report(run: &Run, manifests: &BTreeMap<String, String>) -> Value {
             secs(Some(m.rpo_target_secs as f64))
         ));
     }
+    // Each target's own result and measures: its items are the ones naming its backup.
+    let targets: Vec<Value> = run
+        .subjects
+        .iter()
+        .map(|s| {
+            let mine = |i: &runner::Item| i.act.backup() == Some(s.backup.as_str());
+            let states: Vec<State> = run
+                .items()
+                .filter(|(_, i)| mine(i))
+                .map(|(_, i)| i.state)
+                .collect();
+            let result = if states.contains(&State::Failed) {
+                "failed"
+            } else if !states.is_empty() && states.iter().all(|s| *s == State::Done) {
+                "passed"
+            } else {
+                "not reached"
+            };
+            json!({
+                "kind": s.target.kind, "name": s.target.name, "backup": s.backup,
+                "result": result, "measures": run.measures_of(mine),
+            })
+        })
+        .collect();
+    let time = |ms: Option<i64>| {
+        ms.and_then(|ms| OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).ok())
+            .map(manifest::rfc3339)
+    };
     let actions: Vec<String> = issues
         .iter()
         .map(|i| format!("Fix: {i} — then run the drill again (`cfdr drill`)"))
@@ -377,7 +405,10 @@ pub fn report(run: &Run, manifests: &BTreeMap<String, String>) -> Value {
         } else {
             json!("stopped")
         },
+        "started": time(Some(run.started_ms)),
+        "finished": time(run.finished_ms),
         "backups": backups,
+        "targets": targets,
         "scratch_targets": scratch,
         "cleanup": run.notes,
         "checklist": checklist,

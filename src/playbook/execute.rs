@@ -759,7 +759,7 @@ async fn carry(
                 let record = Record {
                     action: "playbook-step".into(),
                     target: subject(&act).map(|t| t.label()),
-                    backup: backup_of(&act),
+                    backup: act.backup().map(str::to_string),
                     result: result.into(),
                     detail: Some(format!("step {}/{total} {kind}: {note}", step + 1)),
                     ..Default::default()
@@ -825,17 +825,6 @@ fn subject(a: &Act) -> Option<&Target> {
         Act::Restore { target, .. } | Act::Verify { target, .. } | Act::Diff { target, .. } => {
             target.as_ref()
         }
-        _ => None,
-    }
-}
-
-/// The backup an item works with, when it names one.
-fn backup_of(a: &Act) -> Option<String> {
-    match a {
-        Act::Validate { backup, .. }
-        | Act::Restore { backup, .. }
-        | Act::Verify { backup, .. }
-        | Act::Diff { backup, .. } => Some(backup.clone()).filter(|b| !b.is_empty()),
         _ => None,
     }
 }

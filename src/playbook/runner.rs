@@ -94,6 +94,17 @@ impl Act {
     pub fn writes(&self) -> bool {
         matches!(self, Self::Restore { .. })
     }
+
+    /// The backup the item works with, when it names one.
+    pub fn backup(&self) -> Option<&str> {
+        match self {
+            Self::Validate { backup, .. }
+            | Self::Restore { backup, .. }
+            | Self::Verify { backup, .. }
+            | Self::Diff { backup, .. } => Some(backup.as_str()).filter(|b| !b.is_empty()),
+            _ => None,
+        }
+    }
 }
 
 /// A target by kind and name: ``d1 `shop` ``.
@@ -412,15 +423,21 @@ impl Run {
 
     /// RTO and RPO as measured, against the playbook's targets.
     pub fn measures(&self) -> Measures {
+        self.measures_of(|_| true)
+    }
+
+    /// RTO and RPO of the items `of` keeps (one target's, say): from the run's start (or the
+    /// incident) to their last restore verified, and from that restore's backup to the incident.
+    pub fn measures_of(&self, of: impl Fn(&Item) -> bool) -> Measures {
         let from = self.incident_ms.unwrap_or(self.started_ms);
+        let items = || self.items().filter(|(_, i)| of(i));
         // Recovered: the last restore, or the last verification after it, that went through.
-        let restore_at = self
-            .items()
+        let restore_at = items()
             .filter(|(_, i)| i.act.writes() && i.state == State::Done)
             .filter_map(|(s, i)| Some((s, i.finished_ms?)))
             .max_by_key(|(_, t)| *t);
         let recovered = restore_at.map(|(s, t)| {
-            self.items()
+            items()
                 .filter(|(vs, i)| {
                     *vs > s && matches!(i.act, Act::Verify { .. }) && i.state == State::Done
                 })
@@ -430,8 +447,7 @@ impl Run {
         });
         let rto_secs = recovered.map(|t| (t - from) as f64 / 1000.0);
         // Lost: from each restored backup's consistency point to the incident.
-        let rpo_secs = self
-            .items()
+        let rpo_secs = items()
             .filter(|(_, i)| i.act.writes() && i.state == State::Done)
             .filter_map(|(_, i)| i.facts.get("consistency_ms")?.parse::<i64>().ok())
             .min()
