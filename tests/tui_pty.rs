@@ -88,3 +88,135 @@ fn the_demo_opens_verifies_backs_up_and_quits_cleanly() {
         "mouse reporting is off again"
     );
 }
+
+/// Runs `sql` on the demo's D1 database `name` through the API at `api`: the rows.
+fn d1_rows(api: &str, name: &str, sql: &str) -> serde_json::Value {
+    let account = cfdr::emulator::DEFAULT_ACCOUNT_ID;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let http = reqwest::Client::new();
+        let get = |path: String| {
+            http.get(format!("{api}/accounts/{account}{path}"))
+                .bearer_auth(cfdr::emulator::DEFAULT_TOKEN)
+        };
+        let list: serde_json::Value = get("/d1/database?per_page=100".into())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let uuid = list["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["name"] == name)
+            .unwrap()["uuid"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let answer: serde_json::Value = http
+            .post(format!("{api}/accounts/{account}/d1/database/{uuid}/query"))
+            .bearer_auth(cfdr::emulator::DEFAULT_TOKEN)
+            .json(&serde_json::json!({ "sql": sql }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(answer["success"], true, "{answer}");
+        answer["result"][0]["results"].clone()
+    })
+}
+
+/// What the test compares support-portal by: every ticket and message, as rows.
+const STATE: &str = "SELECT (SELECT count(*) FROM tickets) AS tickets, \
+    (SELECT group_concat(id) FROM (SELECT id FROM tickets ORDER BY id)) AS ids, \
+    (SELECT count(*) FROM ticket_messages) AS messages";
+
+#[test]
+fn the_demo_restores_the_late_database_guided_and_undoes_it() {
+    let home = tempfile::tempdir().unwrap();
+    let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_cfdr"));
+    cmd.arg("demo");
+    cmd.env("TERM", "xterm-256color");
+    cmd.env("HOME", home.path());
+    cmd.env("XDG_CACHE_HOME", home.path().join("cache"));
+    cmd.env("CFDR_CONFIG", "/nonexistent/cfdr.toml");
+    let mut pty = common::pty::Pty::spawn(cmd, ROWS, COLS);
+    let screen = common::pty::Screen(pty.screen.0.clone());
+    screen.wait_for("targets 12", Duration::from_secs(240));
+    let api = pty
+        .word_after("the API at ")
+        .expect("the demo says where its API is");
+
+    // The incident: tickets deleted from the live database after its newest backup.
+    d1_rows(
+        &api,
+        "support-portal",
+        "DELETE FROM attachments WHERE ticket_id > 100",
+    );
+    d1_rows(
+        &api,
+        "support-portal",
+        "DELETE FROM ticket_messages WHERE ticket_id > 100",
+    );
+    d1_rows(&api, "support-portal", "DELETE FROM tickets WHERE id > 100");
+    let damaged = d1_rows(&api, "support-portal", STATE);
+    assert_eq!(damaged[0]["tickets"], 100, "{damaged}");
+
+    // support-portal is the fourth D1 database: its backups, the newest one, R.
+    for _ in 0..3 {
+        pty.press("j");
+    }
+    pty.press("\r");
+    screen.wait_for("backups › d1 support-portal", Duration::from_secs(5));
+    pty.press("\r");
+    screen.wait_for("plaintext sha256", Duration::from_secs(10));
+    pty.press("R");
+    screen.wait_for("same target `support-portal`", Duration::from_secs(5));
+    pty.press("\r");
+    screen.wait_for(
+        "enter: confirm by typing `support-portal`",
+        Duration::from_secs(60),
+    );
+    assert!(
+        screen.text().contains("pre-recovery snapshot"),
+        "{}",
+        screen.text()
+    );
+    pty.press("\r");
+    screen.wait_for("Type `support-portal` to go on", Duration::from_secs(5));
+    pty.press("support");
+    pty.press("\r");
+    screen.wait_for("exactly to go on", Duration::from_secs(5));
+    pty.press("-portal");
+    screen.wait_for("matches: enter goes on", Duration::from_secs(5));
+    pty.press("\r");
+    screen.wait_for("verified ✓", Duration::from_secs(180));
+    let done = screen.text();
+    assert!(
+        done.contains("undo point") && done.contains("RTO"),
+        "{done}"
+    );
+    let restored = d1_rows(&api, "support-portal", STATE);
+    assert!(
+        restored[0]["tickets"].as_u64().unwrap() > 100,
+        "the deleted tickets are back: {restored}"
+    );
+
+    // Undo, its name typed too: the database is back as it was before the restore.
+    pty.press("u");
+    screen.wait_for("confirm the undo", Duration::from_secs(5));
+    pty.press("support-portal");
+    pty.press("\r");
+    screen.wait_for("undone:", Duration::from_secs(180));
+    assert_eq!(d1_rows(&api, "support-portal", STATE), damaged);
+    pty.press("\x1b");
+    pty.press("q");
+    assert_eq!(pty.wait(Duration::from_secs(30)), 0);
+}

@@ -416,3 +416,236 @@ fn x_and_esc_cancel_the_running_job() {
     key(&mut b, KeyCode::Esc);
     assert!(flag.load(std::sync::atomic::Ordering::Relaxed));
 }
+
+/// The plan of restoring auth-prod's newest backup over itself, tables `users`, as
+/// `cfdr restore --dry-run --json` prints one.
+fn plan() -> cfdr::ops::restore::Plan {
+    serde_json::from_value(json!({
+        "format": "cfdr.restore-plan/1", "run": "2026-11-23T12-00-00Z-b001",
+        "backup": "2026-11-23T10-00-00Z-aa07", "source": "auth-prod",
+        "target": { "kind": "d1", "id": "auth-prod-0001", "name": "auth-prod", "exists": true },
+        "mode": "overwrite", "prefix": null, "created": "2026-11-23T12:00:00Z", "at": 1795435200,
+        "counts": { "added": 0, "changed": 1, "kept": 0, "removed": 0, "unchanged": 0,
+                    "expired": 0, "write_bytes": 1_480_000 },
+        "snapshot": "required",
+        "requests": { "by_step": { "import": 2, "snapshot": 31, "verify": 13 }, "total": 46,
+                      "budget_wait_secs": 0.0 },
+        "undo_of": null, "units": [{ "op": "put", "keys": ["users"] }],
+        "kept_keys": [], "expired_keys": [],
+        "d1": { "tables": [{ "name": "users", "action": "replace", "rows_now": 11890, "rows_after": 12000 }],
+                "drops": [{ "kind": "table", "name": "users" }], "import": ["users"], "whole": false },
+    }))
+    .unwrap()
+}
+
+/// A runner event at `s` seconds after NOW.
+fn at(s: i64) -> i64 {
+    NOW.unix_timestamp() * 1000 + s * 1000
+}
+
+#[test]
+fn a_guided_restore_plan_confirm_run_verified_and_undo() {
+    use cfdr::playbook::runner::Event as Run;
+    use cfdr::tui::state::Command;
+    let mut a = on_detail();
+    assert!(
+        draw(&a, 80, 24).contains("R restore"),
+        "the footer offers it"
+    );
+    assert!(key(&mut a, KeyCode::Char('R')).is_empty());
+    both("restore_form", &a);
+    // Tab to the tables, type one; enter plans it (a dry run).
+    key(&mut a, KeyCode::Tab);
+    keys(&mut a, "users");
+    let cmds = key(&mut a, KeyCode::Enter);
+    let (job, choice) = match &cmds[..] {
+        [
+            Command::PlanRestore {
+                job,
+                backup,
+                choice,
+            },
+        ] => {
+            assert_eq!(backup, "2026-11-23T10-00-00Z-aa07");
+            assert_eq!(choice.tables, ["users"]);
+            (*job, choice.clone())
+        }
+        other => panic!("{other:?}"),
+    };
+    a.handle(Event::Job(job, JobEvent::Planned(Ok(Box::new(plan())))));
+    a.handle(Event::Job(job, JobEvent::Finished(Ok("plan ready".into()))));
+    both("restore_plan", &a);
+
+    // Enter asks for the name; a wrong one keeps the action disabled, esc backs out unwritten.
+    assert!(key(&mut a, KeyCode::Enter).is_empty());
+    keys(&mut a, "auth");
+    assert!(key(&mut a, KeyCode::Enter).is_empty(), "does not match yet");
+    assert!(
+        a.message
+            .as_ref()
+            .unwrap()
+            .1
+            .contains("type `auth-prod` exactly")
+    );
+    both("restore_confirm_wrong", &a);
+    assert!(key(&mut a, KeyCode::Esc).is_empty());
+    assert!(draw(&a, 120, 40).contains("enter: confirm by typing `auth-prod`"));
+    key(&mut a, KeyCode::Enter);
+    keys(&mut a, "auth-prod");
+    both("restore_confirm_right", &a);
+    let cmds = key(&mut a, KeyCode::Enter);
+    let job = match &cmds[..] {
+        [
+            Command::RunRestore {
+                job,
+                backup,
+                choice: c,
+                confirmed,
+            },
+        ] => {
+            assert_eq!(
+                (backup.as_str(), confirmed.as_str()),
+                ("2026-11-23T10-00-00Z-aa07", "auth-prod")
+            );
+            assert_eq!(c, &choice);
+            *job
+        }
+        other => panic!("{other:?}"),
+    };
+
+    // The run, as the runner reports it: the same steps `recover::run` builds.
+    let entry = a
+        .entries
+        .iter()
+        .find(|e| e.id == "2026-11-23T10-00-00Z-aa07")
+        .unwrap()
+        .clone();
+    let mut run = cfdr::playbook::recover::run(&entry, &choice, (900, 86_400), NOW);
+    run.id = "2026-11-23T12-00-00Z-c001".into();
+    run.by = "dana@ops-1".into();
+    let done = |s: i64, note: &str, facts: &[(&str, &str)]| Run::Done {
+        at_ms: at(s),
+        note: note.into(),
+        facts: facts
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    };
+    run.handle(Run::Go { at_ms: at(0) });
+    run.handle(done(
+        1,
+        "backup 2026-11-23T10-00-00Z-aa07 verified: 1 artifacts",
+        &[],
+    ));
+    run.handle(done(
+        4,
+        "pre-recovery snapshot 2026-11-23T12-00-04Z-d001 of d1 `auth-prod`",
+        &[("snapshot", "2026-11-23T12-00-04Z-d001")],
+    ));
+    run.handle(done(
+        4,
+        "confirmed d1 `auth-prod` (typed in the console by dana@ops-1)",
+        &[],
+    ));
+    run.handle(Run::Fact {
+        key: "restore_run".into(),
+        value: "2026-11-23T12-00-05Z-e001".into(),
+    });
+    a.handle(Event::Tick(
+        time::OffsetDateTime::from_unix_timestamp(at(7) / 1000).unwrap(),
+    ));
+    a.handle(Event::Job(job, JobEvent::Run(Box::new(run.clone()))));
+    a.handle(Event::Job(
+        job,
+        JobEvent::Line("step 4/5 restore: Restore … into d1 `auth-prod`".into()),
+    ));
+    a.handle(Event::Job(
+        job,
+        JobEvent::Progress(ProgressEvent {
+            job: "step 4/5 restore".into(),
+            phase: "import".into(),
+            unit: "bytes",
+            done: 0,
+            total: None,
+            bytes: 600_000,
+            bytes_total: Some(1_480_000),
+            rate: 300_000.0,
+            elapsed_ms: 2000,
+            message: None,
+            finished: false,
+        }),
+    ));
+    both("restore_running", &a);
+    assert!(key(&mut a, KeyCode::Esc).is_empty());
+    assert!(
+        a.message.as_ref().unwrap().1.contains("x stops it"),
+        "esc does not leave a run"
+    );
+
+    // A failed restore step offers a retry from that step.
+    let mut failed = run.clone();
+    failed.handle(Run::Failed {
+        at_ms: at(9),
+        error: "D1 refused the import: table users is locked".into(),
+    });
+    a.handle(Event::Job(job, JobEvent::Run(Box::new(failed.clone()))));
+    a.handle(Event::Job(job, JobEvent::Finished(Err("failed".into()))));
+    both("restore_failed", &a);
+    let cmds = key(&mut a, KeyCode::Char('t'));
+    let job = match &cmds[..] {
+        [
+            Command::RetryRun {
+                job,
+                run,
+                confirmed,
+            },
+        ] => {
+            assert_eq!(
+                (run.as_str(), confirmed.as_str()),
+                ("2026-11-23T12-00-00Z-c001", "auth-prod")
+            );
+            *job
+        }
+        other => panic!("{other:?}"),
+    };
+
+    // Verified: the snapshot, the undo point, RTO/RPO, and u to undo (its name typed too).
+    run.handle(done(9, "restore run 2026-11-23T12-00-05Z-e001: 1 tables overwritten; verified 1 tables, 0 differences",
+        &[("restore_run", "2026-11-23T12-00-05Z-e001"), ("consistency_ms", &at(-7200).to_string())]));
+    run.handle(done(
+        11,
+        "d1 `auth-prod` equals backup 2026-11-23T10-00-00Z-aa07: 1 tables compared",
+        &[],
+    ));
+    a.handle(Event::Job(job, JobEvent::Run(Box::new(run.clone()))));
+    a.handle(Event::Job(job, JobEvent::Finished(Ok("verified".into()))));
+    both("restore_verified", &a);
+    assert!(key(&mut a, KeyCode::Char('u')).is_empty());
+    keys(&mut a, "auth-prod");
+    let cmds = key(&mut a, KeyCode::Enter);
+    let job = match &cmds[..] {
+        [Command::Undo { job, run }] => {
+            assert_eq!(run, "2026-11-23T12-00-05Z-e001");
+            *job
+        }
+        other => panic!("{other:?}"),
+    };
+    a.handle(Event::Job(job, JobEvent::Finished(Ok(
+        "undone: d1 `auth-prod` is back as it was before run 2026-11-23T12-00-05Z-e001: success, 0 differences after".into(),
+    ))));
+    both("restore_undone", &a);
+    key(&mut a, KeyCode::Esc);
+    assert!(a.recovery.is_none(), "esc leaves once it is over");
+    for (w, h) in [(0, 0), (1, 1), (10, 3), (30, 6)] {
+        terminal(&a, w, h);
+    }
+}
+
+#[test]
+fn read_only_shows_restore_refused_with_why() {
+    let mut a = on_detail();
+    a.info.read_only = true;
+    assert!(key(&mut a, KeyCode::Char('R')).is_empty());
+    assert!(a.recovery.is_none());
+    assert!(a.message.as_ref().unwrap().1.contains("read-only"));
+}

@@ -32,6 +32,8 @@ pub trait Operator: Send + Sync {
     fn checklist(&self, text: &str, items: &[String]) -> Answer;
     /// A second person's name, in `role`.
     fn approve(&self, role: &str) -> Answer;
+    /// The run as it stands, each time its journal is saved (the console draws it).
+    fn saw(&self, _run: &Run) {}
 }
 
 /// What the operator answered.
@@ -707,7 +709,10 @@ async fn carry(
         run.handle(Event::Go { at_ms: now_ms() }).into();
     while let Some(effect) = queue.pop_front() {
         match effect {
-            Effect::Save => save(env, run).await?,
+            Effect::Save => {
+                save(env, run).await?;
+                op.saw(run);
+            }
             Effect::Execute { step, item } => {
                 let (title, kind, n) = {
                     let s = &run.steps[step];
@@ -779,6 +784,7 @@ async fn carry(
             Effect::Finished(outcome) => {
                 cleanup(env, run, op, progress).await;
                 save(env, run).await?;
+                op.saw(run);
                 super::report::write(env, run).await?;
                 if run.playbook == "drill" {
                     super::drill::write(env, run).await?;

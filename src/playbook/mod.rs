@@ -9,5 +9,6 @@ pub mod drill;
 pub mod execute;
 pub mod library;
 pub mod model;
+pub mod recover;
 pub mod report;
 pub mod runner;

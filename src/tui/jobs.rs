@@ -9,6 +9,10 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::Console;
 use super::state::{Command, Event, JobEvent, Loaded};
 use crate::ops::backup::{self as step, Env, Options};
+use crate::ops::restore::{self, Mode, Request};
+use crate::playbook::execute::{self, Answer, Ended, Operator};
+use crate::playbook::recover::{self, Choice, Dest};
+use crate::playbook::runner::{Run, Target};
 use crate::progress::{Progress, ProgressEvent};
 use crate::repo::VerifyMode;
 
@@ -35,6 +39,17 @@ pub fn exec(
 ) {
     let c = console.clone();
     let tx = tx.clone();
+    if matches!(
+        command,
+        Command::RunRestore { .. } | Command::RetryRun { .. } | Command::Undo { .. }
+    ) {
+        // A playbook run's (and a restore's) future holds references across awaits in a way the compiler
+        // cannot prove `Send` for `tokio::spawn`; it is long-running anyway, so it gets a
+        // blocking thread of its own and is driven there.
+        let handle = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || handle.block_on(runs(c, command, cancel, tx)));
+        return;
+    }
     tokio::spawn(async move {
         match command {
             Command::LoadCatalog => {
@@ -114,6 +129,249 @@ pub fn exec(
                 tracing::info!(target = %what.label(), ok = outcome.is_ok(), "backup from the console");
                 let _ = tx.send(Event::Job(job, JobEvent::Finished(outcome)));
             }
+            Command::PlanRestore {
+                job,
+                backup,
+                choice,
+            } => {
+                let p = progress(format!("plan restore of {backup}"), job, &tx, cancel);
+                let plan = sent(plan_restore(&c, &backup, &choice, &p)).await;
+                let line = plan
+                    .as_ref()
+                    .map(|p| {
+                        format!(
+                            "plan {}: {} requests; enter goes on",
+                            p.run, p.requests.total
+                        )
+                    })
+                    .map_err(Clone::clone);
+                let _ = tx.send(Event::Job(job, JobEvent::Planned(plan)));
+                let _ = tx.send(Event::Job(job, JobEvent::Finished(line)));
+            }
+            // Run on a thread of their own, below.
+            Command::RunRestore { .. } | Command::RetryRun { .. } | Command::Undo { .. } => {}
         }
     });
+}
+
+fn text(e: impl std::fmt::Display) -> String {
+    format!("{e:#}")
+}
+
+fn env(c: &Console) -> Env<'_> {
+    Env {
+        repo: &c.repo,
+        config: &c.config,
+        client: c.client.as_deref(),
+    }
+}
+
+/// The restore `choice` asks for, planned only: the plan screen's figures.
+fn dry_run(backup: &str, choice: &Choice) -> Request {
+    Request {
+        backup: backup.to_string(),
+        to: match &choice.into {
+            Dest::Same => None,
+            Dest::Other { name, .. } => Some(name.clone()),
+        },
+        prefix: choice.prefix.clone(),
+        tables: choice.tables.clone(),
+        mode: Mode::Overwrite,
+        snapshot: true,
+        dry_run: true,
+        concurrency: 4,
+        kv_batch: crate::cloudflare::kv::MAX_BULK_ITEMS,
+        ..Default::default()
+    }
+}
+
+/// The console as the runner's operator: the confirmation was typed on the plan screen
+/// before the run began; what the runner says and each saved state go to the screen.
+struct OnScreen {
+    job: u64,
+    tx: UnboundedSender<Event>,
+    confirmed: String,
+}
+
+impl Operator for OnScreen {
+    fn tell(&self, line: &str) {
+        let _ = self
+            .tx
+            .send(Event::Job(self.job, JobEvent::Line(line.to_string())));
+    }
+
+    fn confirm(&self, target: &Target) -> Answer {
+        if target.name == self.confirmed {
+            Answer::Given(format!(
+                "typed in the console by {}",
+                crate::repo::lease::who()
+            ))
+        } else {
+            Answer::Refused(format!(
+                "`{}` was typed, not `{}`: the run stops before writing",
+                self.confirmed, target.name
+            ))
+        }
+    }
+
+    fn checklist(&self, _text: &str, _items: &[String]) -> Answer {
+        Answer::Refused("a checklist is ticked on the playbooks screen".into())
+    }
+
+    fn approve(&self, _role: &str) -> Answer {
+        Answer::Refused("an approval is given on the playbooks screen".into())
+    }
+
+    fn saw(&self, run: &Run) {
+        let _ = self
+            .tx
+            .send(Event::Job(self.job, JobEvent::Run(Box::new(run.clone()))));
+    }
+}
+
+/// The commands that drive the runner.
+async fn runs(
+    c: Console,
+    command: Command,
+    cancel: Option<Arc<std::sync::atomic::AtomicBool>>,
+    tx: UnboundedSender<Event>,
+) {
+    match command {
+        Command::RunRestore {
+            job,
+            backup,
+            choice,
+            confirmed,
+        } => {
+            let p = progress(format!("restore {backup}"), job, &tx, cancel);
+            let outcome = run_restore(&c, &backup, &choice, (job, &tx), confirmed, &p).await;
+            let _ = tx.send(Event::Job(job, JobEvent::Finished(outcome)));
+        }
+        Command::RetryRun {
+            job,
+            run,
+            confirmed,
+        } => {
+            let p = progress(format!("retry run {run}"), job, &tx, cancel);
+            let outcome = retry_run(&c, &run, (job, &tx), confirmed, &p).await;
+            let _ = tx.send(Event::Job(job, JobEvent::Finished(outcome)));
+        }
+        Command::Undo { job, run } => {
+            let p = progress(format!("undo {run}"), job, &tx, cancel);
+            let outcome = undo(&c, &run, &p).await;
+            tracing::info!(run = %run, ok = outcome.is_ok(), "undo from the console");
+            let _ = tx.send(Event::Job(job, JobEvent::Finished(outcome)));
+        }
+        _ => {}
+    }
+}
+
+/// `f`, boxed as a `Send` future: the check at these lifetimes, which the compiler cannot
+/// make for a future this deep inside `tokio::spawn` on its own.
+fn sent<'a, T>(
+    f: impl std::future::Future<Output = T> + Send + 'a,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>> {
+    Box::pin(f)
+}
+
+async fn plan_restore(
+    c: &Console,
+    backup: &str,
+    choice: &Choice,
+    p: &Progress,
+) -> Result<Box<restore::Plan>, String> {
+    let env = env(c);
+    let planned = restore::plan(&env, &dry_run(backup, choice), p)
+        .await
+        .map_err(text)?;
+    Ok(Box::new(planned.plan))
+}
+
+async fn run_restore(
+    c: &Console,
+    backup: &str,
+    choice: &Choice,
+    to: (u64, &UnboundedSender<Event>),
+    confirmed: String,
+    p: &Progress,
+) -> Result<String, String> {
+    let env = env(c);
+    let entry = env.repo.entry(backup).await.map_err(text)?;
+    let mut run = recover::run(
+        &entry,
+        choice,
+        recover::targets(&entry.kind),
+        time::OffsetDateTime::now_utc(),
+    );
+    drive(&env, &mut run, to, confirmed, p).await
+}
+
+async fn retry_run(
+    c: &Console,
+    id: &str,
+    to: (u64, &UnboundedSender<Event>),
+    confirmed: String,
+    p: &Progress,
+) -> Result<String, String> {
+    let env = env(c);
+    let mut run = execute::load(&env, id).await.map_err(text)?;
+    drive(&env, &mut run, to, confirmed, p).await
+}
+
+/// Undoes restore run `run` from its pre-recovery snapshot, verified like any restore.
+async fn undo(c: &Console, run: &str, p: &Progress) -> Result<String, String> {
+    let env = env(c);
+    let mut req = restore::undo_request(&c.repo, run).await.map_err(text)?;
+    req.concurrency = 4;
+    let planned = restore::plan(&env, &req, p).await.map_err(text)?;
+    let report = restore::apply(&env, planned, crate::cloudflare::RetryPolicy::default(), p)
+        .await
+        .map_err(text)?;
+    let line = format!(
+        "undone: {} is back as it was before run {run}: {}, {} differences after",
+        report.target.label(),
+        format!("{:?}", report.outcome).to_lowercase(),
+        report.verification.differences
+    );
+    if report.outcome == restore::Outcome::Success {
+        Ok(line)
+    } else {
+        Err(line)
+    }
+}
+
+/// Drives `run` with the console as its operator; the result line says how it ended.
+async fn drive(
+    env: &Env<'_>,
+    run: &mut Run,
+    (job, tx): (u64, &UnboundedSender<Event>),
+    confirmed: String,
+    progress: &Progress,
+) -> Result<String, String> {
+    let op = OnScreen {
+        job,
+        tx: tx.clone(),
+        confirmed,
+    };
+    let opts = execute::Options::default();
+    let ended = execute::drive(env, run, &op, &opts, progress).await;
+    op.saw(run);
+    tracing::info!(run = %run.id, ended = ?ended.as_ref().ok(), "restore from the console");
+    match ended.map_err(|e| format!("{e:#}"))? {
+        Ended::Finished(outcome) => {
+            let m = run.measures();
+            let line = format!(
+                "{} — {:?}: RTO {}, u undoes it",
+                run.title,
+                outcome,
+                m.rto_secs.map_or("-".into(), |s| format!("{s:.1}s"))
+            );
+            if outcome == crate::playbook::runner::Outcome::Success {
+                Ok(line)
+            } else {
+                Err(line)
+            }
+        }
+        Ended::Stopped(why) => Err(format!("stopped: {why} — t goes on from there")),
+    }
 }

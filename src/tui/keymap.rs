@@ -26,6 +26,12 @@ pub enum Action {
     BackupNow,
     Cancel,
     Refresh,
+    Restore,
+    Proceed,
+    NextField,
+    Toggle,
+    Undo,
+    Retry,
 }
 
 impl Action {
@@ -51,6 +57,12 @@ impl Action {
             Action::BackupNow => "back up target now",
             Action::Cancel => "cancel running job",
             Action::Refresh => "reload the repository",
+            Action::Restore => "restore: plan, confirm, run, verify",
+            Action::Proceed => "go on: plan, then confirm, then run",
+            Action::NextField => "next field",
+            Action::Toggle => "same target / another target",
+            Action::Undo => "undo the restore (its snapshot back)",
+            Action::Retry => "retry from the failed step",
         }
     }
 }
@@ -64,6 +76,12 @@ impl Action {
             Action::Verify => "verify",
             Action::BackupNow => "back up now",
             Action::AllBackups => "all backups",
+            Action::Restore => "restore",
+            Action::Proceed => "go on",
+            Action::Toggle => "same/other",
+            Action::Undo => "undo",
+            Action::Retry => "retry",
+            Action::Cancel => "stop",
             other => other.name(),
         }
     }
@@ -218,14 +236,38 @@ pub const BACKUPS: &[Binding] = &[
     ),
     b(&[Key::ch('/')], Action::Filter, true),
     b(&[Key::ch('s')], Action::Sort, true),
+    b(&[Key::ch('R')], Action::Restore, true),
     b(&[Key::ch('v')], Action::Verify, true),
     b(&[Key::ch('b')], Action::BackupNow, true),
 ];
 
 /// One backup's manifest.
 pub const DETAIL: &[Binding] = &[
+    b(&[Key::ch('R')], Action::Restore, true),
     b(&[Key::ch('v')], Action::Verify, true),
     b(&[Key::ch('b')], Action::BackupNow, true),
+    b(&[Key::code(KeyCode::Esc)], Action::Back, true),
+];
+
+/// The restore form: where to, which part. Letters go into the text fields.
+pub const RESTORE_FORM: &[Binding] = &[
+    b(&[Key::code(KeyCode::Enter)], Action::Proceed, true),
+    b(&[Key::code(KeyCode::Tab)], Action::NextField, true),
+    b(&[Key::ch(' ')], Action::Toggle, true),
+    b(&[Key::code(KeyCode::Esc)], Action::Back, true),
+];
+
+/// The plan and the typed confirmation: enter goes on, esc backs out with nothing written.
+pub const RESTORE_PLAN: &[Binding] = &[
+    b(&[Key::code(KeyCode::Enter)], Action::Proceed, true),
+    b(&[Key::code(KeyCode::Esc)], Action::Back, true),
+];
+
+/// The run: its steps live, then undo or retry.
+pub const RESTORE_RUN: &[Binding] = &[
+    b(&[Key::ch('u')], Action::Undo, true),
+    b(&[Key::ch('t')], Action::Retry, true),
+    b(&[Key::ch('x')], Action::Cancel, true),
     b(&[Key::code(KeyCode::Esc)], Action::Back, true),
 ];
 
@@ -257,22 +299,42 @@ pub fn help(screen: &[Binding]) -> Vec<(String, &'static str)> {
             continue;
         }
         seen.push(b.action);
-        let keys: Vec<String> = screen
+        let mut keys: Vec<String> = Vec::new();
+        for k in screen
             .iter()
             .chain(GLOBAL)
             .filter(|x| x.action == b.action)
             .flat_map(|x| x.keys.iter().map(Key::label))
-            .collect();
+        {
+            // A screen may bind a key the global table binds to the same action (esc).
+            if !keys.contains(&k) {
+                keys.push(k);
+            }
+        }
         out.push((keys.join(" "), b.action.name()));
     }
     out
 }
 
-/// Every action of a screen once, for the command palette.
+/// Moving the cursor: keys, not commands — the palette leaves them out.
+fn motion(a: Action) -> bool {
+    matches!(
+        a,
+        Action::Up
+            | Action::Down
+            | Action::PageUp
+            | Action::PageDown
+            | Action::Top
+            | Action::Bottom
+            | Action::Palette
+    )
+}
+
+/// Every action of a screen once, for the command palette (motion keys aside).
 pub fn palette(screen: &[Binding]) -> Vec<Action> {
     let mut out: Vec<Action> = Vec::new();
     for b in screen.iter().chain(GLOBAL) {
-        if !out.contains(&b.action) {
+        if !motion(b.action) && !out.contains(&b.action) {
             out.push(b.action);
         }
     }
@@ -316,6 +378,7 @@ mod tests {
         assert_eq!(names.len(), unique.len());
         assert!(h.contains(&("↓ j".to_string(), "down")));
         assert!(h.contains(&("v".to_string(), "verify backup (full)")));
-        assert_eq!(palette(BACKUPS).len(), h.len());
+        assert_eq!(palette(BACKUPS).len(), h.len() - 7, "no motion keys");
+        assert!(help(DETAIL).contains(&("esc bksp".to_string(), "back")));
     }
 }

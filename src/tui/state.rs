@@ -11,10 +11,14 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEvent
 use time::OffsetDateTime;
 
 use super::keymap::{self, Action, Binding};
+use super::recovery::{Field, Recovery, Stage};
 use crate::cloudflare::BudgetState;
 use crate::config::Config;
 use crate::ops::backup::What;
 use crate::ops::inventory::{self as model, SortKey, TargetRow};
+use crate::ops::restore::Plan;
+use crate::playbook::recover::Choice;
+use crate::playbook::runner::Run;
 use crate::progress::ProgressEvent;
 use crate::repo::VerifyReport;
 use crate::repo::catalog::Entry;
@@ -52,6 +56,12 @@ pub enum JobEvent {
     /// The job ended: a line saying how, or the error.
     Finished(Result<String, String>),
     Verified(VerifyReport),
+    /// A restore's plan (a dry run), or why none could be made.
+    Planned(Result<Box<Plan>, String>),
+    /// A line the runner told the operator.
+    Line(String),
+    /// The run as it stands, each time its journal is saved.
+    Run(Box<Run>),
 }
 
 /// Work for the event loop to start.
@@ -60,8 +70,38 @@ pub enum Command {
     LoadCatalog,
     LoadTargets,
     LoadManifest(String),
-    Verify { job: u64, id: String },
-    Backup { job: u64, what: What },
+    Verify {
+        job: u64,
+        id: String,
+    },
+    Backup {
+        job: u64,
+        what: What,
+    },
+    /// Plan a restore of `backup` as `choice` says: a dry run, nothing written.
+    PlanRestore {
+        job: u64,
+        backup: String,
+        choice: Choice,
+    },
+    /// Run the restore, the target's name typed (`confirmed`) as its confirmation.
+    RunRestore {
+        job: u64,
+        backup: String,
+        choice: Choice,
+        confirmed: String,
+    },
+    /// Go on with a run that failed or stopped, from that step.
+    RetryRun {
+        job: u64,
+        run: String,
+        confirmed: String,
+    },
+    /// Undo restore run `run` from its pre-recovery snapshot.
+    Undo {
+        job: u64,
+        run: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +110,8 @@ pub enum Screen {
     /// All backups, or one target's (kind, name).
     Backups(Option<(String, String)>),
     Detail(String),
+    /// The guided restore (`App::recovery`).
+    Restore,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,6 +159,8 @@ pub struct App {
     pub sort: SortKey,
     pub detail_scroll: u16,
     pub overlay: Option<Overlay>,
+    /// The guided restore, while its screen is open.
+    pub recovery: Option<Recovery>,
     pub jobs: Vec<Job>,
     pub budget: Option<BudgetState>,
     /// The last thing worth telling the operator, and whether it is an error.
@@ -146,6 +190,7 @@ impl App {
             sort: SortKey::Time,
             detail_scroll: 0,
             overlay: None,
+            recovery: None,
             jobs: Vec::new(),
             budget: None,
             message: None,
@@ -169,6 +214,11 @@ impl App {
             Screen::Inventory => keymap::INVENTORY,
             Screen::Backups(_) => keymap::BACKUPS,
             Screen::Detail(_) => keymap::DETAIL,
+            Screen::Restore => match self.recovery.as_ref().map(|r| &r.stage) {
+                Some(Stage::Form) => keymap::RESTORE_FORM,
+                Some(Stage::Run | Stage::Undo) => keymap::RESTORE_RUN,
+                _ => keymap::RESTORE_PLAN,
+            },
         }
     }
 
@@ -201,7 +251,7 @@ impl App {
         self.list.get(self.list_sel).map(|i| &self.entries[*i])
     }
 
-    fn entry(&self, id: &str) -> Option<&Entry> {
+    pub(super) fn entry(&self, id: &str) -> Option<&Entry> {
         self.entries.iter().find(|e| e.id == id)
     }
 
@@ -283,12 +333,36 @@ impl App {
                 }
                 Vec::new()
             }
+            JobEvent::Planned(plan) => {
+                self.restore_planned(id, plan);
+                Vec::new()
+            }
+            JobEvent::Line(line) => {
+                if let Some(r) = self.recovery.as_mut().filter(|r| r.job == Some(id)) {
+                    r.log.push(line);
+                }
+                Vec::new()
+            }
+            JobEvent::Run(run) => {
+                if let Some(r) = self.recovery.as_mut().filter(|r| r.job == Some(id)) {
+                    r.run = Some(run);
+                }
+                Vec::new()
+            }
             JobEvent::Finished(outcome) => {
                 self.message = Some(match &outcome {
                     Ok(line) => (false, line.clone()),
                     Err(e) => (true, format!("{}: {e}", job.title)),
                 });
                 let was_backup = job.backup.is_none();
+                if let Some(r) = self.recovery.as_mut().filter(|r| r.job == Some(id)) {
+                    match r.stage {
+                        Stage::Undo => r.undone = Some(outcome.clone()),
+                        // A plan that could not be made: back to the form, the error shown.
+                        Stage::Planning => r.stage = Stage::Form,
+                        _ => {}
+                    }
+                }
                 job.outcome = Some(outcome);
                 if was_backup {
                     vec![Command::LoadCatalog]
@@ -316,6 +390,9 @@ impl App {
             }
             self.list_sel = 0;
             self.rebuild();
+            return Vec::new();
+        }
+        if self.overlay.is_none() && self.restore_typing(&k) {
             return Vec::new();
         }
         let bindings = self.bindings();
@@ -385,6 +462,16 @@ impl App {
             Screen::Detail(_) => {
                 self.detail_scroll = step(usize::from(self.detail_scroll), 500) as u16
             }
+            Screen::Restore => {
+                if let Some(r) = &mut self.recovery {
+                    match (&r.stage, a) {
+                        (Stage::Form, Action::Down) => r.next_field(false),
+                        (Stage::Form, Action::Up) => r.next_field(true),
+                        (Stage::Form, _) => {}
+                        _ => r.scroll = step(usize::from(r.scroll), 200) as u16,
+                    }
+                }
+            }
         }
     }
 
@@ -400,6 +487,22 @@ impl App {
                     selected: 0,
                 })
             }
+            Action::Back if *self.screen() == Screen::Restore => self.restore_back(),
+            Action::Restore => return self.restore_open(),
+            Action::Proceed => return self.restore_proceed(),
+            Action::NextField => {
+                if let Some(r) = &mut self.recovery {
+                    r.next_field(false);
+                }
+            }
+            Action::Toggle => {
+                if let Some(r) = self.recovery.as_mut().filter(|r| r.backup.kind != "sqlite") {
+                    r.other = !r.other;
+                    r.field = Field::Dest;
+                }
+            }
+            Action::Undo => return self.restore_undo(),
+            Action::Retry => return self.restore_retry(),
             Action::Back => {
                 if self.stack.len() > 1 {
                     self.stack.pop();
@@ -471,11 +574,11 @@ impl App {
                 }
                 None => Vec::new(),
             },
-            Screen::Detail(_) => Vec::new(),
+            Screen::Detail(_) | Screen::Restore => Vec::new(),
         }
     }
 
-    fn refuse_if_busy(&mut self) -> bool {
+    pub(super) fn refuse_if_busy(&mut self) -> bool {
         if self.info.read_only {
             self.message = Some((
                 true,
@@ -496,7 +599,7 @@ impl App {
         false
     }
 
-    fn new_job(&mut self, title: String, backup: Option<String>) -> u64 {
+    pub(super) fn new_job(&mut self, title: String, backup: Option<String>) -> u64 {
         let id = self.next_job;
         self.next_job += 1;
         self.jobs.push(Job {
@@ -514,7 +617,7 @@ impl App {
         let id = match self.screen() {
             Screen::Detail(id) => Some(id.clone()),
             Screen::Backups(_) => self.selected_entry().map(|e| e.id.clone()),
-            Screen::Inventory => None,
+            Screen::Inventory | Screen::Restore => None,
         };
         let Some(id) = id else {
             self.message = Some((false, "pick a backup to verify".into()));
@@ -543,6 +646,7 @@ impl App {
                 let e = self.entry(id)?;
                 (e.kind.clone(), e.target.clone(), e.target_id.clone())
             }
+            Screen::Restore => return None,
         };
         Some(match kind.as_str() {
             "d1" => What::D1 {

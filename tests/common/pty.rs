@@ -33,6 +33,8 @@ impl Screen {
 /// A process running in a pseudo-terminal of `rows` × `cols`.
 pub struct Pty {
     pub screen: Screen,
+    /// Every byte the program wrote, as written (what scrolled by before the console).
+    pub raw: Arc<Mutex<Vec<u8>>>,
     pub keys: Box<dyn std::io::Write + Send>,
     pub child: Box<dyn Child + Send + Sync>,
 }
@@ -57,12 +59,15 @@ impl Pty {
             0,
         )));
         let feed = parser.clone();
+        let raw = Arc::new(Mutex::new(Vec::new()));
+        let kept = raw.clone();
         std::thread::spawn(move || {
             let mut buf = [0u8; 8192];
             while let Ok(n) = reader.read(&mut buf) {
                 if n == 0 {
                     break;
                 }
+                kept.lock().unwrap().extend_from_slice(&buf[..n]);
                 feed.lock().unwrap().process(&buf[..n]);
             }
         });
@@ -70,9 +75,17 @@ impl Pty {
         std::mem::forget(pair.master);
         Pty {
             screen: Screen(parser),
+            raw,
             keys,
             child,
         }
+    }
+
+    /// The first word after `after` in what the program wrote.
+    pub fn word_after(&self, after: &str) -> Option<String> {
+        let raw = String::from_utf8_lossy(&self.raw.lock().unwrap()).into_owned();
+        let at = raw.find(after)? + after.len();
+        raw[at..].split_whitespace().next().map(str::to_string)
     }
 
     /// Types `k` and gives the program a moment to react.

@@ -7,6 +7,7 @@
 //! Built for D1 (through the import API, or in place by Time Travel), KV, R2 and SQLite files.
 
 pub mod d1;
+pub mod describe;
 mod journal;
 pub mod kv;
 pub mod r2;

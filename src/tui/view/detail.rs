@@ -102,24 +102,20 @@ pub fn render(app: &App, theme: Theme, id: &str, frame: &mut Frame, area: Rect) 
     ));
     lines.push(field(theme, "started", m.started.clone()));
     lines.push(field(theme, "finished", m.finished.clone()));
-    lines.push(field(
-        theme,
-        "consistency point",
-        match &m.consistency_point {
-            Some(Value::Object(o)) => o
-                .iter()
-                .map(|(k, v)| {
-                    format!(
-                        "{k} {}",
-                        v.as_str().map(str::to_string).unwrap_or(v.to_string())
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(", "),
-            Some(v) => v.to_string(),
-            None => "-".into(),
-        },
-    ));
+    // Each part on its own line, the value indented under the field (a bookmark is 60
+    // characters: wrapped, it would start again at column 0).
+    match &m.consistency_point {
+        Some(Value::Object(o)) if !o.is_empty() => {
+            for (n, (k, v)) in o.iter().enumerate() {
+                let name = if n == 0 { "consistency point" } else { "" };
+                lines.push(field(theme, name, k.clone()));
+                let v = v.as_str().map(str::to_string).unwrap_or(v.to_string());
+                lines.push(Line::from(format!("{:19}{v}", "")));
+            }
+        }
+        Some(v) => lines.push(field(theme, "consistency point", v.to_string())),
+        None => lines.push(field(theme, "consistency point", "-".into())),
+    }
     if let Some(p) = &m.parent {
         lines.push(field(theme, "parent", p.clone()));
     }

@@ -7,6 +7,7 @@ mod backups;
 mod detail;
 mod inventory;
 mod overlay;
+mod restore;
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -76,13 +77,17 @@ pub fn render(app: &App, frame: &mut Frame) {
         Screen::Inventory => inventory::render(app, theme, frame, body),
         Screen::Backups(t) => backups::render(app, theme, t.as_ref(), frame, body),
         Screen::Detail(id) => detail::render(app, theme, id, frame, body),
+        Screen::Restore => restore::render(app, theme, frame, body),
     }
     frame.render_widget(Paragraph::new(job_line(app, theme, job.width)), job);
     frame.render_widget(
         Paragraph::new(status_line(app, theme, status.width)),
         status,
     );
-    frame.render_widget(Paragraph::new(footer_line(app, theme)), footer);
+    frame.render_widget(
+        Paragraph::new(footer_line(app, theme, footer.width)),
+        footer,
+    );
     if let Some(o) = &app.overlay {
         overlay::render(app, theme, o, frame, body.union(job));
     }
@@ -94,6 +99,10 @@ fn title(app: &App, theme: Theme) -> Line<'static> {
         Screen::Backups(None) => "backups".to_string(),
         Screen::Backups(Some((k, n))) => format!("backups › {k} {n}"),
         Screen::Detail(id) => format!("backup › {id}"),
+        Screen::Restore => match &app.recovery {
+            Some(r) => format!("restore › {} `{}`", r.backup.kind, r.backup.target),
+            None => "restore".to_string(),
+        },
     };
     let mut spans = vec![
         Span::styled(" cfdr ", theme.selected().add_modifier(Modifier::BOLD)),
@@ -136,7 +145,7 @@ fn job_line(app: &App, theme: Theme, width: u16) -> Line<'static> {
     }
 }
 
-fn clip(s: &str, width: u16) -> String {
+pub fn clip(s: &str, width: u16) -> String {
     let w = usize::from(width).saturating_sub(2);
     if s.chars().count() <= w {
         s.to_string()
@@ -189,7 +198,7 @@ fn status_line(app: &App, theme: Theme, width: u16) -> Line<'static> {
     ])
 }
 
-fn footer_line(app: &App, theme: Theme) -> Line<'static> {
+fn footer_line(app: &App, theme: Theme, width: u16) -> Line<'static> {
     if app.editing_filter {
         return Line::from(vec![
             Span::styled(" filter: ", theme.bold()),
@@ -197,15 +206,66 @@ fn footer_line(app: &App, theme: Theme) -> Line<'static> {
             Span::styled("▏ enter keeps, esc clears", theme.dim()),
         ]);
     }
+    // Hints in the keymap's order (the screen's first), each whole or not at all: what does
+    // not fit is dropped, never cut mid-word.
     let mut spans = Vec::new();
-    for (key, name) in keymap::footer(app.bindings()) {
-        spans.push(Span::styled(
-            format!(" {key}"),
-            theme.bold().patch(theme.fg(Color::Cyan)),
-        ));
-        spans.push(Span::raw(format!(" {name} ")));
+    let mut room = usize::from(width);
+    let mut hints = keymap::footer(app.bindings());
+    // `?` first: the help is the one hint a newcomer needs.
+    if let Some(at) = hints.iter().position(|(k, _)| k == "?") {
+        let help = hints.remove(at);
+        hints.insert(0, help);
+    }
+    for (key, name) in hints {
+        let (k, n) = (format!(" {key}"), format!(" {name} "));
+        let w = k.chars().count() + n.chars().count();
+        if w > room {
+            continue;
+        }
+        room -= w;
+        spans.push(Span::styled(k, theme.bold().patch(theme.fg(Color::Cyan))));
+        spans.push(Span::raw(n));
     }
     Line::from(spans)
+}
+
+/// `text` wrapped at word boundaries into lines of at most `width` characters, the lines after
+/// the first indented by `indent` more than the first's own leading spaces (so a wrapped line
+/// never starts again at column 0). Words longer than a line are cut.
+pub fn hang(text: &str, width: usize, indent: usize) -> Vec<String> {
+    let lead = text.len() - text.trim_start().len();
+    let pad = " ".repeat(lead + indent);
+    let width = width.max(pad.len() + 8);
+    let mut out: Vec<String> = Vec::new();
+    let mut line = text[..lead].to_string();
+    for word in text.split_whitespace() {
+        let mut word = word.to_string();
+        loop {
+            let room = width.saturating_sub(line.chars().count());
+            let sep = usize::from(!line.trim().is_empty());
+            if word.chars().count() + sep <= room {
+                if sep == 1 {
+                    line.push(' ');
+                }
+                line.push_str(&word);
+                break;
+            }
+            if line.trim().is_empty() {
+                // Longer than a whole line: cut it.
+                let cut: String = word.chars().take(room).collect();
+                line.push_str(&cut);
+                word = word.chars().skip(room).collect();
+            }
+            out.push(std::mem::replace(&mut line, pad.clone()));
+            if word.is_empty() {
+                break;
+            }
+        }
+    }
+    if !line.trim().is_empty() || out.is_empty() {
+        out.push(line);
+    }
+    out
 }
 
 /// The rows of a list that fit in `height`, keeping `selected` in view: (first, last+1).
@@ -240,5 +300,20 @@ mod tests {
         assert_eq!(super::window(100, 99, 10), (90, 100));
         assert_eq!(super::window(3, 2, 10), (0, 3));
         assert_eq!(super::window(3, 2, 0), (0, 0));
+    }
+
+    #[test]
+    fn hanging_lines_never_restart_at_column_zero() {
+        let h = super::hang(
+            " plan p: restore backup b (of `s`) into d1 `s`, mode overwrite",
+            30,
+            2,
+        );
+        assert!(h.len() > 1, "{h:?}");
+        assert!(h.iter().all(|l| l.chars().count() <= 30), "{h:?}");
+        assert!(h[1..].iter().all(|l| l.starts_with("   ")), "{h:?}");
+        let long = super::hang(&"x".repeat(70), 30, 2);
+        assert_eq!(long.concat().replace(' ', ""), "x".repeat(70));
+        assert_eq!(super::hang("", 30, 2), [""]);
     }
 }

@@ -1,0 +1,205 @@
+//! A restore as a run of the runner: what the console starts when the operator restores a
+//! backup from the screen. Validate the backup in full, take a pre-recovery snapshot of the
+//! target, ask for its name typed, restore, verify — the acts a playbook's steps are made of,
+//! so the run is journaled, resumable, reported and audited like any playbook run, and does
+//! what `cfdr restore` does by hand.
+
+use std::collections::BTreeMap;
+
+use time::OffsetDateTime;
+
+use super::runner::{self, Act, Run, Status, Subject, Target};
+use crate::repo::catalog::Entry;
+use crate::repo::{lease, manifest};
+
+/// Where the backup goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dest {
+    /// Back over the target it was taken of.
+    Same,
+    /// Into another target of the same kind, by name; created when it does not exist.
+    Other { name: String, exists: bool },
+}
+
+/// What the operator chose on the restore form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Choice {
+    pub into: Dest,
+    /// D1: only these tables.
+    pub tables: Vec<String>,
+    /// KV and R2: only keys (objects) under this prefix.
+    pub prefix: Option<String>,
+}
+
+impl Choice {
+    /// The target written to.
+    pub fn target(&self, of: &Entry) -> Target {
+        Target {
+            kind: of.kind.clone(),
+            name: match &self.into {
+                Dest::Same => of.target.clone(),
+                Dest::Other { name, .. } => name.clone(),
+            },
+        }
+    }
+
+    /// Whether the restore writes over data that is there now (and so needs a pre-recovery
+    /// snapshot and the target's name typed).
+    pub fn overwrites(&self) -> bool {
+        match &self.into {
+            Dest::Same => true,
+            Dest::Other { exists, .. } => *exists,
+        }
+    }
+}
+
+/// The run restoring backup `of` as `choice` says, held to the RTO and RPO of the kind's
+/// recovery playbook (`rto_rpo`, in seconds).
+pub fn run(of: &Entry, choice: &Choice, rto_rpo: (u64, u64), now: OffsetDateTime) -> Run {
+    let target = choice.target(of);
+    let label = target.label();
+    let step = |title: String, act: Act| runner::Step {
+        kind: act.kind().to_string(),
+        title,
+        items: vec![runner::item(act)],
+    };
+    let mut steps = vec![step(
+        format!("Validate backup {} in full", of.id),
+        Act::Validate {
+            backup: of.id.clone(),
+            full: true,
+        },
+    )];
+    if choice.overwrites() {
+        steps.push(step(
+            format!("Take a pre-recovery snapshot of {label}"),
+            Act::Snapshot {
+                target: target.clone(),
+            },
+        ));
+        steps.push(step(
+            format!("Confirm: {label} is written over"),
+            Act::Confirm {
+                target: target.clone(),
+            },
+        ));
+    }
+    steps.push(step(
+        format!("Restore {} into {label}", of.id),
+        Act::Restore {
+            backup: of.id.clone(),
+            target: Some(target.clone()),
+            tables: choice.tables.clone(),
+            prefix: choice.prefix.clone(),
+            mode: "overwrite".into(),
+            at: None,
+            scratch: false,
+        },
+    ));
+    steps.push(step(
+        format!("Verify {label} against the backup"),
+        Act::Verify {
+            backup: of.id.clone(),
+            target: Some(target.clone()),
+            tables: choice.tables.clone(),
+            prefix: choice.prefix.clone(),
+        },
+    ));
+    let mut params = BTreeMap::from([
+        ("backup".to_string(), of.id.clone()),
+        ("target".to_string(), target.name.clone()),
+    ]);
+    if !choice.tables.is_empty() {
+        params.insert("tables".into(), choice.tables.join(","));
+    }
+    if let Some(p) = &choice.prefix {
+        params.insert("prefix".into(), p.clone());
+    }
+    Run {
+        format: runner::RUN_FORMAT.into(),
+        id: manifest::new_id(now),
+        playbook: "restore".into(),
+        title: format!("restore of {label} from {}", of.id),
+        rto_secs: rto_rpo.0,
+        rpo_secs: rto_rpo.1,
+        params,
+        subjects: vec![Subject {
+            target,
+            backup: of.id.clone(),
+        }],
+        steps,
+        status: Status::Running,
+        by: lease::who(),
+        started_ms: (now.unix_timestamp_nanos() / 1_000_000) as i64,
+        incident_ms: None,
+        finished_ms: None,
+        profile: None,
+        notes: Vec::new(),
+    }
+}
+
+/// The RTO and RPO targets of `kind`'s recovery playbook (the built-in, or the operator's
+/// override), in seconds.
+pub fn targets(kind: &str) -> (u64, u64) {
+    super::library::load(None)
+        .get(&format!("{kind}-recovery"))
+        .map(|e| (e.playbook.rto.as_secs(), e.playbook.rpo.as_secs()))
+        .unwrap_or((3600, 86_400))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry() -> Entry {
+        Entry {
+            id: "2026-12-04T10-00-00Z-aa01".into(),
+            kind: "d1".into(),
+            target: "support-portal".into(),
+            target_id: "uuid".into(),
+            trigger: "manual".into(),
+            method: "export".into(),
+            started: "2026-12-04T10:00:00Z".into(),
+            finished: "2026-12-04T10:00:01Z".into(),
+            plaintext_size: 1,
+            stored_size: 1,
+            artifacts: 1,
+            warnings: 0,
+            dir: String::new(),
+        }
+    }
+
+    #[test]
+    fn over_its_own_target_a_restore_is_snapshotted_and_confirmed_first() {
+        let now = time::macros::datetime!(2026-12-04 12:00 UTC);
+        let same = Choice {
+            into: Dest::Same,
+            tables: vec!["users".into()],
+            prefix: None,
+        };
+        let r = run(&entry(), &same, (900, 86_400), now);
+        let kinds: Vec<&str> = r.steps.iter().map(|s| s.kind.as_str()).collect();
+        assert_eq!(
+            kinds,
+            ["validate", "snapshot", "confirm", "restore", "verify"]
+        );
+        assert_eq!(r.params["tables"], "users");
+        assert_eq!(r.subjects[0].target.label(), "d1 `support-portal`");
+        let fresh = Choice {
+            into: Dest::Other {
+                name: "support-portal-copy".into(),
+                exists: false,
+            },
+            tables: Vec::new(),
+            prefix: None,
+        };
+        let r = run(&entry(), &fresh, (900, 86_400), now);
+        let kinds: Vec<&str> = r.steps.iter().map(|s| s.kind.as_str()).collect();
+        assert_eq!(
+            kinds,
+            ["validate", "restore", "verify"],
+            "nothing there to lose"
+        );
+        assert!(r.title.contains("d1 `support-portal-copy`"));
+    }
+}
