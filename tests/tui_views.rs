@@ -649,3 +649,102 @@ fn read_only_shows_restore_refused_with_why() {
     assert!(a.recovery.is_none());
     assert!(a.message.as_ref().unwrap().1.contains("read-only"));
 }
+
+fn trail() -> Vec<cfdr::repo::audit::Entry> {
+    let e = |seq: u64, at: &str, action: &str, target: &str, result: &str, detail: &str| {
+        cfdr::repo::audit::Entry {
+            seq,
+            at: at.into(),
+            who: "dana@ops-1".into(),
+            record: cfdr::repo::audit::Record {
+                action: action.into(),
+                target: Some(target.into()),
+                result: result.into(),
+                seconds: Some(1.5),
+                detail: Some(detail.into()),
+                ..Default::default()
+            },
+            prev: String::new(),
+            mac: String::new(),
+        }
+    };
+    vec![
+        e(
+            1,
+            "2026-11-22T09:00:03Z",
+            "backup",
+            "d1 `support-portal`",
+            "success",
+            "trigger manual",
+        ),
+        e(
+            2,
+            "2026-11-23T08:30:02Z",
+            "backup",
+            "kv `SESSIONS`",
+            "success",
+            "trigger scheduled",
+        ),
+        e(
+            3,
+            "2026-11-23T09:00:00Z",
+            "backup",
+            "d1 `support-portal`",
+            "failed",
+            "Cloudflare answered 500 to POST /export",
+        ),
+        e(
+            4,
+            "2026-11-23T10:00:04Z",
+            "verify",
+            "d1 `auth-prod`",
+            "success",
+            "1 artifacts checked in full",
+        ),
+        e(
+            5,
+            "2026-11-23T11:00:00Z",
+            "restore",
+            "kv `SESSIONS`",
+            "partial",
+            "0 created, 12 overwritten, 0 deleted, 2 failed",
+        ),
+    ]
+}
+
+#[test]
+fn the_audit_trail_and_the_status_screens() {
+    use cfdr::tui::state::Command;
+    let mut a = app();
+    assert_eq!(key(&mut a, KeyCode::Char('3')), [Command::LoadAudit]);
+    both("audit_loading", &a);
+    a.handle(Event::Loaded(Loaded::Audit(Ok(trail()))));
+    both("audit", &a);
+    key(&mut a, KeyCode::Char('/'));
+    keys(&mut a, "support");
+    key(&mut a, KeyCode::Enter);
+    both("audit_filtered", &a);
+    let shown = draw(&a, 120, 40);
+    assert!(
+        shown.contains("2 shown") && !shown.contains("SESSIONS"),
+        "{shown}"
+    );
+
+    assert_eq!(key(&mut a, KeyCode::Char('4')), [Command::LoadStatus]);
+    let entries = entries();
+    let trail = trail();
+    let status = cfdr::ops::status::compute(&cfdr::ops::status::Inputs {
+        entries: &entries,
+        known: &[("kv".into(), "CACHE".into())],
+        drills: &[],
+        audit: &trail,
+        config: &a.config,
+        now: NOW,
+    });
+    a.handle(Event::Loaded(Loaded::Status(Ok(Box::new(status)))));
+    both("status", &a);
+    assert!(a.message.as_ref().unwrap().1.contains("past their RPO"));
+    for (w, h) in [(0, 0), (1, 1), (12, 4)] {
+        terminal(&a, w, h);
+    }
+}

@@ -69,6 +69,14 @@ pub fn exec(
                     let _ = tx.send(Event::Loaded(Loaded::Targets(r)));
                 }
             }
+            Command::LoadAudit => {
+                let r = c.repo.audit_entries().await.map_err(text);
+                let _ = tx.send(Event::Loaded(Loaded::Audit(r)));
+            }
+            Command::LoadStatus => {
+                let r = sent(status(&c)).await;
+                let _ = tx.send(Event::Loaded(Loaded::Status(r)));
+            }
             Command::LoadManifest(id) => {
                 let r = async {
                     let m = c.repo.manifest(&id).await?;
@@ -272,6 +280,14 @@ fn sent<'a, T>(
     f: impl std::future::Future<Output = T> + Send + 'a,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>> {
     Box::pin(f)
+}
+
+async fn status(c: &Console) -> Result<Box<crate::ops::status::Status>, String> {
+    let env = env(c);
+    crate::ops::status::of(&env, time::OffsetDateTime::now_utc())
+        .await
+        .map(Box::new)
+        .map_err(text)
 }
 
 async fn plan_restore(

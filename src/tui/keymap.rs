@@ -32,6 +32,8 @@ pub enum Action {
     Toggle,
     Undo,
     Retry,
+    Audit,
+    Status,
 }
 
 impl Action {
@@ -63,6 +65,8 @@ impl Action {
             Action::Toggle => "same target / another target",
             Action::Undo => "undo the restore (its snapshot back)",
             Action::Retry => "retry from the failed step",
+            Action::Audit => "the audit trail",
+            Action::Status => "status: each target against its RPO",
         }
     }
 }
@@ -207,6 +211,8 @@ pub const GLOBAL: &[Binding] = &[
     ),
     b(&[Key::ch('1')], Action::Inventory, false),
     b(&[Key::ch('2')], Action::AllBackups, false),
+    b(&[Key::ch('3')], Action::Audit, false),
+    b(&[Key::ch('4')], Action::Status, false),
     b(&[Key::ch('x')], Action::Cancel, false),
     b(&[Key::ch('r')], Action::Refresh, false),
     b(
@@ -248,6 +254,15 @@ pub const DETAIL: &[Binding] = &[
     b(&[Key::ch('b')], Action::BackupNow, true),
     b(&[Key::code(KeyCode::Esc)], Action::Back, true),
 ];
+
+/// The audit trail: filtered with `/`.
+pub const AUDIT: &[Binding] = &[
+    b(&[Key::ch('/')], Action::Filter, true),
+    b(&[Key::code(KeyCode::Esc)], Action::Back, true),
+];
+
+/// The status: each target against its RPO, its last drill and failure.
+pub const STATUS: &[Binding] = &[b(&[Key::code(KeyCode::Esc)], Action::Back, true)];
 
 /// The restore form: where to, which part. Letters go into the text fields.
 pub const RESTORE_FORM: &[Binding] = &[
@@ -379,6 +394,7 @@ mod tests {
         assert!(h.contains(&("↓ j".to_string(), "down")));
         assert!(h.contains(&("v".to_string(), "verify backup (full)")));
         assert_eq!(palette(BACKUPS).len(), h.len() - 7, "no motion keys");
+        assert!(help(AUDIT).contains(&("3".to_string(), "the audit trail")));
         assert!(help(DETAIL).contains(&("esc bksp".to_string(), "back")));
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod jobs;
 pub mod keymap;
+pub mod records;
 pub mod recovery;
 pub mod state;
 pub mod view;

@@ -48,6 +48,9 @@ pub enum Loaded {
         String,
         Result<Box<(Manifest, Option<VerifyReport>)>, String>,
     ),
+    /// The repository's audit trail, oldest first.
+    Audit(Result<Vec<crate::repo::audit::Entry>, String>),
+    Status(Result<Box<crate::ops::status::Status>, String>),
 }
 
 #[derive(Debug)]
@@ -70,6 +73,8 @@ pub enum Command {
     LoadCatalog,
     LoadTargets,
     LoadManifest(String),
+    LoadAudit,
+    LoadStatus,
     Verify {
         job: u64,
         id: String,
@@ -112,6 +117,10 @@ pub enum Screen {
     Detail(String),
     /// The guided restore (`App::recovery`).
     Restore,
+    /// The audit trail, newest first (`App::records`).
+    Audit,
+    /// Each target against its RPO, its last drill and failure (`App::records`).
+    Status,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,6 +170,8 @@ pub struct App {
     pub overlay: Option<Overlay>,
     /// The guided restore, while its screen is open.
     pub recovery: Option<Recovery>,
+    /// The audit trail and the status, as last read.
+    pub records: super::records::Records,
     pub jobs: Vec<Job>,
     pub budget: Option<BudgetState>,
     /// The last thing worth telling the operator, and whether it is an error.
@@ -191,6 +202,7 @@ impl App {
             detail_scroll: 0,
             overlay: None,
             recovery: None,
+            records: Default::default(),
             jobs: Vec::new(),
             budget: None,
             message: None,
@@ -214,6 +226,8 @@ impl App {
             Screen::Inventory => keymap::INVENTORY,
             Screen::Backups(_) => keymap::BACKUPS,
             Screen::Detail(_) => keymap::DETAIL,
+            Screen::Audit => keymap::AUDIT,
+            Screen::Status => keymap::STATUS,
             Screen::Restore => match self.recovery.as_ref().map(|r| &r.stage) {
                 Some(Stage::Form) => keymap::RESTORE_FORM,
                 Some(Stage::Run | Stage::Undo) => keymap::RESTORE_RUN,
@@ -311,6 +325,8 @@ impl App {
             Loaded::Manifest(id, Err(e)) => {
                 self.message = Some((true, format!("cannot read backup `{id}`: {e}")));
             }
+            Loaded::Audit(r) => self.records.audit_loaded(r, &mut self.message),
+            Loaded::Status(r) => self.records.status_loaded(r, &mut self.message),
         }
         Vec::new()
     }
@@ -389,6 +405,7 @@ impl App {
                 self.filter.clear();
             }
             self.list_sel = 0;
+            self.records.audit_sel = 0;
             self.rebuild();
             return Vec::new();
         }
@@ -462,6 +479,17 @@ impl App {
             Screen::Detail(_) => {
                 self.detail_scroll = step(usize::from(self.detail_scroll), 500) as u16
             }
+            Screen::Audit => {
+                let last = self
+                    .records
+                    .audit_rows(&self.filter)
+                    .len()
+                    .saturating_sub(1);
+                self.records.audit_sel = step(self.records.audit_sel, last);
+            }
+            Screen::Status => {
+                self.records.scroll = step(usize::from(self.records.scroll), 200) as u16
+            }
             Screen::Restore => {
                 if let Some(r) = &mut self.recovery {
                     match (&r.stage, a) {
@@ -522,8 +550,10 @@ impl App {
                 self.rebuild();
             }
             Action::Open => return self.open(),
+            Action::Audit => return self.open_records(Screen::Audit),
+            Action::Status => return self.open_records(Screen::Status),
             Action::Filter => {
-                if matches!(self.screen(), Screen::Backups(_)) {
+                if matches!(self.screen(), Screen::Backups(_) | Screen::Audit) {
                     self.editing_filter = true;
                 }
             }
@@ -574,8 +604,27 @@ impl App {
                 }
                 None => Vec::new(),
             },
-            Screen::Detail(_) | Screen::Restore => Vec::new(),
+            Screen::Detail(_) | Screen::Restore | Screen::Audit | Screen::Status => Vec::new(),
         }
+    }
+
+    /// `3` or `4`: the audit trail or the status, read afresh.
+    fn open_records(&mut self, screen: Screen) -> Vec<Command> {
+        if *self.screen() == Screen::Restore && self.running().is_some() {
+            self.message = Some((false, "the restore is running: x stops it first".into()));
+            return Vec::new();
+        }
+        self.recovery = None;
+        self.stack.truncate(1);
+        self.stack.push(screen.clone());
+        self.filter.clear();
+        self.records.audit_sel = 0;
+        self.records.scroll = 0;
+        vec![if screen == Screen::Audit {
+            Command::LoadAudit
+        } else {
+            Command::LoadStatus
+        }]
     }
 
     pub(super) fn refuse_if_busy(&mut self) -> bool {
@@ -617,7 +666,7 @@ impl App {
         let id = match self.screen() {
             Screen::Detail(id) => Some(id.clone()),
             Screen::Backups(_) => self.selected_entry().map(|e| e.id.clone()),
-            Screen::Inventory | Screen::Restore => None,
+            Screen::Inventory | Screen::Restore | Screen::Audit | Screen::Status => None,
         };
         let Some(id) = id else {
             self.message = Some((false, "pick a backup to verify".into()));
@@ -646,7 +695,7 @@ impl App {
                 let e = self.entry(id)?;
                 (e.kind.clone(), e.target.clone(), e.target_id.clone())
             }
-            Screen::Restore => return None,
+            Screen::Restore | Screen::Audit | Screen::Status => return None,
         };
         Some(match kind.as_str() {
             "d1" => What::D1 {

@@ -7,6 +7,7 @@ mod backups;
 mod detail;
 mod inventory;
 mod overlay;
+mod records;
 mod restore;
 
 use ratatui::Frame;
@@ -78,6 +79,8 @@ pub fn render(app: &App, frame: &mut Frame) {
         Screen::Backups(t) => backups::render(app, theme, t.as_ref(), frame, body),
         Screen::Detail(id) => detail::render(app, theme, id, frame, body),
         Screen::Restore => restore::render(app, theme, frame, body),
+        Screen::Audit => records::audit(app, theme, frame, body),
+        Screen::Status => records::status(app, theme, frame, body),
     }
     frame.render_widget(Paragraph::new(job_line(app, theme, job.width)), job);
     frame.render_widget(
@@ -99,6 +102,8 @@ fn title(app: &App, theme: Theme) -> Line<'static> {
         Screen::Backups(None) => "backups".to_string(),
         Screen::Backups(Some((k, n))) => format!("backups › {k} {n}"),
         Screen::Detail(id) => format!("backup › {id}"),
+        Screen::Audit => "audit trail".to_string(),
+        Screen::Status => "status".to_string(),
         Screen::Restore => match &app.recovery {
             Some(r) => format!("restore › {} `{}`", r.backup.kind, r.backup.target),
             None => "restore".to_string(),
