@@ -89,48 +89,62 @@ fn the_demo_opens_verifies_backs_up_and_quits_cleanly() {
     );
 }
 
-/// Runs `sql` on the demo's D1 database `name` through the API at `api`: the rows.
-fn d1_rows(api: &str, name: &str, sql: &str) -> serde_json::Value {
+/// One request to the demo's API at `api` (the account's routes): the answer's body.
+fn call(api: &str, method: &str, path: &str, body: Option<Vec<u8>>) -> Vec<u8> {
     let account = cfdr::emulator::DEFAULT_ACCOUNT_ID;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
-        let http = reqwest::Client::new();
-        let get = |path: String| {
-            http.get(format!("{api}/accounts/{account}{path}"))
-                .bearer_auth(cfdr::emulator::DEFAULT_TOKEN)
-        };
-        let list: serde_json::Value = get("/d1/database?per_page=100".into())
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let uuid = list["result"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|d| d["name"] == name)
-            .unwrap()["uuid"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        let answer: serde_json::Value = http
-            .post(format!("{api}/accounts/{account}/d1/database/{uuid}/query"))
-            .bearer_auth(cfdr::emulator::DEFAULT_TOKEN)
-            .json(&serde_json::json!({ "sql": sql }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert_eq!(answer["success"], true, "{answer}");
-        answer["result"][0]["results"].clone()
+        let mut req = reqwest::Client::new()
+            .request(
+                method.parse().unwrap(),
+                format!("{api}/accounts/{account}{path}"),
+            )
+            .bearer_auth(cfdr::emulator::DEFAULT_TOKEN);
+        if let Some(b) = body {
+            req = req.body(b);
+        }
+        let answer = req.send().await.unwrap();
+        assert!(
+            answer.status().is_success(),
+            "{method} {path}: {}",
+            answer.status()
+        );
+        answer.bytes().await.unwrap().to_vec()
     })
+}
+
+fn json(bytes: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(bytes).unwrap()
+}
+
+/// The id of the demo's `list` entry (D1 database or KV namespace) named `name`.
+fn id_of(api: &str, list: &str, name_field: &str, id_field: &str, name: &str) -> String {
+    json(&call(api, "GET", &format!("{list}?per_page=100"), None))["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d[name_field] == name)
+        .unwrap_or_else(|| panic!("{name} in {list}"))[id_field]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Runs `sql` on the demo's D1 database `name` through the API at `api`: the rows.
+fn d1_rows(api: &str, name: &str, sql: &str) -> serde_json::Value {
+    let uuid = id_of(api, "/d1/database", "name", "uuid", name);
+    let body = serde_json::to_vec(&serde_json::json!({ "sql": sql })).unwrap();
+    let answer = json(&call(
+        api,
+        "POST",
+        &format!("/d1/database/{uuid}/query"),
+        Some(body),
+    ));
+    assert_eq!(answer["success"], true, "{answer}");
+    answer["result"][0]["results"].clone()
 }
 
 /// What the test compares support-portal by: every ticket and message, as rows.
@@ -216,6 +230,97 @@ fn the_demo_restores_the_late_database_guided_and_undoes_it() {
     pty.press("\r");
     screen.wait_for("undone:", Duration::from_secs(180));
     assert_eq!(d1_rows(&api, "support-portal", STATE), damaged);
+    pty.press("\x1b");
+    pty.press("q");
+    assert_eq!(pty.wait(Duration::from_secs(30)), 0);
+}
+
+#[test]
+fn the_demo_runs_kv_recovery_with_a_key_prefix_from_the_playbooks_screen() {
+    let home = tempfile::tempdir().unwrap();
+    let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_cfdr"));
+    cmd.arg("demo");
+    cmd.env("TERM", "xterm-256color");
+    cmd.env("HOME", home.path());
+    cmd.env("XDG_CACHE_HOME", home.path().join("cache"));
+    cmd.env("CFDR_CONFIG", "/nonexistent/cfdr.toml");
+    let mut pty = common::pty::Pty::spawn(cmd, ROWS, COLS);
+    let screen = common::pty::Screen(pty.screen.0.clone());
+    screen.wait_for("targets 12", Duration::from_secs(240));
+    let api = pty
+        .word_after("the API at ")
+        .expect("the demo says where its API is");
+
+    // The incident: one `user:` key of SESSIONS overwritten; a key outside the prefix added.
+    let ns = id_of(&api, "/storage/kv/namespaces", "title", "id", "SESSIONS");
+    let keys = json(&call(
+        &api,
+        "GET",
+        &format!("/storage/kv/namespaces/{ns}/keys?prefix=user:"),
+        None,
+    ));
+    let key = keys["result"][0]["name"].as_str().unwrap().to_string();
+    let value = |k: &str| {
+        call(
+            &api,
+            "GET",
+            &format!("/storage/kv/namespaces/{ns}/values/{k}"),
+            None,
+        )
+    };
+    let before = value(&key);
+    call(
+        &api,
+        "PUT",
+        &format!("/storage/kv/namespaces/{ns}/values/{key}"),
+        Some(b"damaged".to_vec()),
+    );
+    call(
+        &api,
+        "PUT",
+        &format!("/storage/kv/namespaces/{ns}/values/zz-outside"),
+        Some(b"keep".to_vec()),
+    );
+
+    // p → kv-recovery → its form: SESSIONS picked, the prefix typed → run.
+    pty.press("p");
+    screen.wait_for("kv-recovery", Duration::from_secs(10));
+    pty.press("j");
+    pty.press("\r");
+    screen.wait_for("playbooks › kv-recovery", Duration::from_secs(5));
+    for _ in 0..3 {
+        if screen.text().contains("▸ namespace") {
+            break;
+        }
+        pty.press("\t");
+    }
+    for _ in 0..4 {
+        if screen.text().contains("‹ SESSIONS ›") {
+            break;
+        }
+        pty.press(" ");
+    }
+    assert!(screen.text().contains("‹ SESSIONS ›"), "{}", screen.text());
+    for _ in 0..3 {
+        if screen.text().contains("▸ prefix") {
+            break;
+        }
+        pty.press("\t");
+    }
+    pty.press("user:");
+    pty.press("\r");
+    screen.wait_for("Type its name to go on", Duration::from_secs(60));
+    pty.press("SESSIONS");
+    pty.press("\r");
+    screen.wait_for("verified ✓", Duration::from_secs(120));
+    let done = screen.text();
+    assert!(done.contains("RTO") && done.contains("report"), "{done}");
+    assert_eq!(value(&key), before, "the key under the prefix is back");
+    assert_eq!(
+        value("zz-outside"),
+        b"keep",
+        "nothing outside the prefix was touched"
+    );
     pty.press("\x1b");
     pty.press("q");
     assert_eq!(pty.wait(Duration::from_secs(30)), 0);

@@ -593,17 +593,9 @@ fn a_guided_restore_plan_confirm_run_verified_and_undo() {
     both("restore_failed", &a);
     let cmds = key(&mut a, KeyCode::Char('t'));
     let job = match &cmds[..] {
-        [
-            Command::RetryRun {
-                job,
-                run,
-                confirmed,
-            },
-        ] => {
-            assert_eq!(
-                (run.as_str(), confirmed.as_str()),
-                ("2026-11-23T12-00-00Z-c001", "auth-prod")
-            );
+        [Command::ResumeRun { job, run, answers }] => {
+            assert_eq!(run, "2026-11-23T12-00-00Z-c001");
+            assert_eq!(answers.confirmed.as_deref(), Some("auth-prod"));
             *job
         }
         other => panic!("{other:?}"),
@@ -745,6 +737,157 @@ fn the_audit_trail_and_the_status_screens() {
     both("status", &a);
     assert!(a.message.as_ref().unwrap().1.contains("past their RPO"));
     for (w, h) in [(0, 0), (1, 1), (12, 4)] {
+        terminal(&a, w, h);
+    }
+}
+
+#[test]
+fn the_playbooks_a_form_and_a_run_that_asks_for_a_name_and_a_checklist() {
+    use cfdr::playbook::runner::{Act, Event as Run, Step, item};
+    use cfdr::tui::state::Command;
+    let mut a = app();
+    assert_eq!(key(&mut a, KeyCode::Char('p')), [Command::LoadPlaybooks]);
+    let lib = cfdr::playbook::library::load(None);
+    let books = lib
+        .playbooks
+        .iter()
+        .map(cfdr::tui::playbooks::Book::of)
+        .collect();
+    a.handle(Event::Loaded(Loaded::Playbooks(Ok(books))));
+    both("playbooks", &a);
+
+    // d1-recovery's form: the database picked from the inventory, the backup `latest`.
+    key(&mut a, KeyCode::Enter);
+    let form = a.books.form.as_ref().unwrap();
+    let db = form
+        .book
+        .params
+        .iter()
+        .position(|p| p.name == "database")
+        .unwrap();
+    while a.books.form.as_ref().unwrap().field != db {
+        key(&mut a, KeyCode::Tab);
+    }
+    key(&mut a, KeyCode::Char(' '));
+    assert_eq!(a.books.form.as_ref().unwrap().values[db], "support-portal");
+    both("playbook_params", &a);
+    let cmds = key(&mut a, KeyCode::Enter);
+    let job = match &cmds[..] {
+        [Command::StartPlaybook { job, id, params }] => {
+            assert_eq!(id, "d1-recovery");
+            assert_eq!(params["database"], "support-portal");
+            assert_eq!(params["backup"], "latest");
+            *job
+        }
+        other => panic!("{other:?}"),
+    };
+
+    // The run stops at its confirmation: the name is asked for over the steps.
+    let entry = a
+        .entries
+        .iter()
+        .find(|e| e.target == "support-portal")
+        .unwrap()
+        .clone();
+    let same = cfdr::playbook::recover::Choice {
+        into: cfdr::playbook::recover::Dest::Same,
+        tables: vec![],
+        prefix: None,
+    };
+    let mut run = cfdr::playbook::recover::run(&entry, &same, (900, 86_400), NOW);
+    run.id = "2026-11-23T12-00-00Z-f001".into();
+    run.by = "dana@ops-1".into();
+    run.playbook = "d1-recovery".into();
+    run.title = "D1 database recovery".into();
+    run.steps.push(Step {
+        title: "Check the application that uses support-portal".into(),
+        kind: "manual".into(),
+        items: vec![item(Act::Manual {
+            text: "Check the application that uses support-portal".into(),
+            checklist: vec![
+                "The health check passes".into(),
+                "Error rates are normal".into(),
+            ],
+        })],
+    });
+    let done = |s: i64, note: &str| Run::Done {
+        at_ms: at(s),
+        note: note.into(),
+        facts: Default::default(),
+    };
+    run.handle(Run::Go { at_ms: at(0) });
+    run.handle(done(1, "backup verified"));
+    run.handle(done(2, "pre-recovery snapshot 2026-11-23T12-00-02Z-d002"));
+    run.handle(Run::Stop {
+        at_ms: at(2),
+        why: "waiting for `support-portal` typed".into(),
+    });
+    a.handle(Event::Job(job, JobEvent::Run(Box::new(run.clone()))));
+    a.handle(Event::Job(
+        job,
+        JobEvent::Finished(Err("stopped at step 3".into())),
+    ));
+    both("playbook_confirm", &a);
+    keys(&mut a, "support-portal");
+    let cmds = key(&mut a, KeyCode::Enter);
+    let job = match &cmds[..] {
+        [
+            Command::ResumeRun {
+                job,
+                run: id,
+                answers,
+            },
+        ] => {
+            assert_eq!(id, "2026-11-23T12-00-00Z-f001");
+            assert_eq!(answers.confirmed.as_deref(), Some("support-portal"));
+            *job
+        }
+        other => panic!("{other:?}"),
+    };
+    // Confirmed, restored, verified; then the checklist, ticked item by item.
+    run.handle(Run::Go { at_ms: at(3) });
+    run.handle(done(3, "confirmed d1 `support-portal`"));
+    run.handle(done(5, "restore run 2026-11-23T12-00-03Z-e003: verified"));
+    run.handle(done(6, "d1 `support-portal` equals the backup"));
+    run.handle(Run::Stop {
+        at_ms: at(6),
+        why: "waiting for the checklist".into(),
+    });
+    a.handle(Event::Job(job, JobEvent::Run(Box::new(run.clone()))));
+    a.handle(Event::Job(
+        job,
+        JobEvent::Finished(Err("stopped at step 6".into())),
+    ));
+    key(&mut a, KeyCode::Char(' '));
+    assert!(
+        key(&mut a, KeyCode::Enter).is_empty(),
+        "one item is not ticked yet"
+    );
+    both("playbook_checklist", &a);
+    key(&mut a, KeyCode::Down);
+    key(&mut a, KeyCode::Char(' '));
+    match &key(&mut a, KeyCode::Enter)[..] {
+        [Command::ResumeRun { answers, .. }] => {
+            assert_eq!(
+                answers.ticked.as_deref(),
+                Some("Check the application that uses support-portal")
+            );
+            assert_eq!(answers.confirmed.as_deref(), Some("support-portal"), "kept");
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // Another console finds the run stopped: it is offered, and enter resumes it.
+    let mut b = app();
+    b.handle(Event::Loaded(Loaded::Runs(Ok(vec![run.clone()]))));
+    both("interrupted_offer", &b);
+    match &key(&mut b, KeyCode::Enter)[..] {
+        [Command::ResumeRun { run: id, .. }] => assert_eq!(id, "2026-11-23T12-00-00Z-f001"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(*b.screen(), cfdr::tui::state::Screen::Run);
+    for (w, h) in [(0, 0), (1, 1), (12, 4), (30, 8)] {
+        terminal(&b, w, h);
         terminal(&a, w, h);
     }
 }

@@ -54,8 +54,7 @@ pub enum PlaybookCommand {
 
 /// The library: the built-ins and the operator's directory.
 pub(super) fn library() -> Library {
-    let config = crate::config::file_in_use();
-    library::load(library::user_dir(&crate::config::env_var, config.as_deref()).as_deref())
+    library::in_use()
 }
 
 /// Prints the loading errors; an error (exit 2) when there are any.

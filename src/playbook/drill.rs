@@ -107,7 +107,7 @@ fn usage<T>(m: impl Into<String>) -> Result<T> {
 
 /// The quarterly drill's targets (the built-in playbook, or the operator's override).
 fn targets() -> (u64, u64) {
-    let lib = super::library::load(None);
+    let lib = super::library::in_use();
     lib.get("quarterly-drill")
         .map(|e| (e.playbook.rto.as_secs(), e.playbook.rpo.as_secs()))
         .unwrap_or((3600, 86_400))

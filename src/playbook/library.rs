@@ -98,6 +98,13 @@ impl Library {
     }
 }
 
+/// The library in use: the built-ins and the operator's directory (as the configuration in
+/// use names it), so an override of a built-in counts everywhere.
+pub fn in_use() -> Library {
+    let config = crate::config::file_in_use();
+    load(user_dir(&crate::config::env_var, config.as_deref()).as_deref())
+}
+
 /// The operator's playbooks directory: `CFDR_PLAYBOOKS`, else `playbooks/` beside the config
 /// file (`config_file`: the one in use).
 pub fn user_dir(

@@ -141,7 +141,7 @@ pub fn run(of: &Entry, choice: &Choice, rto_rpo: (u64, u64), now: OffsetDateTime
 /// The RTO and RPO targets of `kind`'s recovery playbook (the built-in, or the operator's
 /// override), in seconds.
 pub fn targets(kind: &str) -> (u64, u64) {
-    super::library::load(None)
+    super::library::in_use()
         .get(&format!("{kind}-recovery"))
         .map(|e| (e.playbook.rto.as_secs(), e.playbook.rpo.as_secs()))
         .unwrap_or((3600, 86_400))

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::Console;
+use super::guide::Answers;
 use super::state::{Command, Event, JobEvent, Loaded};
 use crate::ops::backup::{self as step, Env, Options};
 use crate::ops::restore::{self, Mode, Request};
@@ -41,7 +42,10 @@ pub fn exec(
     let tx = tx.clone();
     if matches!(
         command,
-        Command::RunRestore { .. } | Command::RetryRun { .. } | Command::Undo { .. }
+        Command::RunRestore { .. }
+            | Command::ResumeRun { .. }
+            | Command::StartPlaybook { .. }
+            | Command::Undo { .. }
     ) {
         // A playbook run's (and a restore's) future holds references across awaits in a way the compiler
         // cannot prove `Send` for `tokio::spawn`; it is long-running anyway, so it gets a
@@ -68,6 +72,22 @@ pub fn exec(
                         .map_err(|e| e.to_string());
                     let _ = tx.send(Event::Loaded(Loaded::Targets(r)));
                 }
+            }
+            Command::LoadPlaybooks => {
+                let lib = crate::playbook::library::in_use();
+                let books = lib
+                    .playbooks
+                    .iter()
+                    .map(super::playbooks::Book::of)
+                    .collect();
+                let _ = tx.send(Event::Loaded(Loaded::Playbooks(Ok(books))));
+                if let Some(e) = lib.errors.first() {
+                    tracing::warn!(error = %e, "a playbook file did not load");
+                }
+            }
+            Command::LoadRuns => {
+                let r = sent(runs_of(&c)).await;
+                let _ = tx.send(Event::Loaded(Loaded::Runs(r)));
             }
             Command::LoadAudit => {
                 let r = c.repo.audit_entries().await.map_err(text);
@@ -157,7 +177,10 @@ pub fn exec(
                 let _ = tx.send(Event::Job(job, JobEvent::Finished(line)));
             }
             // Run on a thread of their own, below.
-            Command::RunRestore { .. } | Command::RetryRun { .. } | Command::Undo { .. } => {}
+            Command::RunRestore { .. }
+            | Command::ResumeRun { .. }
+            | Command::StartPlaybook { .. }
+            | Command::Undo { .. } => {}
         }
     });
 }
@@ -198,7 +221,7 @@ fn dry_run(backup: &str, choice: &Choice) -> Request {
 struct OnScreen {
     job: u64,
     tx: UnboundedSender<Event>,
-    confirmed: String,
+    answers: Answers,
 }
 
 impl Operator for OnScreen {
@@ -209,25 +232,32 @@ impl Operator for OnScreen {
     }
 
     fn confirm(&self, target: &Target) -> Answer {
-        if target.name == self.confirmed {
+        if self.answers.confirmed.as_deref() == Some(target.name.as_str()) {
             Answer::Given(format!(
                 "typed in the console by {}",
                 crate::repo::lease::who()
             ))
         } else {
             Answer::Refused(format!(
-                "`{}` was typed, not `{}`: the run stops before writing",
-                self.confirmed, target.name
+                "waiting for `{}` typed before anything is written to it",
+                target.name
             ))
         }
     }
 
-    fn checklist(&self, _text: &str, _items: &[String]) -> Answer {
-        Answer::Refused("a checklist is ticked on the playbooks screen".into())
+    fn checklist(&self, text: &str, _items: &[String]) -> Answer {
+        if self.answers.ticked.as_deref() == Some(text) {
+            Answer::Given(format!("{} in the console", crate::repo::lease::who()))
+        } else {
+            Answer::Refused("waiting for the checklist to be ticked".into())
+        }
     }
 
-    fn approve(&self, _role: &str) -> Answer {
-        Answer::Refused("an approval is given on the playbooks screen".into())
+    fn approve(&self, role: &str) -> Answer {
+        match &self.answers.approved {
+            Some((r, name)) if r == role => Answer::Given(name.clone()),
+            _ => Answer::Refused(format!("waiting for the {role}'s name")),
+        }
     }
 
     fn saw(&self, run: &Run) {
@@ -255,13 +285,14 @@ async fn runs(
             let outcome = run_restore(&c, &backup, &choice, (job, &tx), confirmed, &p).await;
             let _ = tx.send(Event::Job(job, JobEvent::Finished(outcome)));
         }
-        Command::RetryRun {
-            job,
-            run,
-            confirmed,
-        } => {
-            let p = progress(format!("retry run {run}"), job, &tx, cancel);
-            let outcome = retry_run(&c, &run, (job, &tx), confirmed, &p).await;
+        Command::ResumeRun { job, run, answers } => {
+            let p = progress(format!("run {run}"), job, &tx, cancel);
+            let outcome = resume_run(&c, &run, (job, &tx), answers, &p).await;
+            let _ = tx.send(Event::Job(job, JobEvent::Finished(outcome)));
+        }
+        Command::StartPlaybook { job, id, params } => {
+            let p = progress(format!("playbook {id}"), job, &tx, cancel);
+            let outcome = start_playbook(&c, &id, &params, (job, &tx), &p).await;
             let _ = tx.send(Event::Job(job, JobEvent::Finished(outcome)));
         }
         Command::Undo { job, run } => {
@@ -280,6 +311,10 @@ fn sent<'a, T>(
     f: impl std::future::Future<Output = T> + Send + 'a,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>> {
     Box::pin(f)
+}
+
+async fn runs_of(c: &Console) -> Result<Vec<Run>, String> {
+    execute::runs(&env(c)).await.map_err(text)
 }
 
 async fn status(c: &Console) -> Result<Box<crate::ops::status::Status>, String> {
@@ -319,19 +354,44 @@ async fn run_restore(
         recover::targets(&entry.kind),
         time::OffsetDateTime::now_utc(),
     );
-    drive(&env, &mut run, to, confirmed, p).await
+    let answers = Answers {
+        confirmed: Some(confirmed),
+        ..Default::default()
+    };
+    drive(&env, &mut run, to, answers, p).await
 }
 
-async fn retry_run(
+async fn resume_run(
     c: &Console,
     id: &str,
     to: (u64, &UnboundedSender<Event>),
-    confirmed: String,
+    answers: Answers,
     p: &Progress,
 ) -> Result<String, String> {
     let env = env(c);
     let mut run = execute::load(&env, id).await.map_err(text)?;
-    drive(&env, &mut run, to, confirmed, p).await
+    drive(&env, &mut run, to, answers, p).await
+}
+
+/// Binds playbook `id`'s parameters (each checked, as `cfdr playbook run` checks them) and
+/// runs it; a binding mistake comes back as the error, before anything ran.
+async fn start_playbook(
+    c: &Console,
+    id: &str,
+    params: &std::collections::BTreeMap<String, String>,
+    to: (u64, &UnboundedSender<Event>),
+    p: &Progress,
+) -> Result<String, String> {
+    let env = env(c);
+    let lib = crate::playbook::library::in_use();
+    let entry = lib
+        .get(id)
+        .ok_or_else(|| format!("no playbook `{id}` (known: {})", lib.ids()))?;
+    let now = time::OffsetDateTime::now_utc();
+    let mut run = execute::bind(&env, &entry.playbook, params, None, now)
+        .await
+        .map_err(text)?;
+    drive(&env, &mut run, to, Answers::default(), p).await
 }
 
 /// Undoes restore run `run` from its pre-recovery snapshot, verified like any restore.
@@ -361,13 +421,13 @@ async fn drive(
     env: &Env<'_>,
     run: &mut Run,
     (job, tx): (u64, &UnboundedSender<Event>),
-    confirmed: String,
+    answers: Answers,
     progress: &Progress,
 ) -> Result<String, String> {
     let op = OnScreen {
         job,
         tx: tx.clone(),
-        confirmed,
+        answers,
     };
     let opts = execute::Options::default();
     let ended = execute::drive(env, run, &op, &opts, progress).await;
@@ -377,7 +437,7 @@ async fn drive(
         Ended::Finished(outcome) => {
             let m = run.measures();
             let line = format!(
-                "{} — {:?}: RTO {}, u undoes it",
+                "{} — {:?}: RTO {}",
                 run.title,
                 outcome,
                 m.rto_secs.map_or("-".into(), |s| format!("{s:.1}s"))
@@ -388,6 +448,9 @@ async fn drive(
                 Err(line)
             }
         }
-        Ended::Stopped(why) => Err(format!("stopped: {why} — t goes on from there")),
+        Ended::Stopped(why) => Err(format!(
+            "stopped at step {}: {why}",
+            run.cursor().map_or(0, |(s, _)| s + 1)
+        )),
     }
 }

@@ -34,6 +34,7 @@ pub enum Action {
     Retry,
     Audit,
     Status,
+    Playbooks,
 }
 
 impl Action {
@@ -67,6 +68,7 @@ impl Action {
             Action::Retry => "retry from the failed step",
             Action::Audit => "the audit trail",
             Action::Status => "status: each target against its RPO",
+            Action::Playbooks => "playbooks: run one, step by step",
         }
     }
 }
@@ -213,6 +215,7 @@ pub const GLOBAL: &[Binding] = &[
     b(&[Key::ch('2')], Action::AllBackups, false),
     b(&[Key::ch('3')], Action::Audit, false),
     b(&[Key::ch('4')], Action::Status, false),
+    b(&[Key::ch('p')], Action::Playbooks, false),
     b(&[Key::ch('x')], Action::Cancel, false),
     b(&[Key::ch('r')], Action::Refresh, false),
     b(
@@ -263,6 +266,27 @@ pub const AUDIT: &[Binding] = &[
 
 /// The status: each target against its RPO, its last drill and failure.
 pub const STATUS: &[Binding] = &[b(&[Key::code(KeyCode::Esc)], Action::Back, true)];
+
+/// The playbooks: enter opens one's parameters.
+pub const PLAYBOOKS: &[Binding] = &[
+    b(&[Key::code(KeyCode::Enter)], Action::Open, true),
+    b(&[Key::code(KeyCode::Esc)], Action::Back, true),
+];
+
+/// A playbook's parameters: letters go into text fields, space picks from a list.
+pub const PARAMS: &[Binding] = &[
+    b(&[Key::code(KeyCode::Enter)], Action::Proceed, true),
+    b(&[Key::code(KeyCode::Tab)], Action::NextField, true),
+    b(&[Key::code(KeyCode::Esc)], Action::Back, true),
+];
+
+/// A playbook run: enter answers what it asks, t goes on after a failure or a stop.
+pub const RUN: &[Binding] = &[
+    b(&[Key::code(KeyCode::Enter)], Action::Proceed, true),
+    b(&[Key::ch('t')], Action::Retry, true),
+    b(&[Key::ch('x')], Action::Cancel, true),
+    b(&[Key::code(KeyCode::Esc)], Action::Back, true),
+];
 
 /// The restore form: where to, which part. Letters go into the text fields.
 pub const RESTORE_FORM: &[Binding] = &[

@@ -4,8 +4,10 @@
 //! Drawing is a pure function of the state (`view`). The terminal is restored on every exit,
 //! panics included; a panic then says where the log is.
 
+pub mod guide;
 pub mod jobs;
 pub mod keymap;
+pub mod playbooks;
 pub mod records;
 pub mod recovery;
 pub mod state;

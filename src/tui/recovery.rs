@@ -452,10 +452,13 @@ impl App {
         let job = self.new_job(format!("retry run {id}"), None);
         let r = self.recovery.as_mut().expect("checked above");
         r.job = Some(job);
-        vec![Command::RetryRun {
+        vec![Command::ResumeRun {
             job,
             run: id,
-            confirmed,
+            answers: super::guide::Answers {
+                confirmed: Some(confirmed),
+                ..Default::default()
+            },
         }]
     }
 }

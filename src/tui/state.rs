@@ -50,6 +50,8 @@ pub enum Loaded {
     ),
     /// The repository's audit trail, oldest first.
     Audit(Result<Vec<crate::repo::audit::Entry>, String>),
+    Playbooks(Result<Vec<super::playbooks::Book>, String>),
+    Runs(Result<Vec<Run>, String>),
     Status(Result<Box<crate::ops::status::Status>, String>),
 }
 
@@ -96,12 +98,21 @@ pub enum Command {
         choice: Choice,
         confirmed: String,
     },
-    /// Go on with a run that failed or stopped, from that step.
-    RetryRun {
+    /// Go on with a run that failed or stopped, from that step, with the operator's answers.
+    ResumeRun {
         job: u64,
         run: String,
-        confirmed: String,
+        answers: super::guide::Answers,
     },
+    /// Bind playbook `id`'s parameters and run it.
+    StartPlaybook {
+        job: u64,
+        id: String,
+        params: std::collections::BTreeMap<String, String>,
+    },
+    LoadPlaybooks,
+    /// The playbook runs in the repository (interrupted ones are offered).
+    LoadRuns,
     /// Undo restore run `run` from its pre-recovery snapshot.
     Undo {
         job: u64,
@@ -121,12 +132,23 @@ pub enum Screen {
     Audit,
     /// Each target against its RPO, its last drill and failure (`App::records`).
     Status,
+    /// The playbooks, built in and the operator's (`App::books`).
+    Playbooks,
+    /// A playbook's parameters as a form (`App::form`).
+    Params,
+    /// A playbook run, live (`App::guide`).
+    Run,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Overlay {
     Help,
-    Palette { query: String, selected: usize },
+    /// A run that stopped or was cut off, offered when the console opens.
+    Resume,
+    Palette {
+        query: String,
+        selected: usize,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -172,6 +194,9 @@ pub struct App {
     pub recovery: Option<Recovery>,
     /// The audit trail and the status, as last read.
     pub records: super::records::Records,
+    /// The playbooks screen, its parameters form, and a run on screen.
+    pub books: super::playbooks::Books,
+    pub guide: Option<super::guide::Guide>,
     pub jobs: Vec<Job>,
     pub budget: Option<BudgetState>,
     /// The last thing worth telling the operator, and whether it is an error.
@@ -203,6 +228,8 @@ impl App {
             overlay: None,
             recovery: None,
             records: Default::default(),
+            books: Default::default(),
+            guide: None,
             jobs: Vec::new(),
             budget: None,
             message: None,
@@ -214,7 +241,11 @@ impl App {
 
     /// What to run first.
     pub fn start(&self) -> Vec<Command> {
-        vec![Command::LoadCatalog, Command::LoadTargets]
+        vec![
+            Command::LoadCatalog,
+            Command::LoadTargets,
+            Command::LoadRuns,
+        ]
     }
 
     pub fn screen(&self) -> &Screen {
@@ -227,6 +258,9 @@ impl App {
             Screen::Backups(_) => keymap::BACKUPS,
             Screen::Detail(_) => keymap::DETAIL,
             Screen::Audit => keymap::AUDIT,
+            Screen::Playbooks => keymap::PLAYBOOKS,
+            Screen::Params => keymap::PARAMS,
+            Screen::Run => keymap::RUN,
             Screen::Status => keymap::STATUS,
             Screen::Restore => match self.recovery.as_ref().map(|r| &r.stage) {
                 Some(Stage::Form) => keymap::RESTORE_FORM,
@@ -326,6 +360,8 @@ impl App {
                 self.message = Some((true, format!("cannot read backup `{id}`: {e}")));
             }
             Loaded::Audit(r) => self.records.audit_loaded(r, &mut self.message),
+            Loaded::Playbooks(r) => self.books.loaded(r, &mut self.message),
+            Loaded::Runs(r) => self.runs_loaded(r),
             Loaded::Status(r) => self.records.status_loaded(r, &mut self.message),
         }
         Vec::new()
@@ -356,12 +392,16 @@ impl App {
             JobEvent::Line(line) => {
                 if let Some(r) = self.recovery.as_mut().filter(|r| r.job == Some(id)) {
                     r.log.push(line);
+                } else if let Some(g) = self.guide.as_mut().filter(|g| g.job == Some(id)) {
+                    g.log.push(line);
                 }
                 Vec::new()
             }
             JobEvent::Run(run) => {
                 if let Some(r) = self.recovery.as_mut().filter(|r| r.job == Some(id)) {
                     r.run = Some(run);
+                } else if let Some(g) = self.guide.as_mut().filter(|g| g.job == Some(id)) {
+                    g.saw(run);
                 }
                 Vec::new()
             }
@@ -371,6 +411,16 @@ impl App {
                     Err(e) => (true, format!("{}: {e}", job.title)),
                 });
                 let was_backup = job.backup.is_none();
+                // A playbook whose parameters did not bind: back to its form, the error shown.
+                if self
+                    .guide
+                    .as_ref()
+                    .is_some_and(|g| g.job == Some(id) && g.run.is_none())
+                    && self.stack.last() == Some(&Screen::Run)
+                {
+                    self.guide = None;
+                    self.stack.pop();
+                }
                 if let Some(r) = self.recovery.as_mut().filter(|r| r.job == Some(id)) {
                     match r.stage {
                         Stage::Undo => r.undone = Some(outcome.clone()),
@@ -409,7 +459,9 @@ impl App {
             self.rebuild();
             return Vec::new();
         }
-        if self.overlay.is_none() && self.restore_typing(&k) {
+        if self.overlay.is_none()
+            && (self.restore_typing(&k) || self.guide_key(&k) || self.params_key(&k))
+        {
             return Vec::new();
         }
         let bindings = self.bindings();
@@ -420,6 +472,20 @@ impl App {
                     KeyCode::Esc | KeyCode::Char('?') | KeyCode::Char('q')
                 ) {
                     self.overlay = None;
+                }
+                return Vec::new();
+            }
+            Some(Overlay::Resume) => {
+                match k.code {
+                    KeyCode::Enter => {
+                        self.overlay = None;
+                        return self.resume_interrupted();
+                    }
+                    KeyCode::Esc | KeyCode::Char('q') => {
+                        self.overlay = None;
+                        self.books.interrupted = None;
+                    }
+                    _ => {}
                 }
                 return Vec::new();
             }
@@ -490,6 +556,15 @@ impl App {
             Screen::Status => {
                 self.records.scroll = step(usize::from(self.records.scroll), 200) as u16
             }
+            Screen::Playbooks => {
+                self.books.sel = step(self.books.sel, self.books.list.len().saturating_sub(1))
+            }
+            Screen::Params => self.params_move(a),
+            Screen::Run => {
+                if let Some(g) = &mut self.guide {
+                    g.scroll = step(usize::from(g.scroll), 200) as u16;
+                }
+            }
             Screen::Restore => {
                 if let Some(r) = &mut self.recovery {
                     match (&r.stage, a) {
@@ -516,8 +591,18 @@ impl App {
                 })
             }
             Action::Back if *self.screen() == Screen::Restore => self.restore_back(),
+            Action::Back if *self.screen() == Screen::Run && self.running().is_some() => {
+                self.message = Some((
+                    false,
+                    "the run is going: x stops it between steps, then esc leaves".into(),
+                ));
+            }
             Action::Restore => return self.restore_open(),
+            Action::Proceed if *self.screen() == Screen::Run => return self.guide_answer(),
+            Action::Proceed if *self.screen() == Screen::Params => return self.params_start(),
             Action::Proceed => return self.restore_proceed(),
+            Action::Playbooks => return self.playbooks_open(),
+            Action::NextField if *self.screen() == Screen::Params => self.params_move(Action::Down),
             Action::NextField => {
                 if let Some(r) = &mut self.recovery {
                     r.next_field(false);
@@ -530,6 +615,7 @@ impl App {
                 }
             }
             Action::Undo => return self.restore_undo(),
+            Action::Retry if *self.screen() == Screen::Run => return self.guide_resume(None),
             Action::Retry => return self.restore_retry(),
             Action::Back => {
                 if self.stack.len() > 1 {
@@ -604,7 +690,13 @@ impl App {
                 }
                 None => Vec::new(),
             },
-            Screen::Detail(_) | Screen::Restore | Screen::Audit | Screen::Status => Vec::new(),
+            Screen::Playbooks => self.params_open(),
+            Screen::Detail(_)
+            | Screen::Restore
+            | Screen::Audit
+            | Screen::Status
+            | Screen::Params
+            | Screen::Run => Vec::new(),
         }
     }
 
@@ -666,7 +758,7 @@ impl App {
         let id = match self.screen() {
             Screen::Detail(id) => Some(id.clone()),
             Screen::Backups(_) => self.selected_entry().map(|e| e.id.clone()),
-            Screen::Inventory | Screen::Restore | Screen::Audit | Screen::Status => None,
+            _ => None,
         };
         let Some(id) = id else {
             self.message = Some((false, "pick a backup to verify".into()));
@@ -695,7 +787,7 @@ impl App {
                 let e = self.entry(id)?;
                 (e.kind.clone(), e.target.clone(), e.target_id.clone())
             }
-            Screen::Restore | Screen::Audit | Screen::Status => return None,
+            _ => return None,
         };
         Some(match kind.as_str() {
             "d1" => What::D1 {

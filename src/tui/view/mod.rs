@@ -7,6 +7,7 @@ mod backups;
 mod detail;
 mod inventory;
 mod overlay;
+mod playbooks;
 mod records;
 mod restore;
 
@@ -81,6 +82,9 @@ pub fn render(app: &App, frame: &mut Frame) {
         Screen::Restore => restore::render(app, theme, frame, body),
         Screen::Audit => records::audit(app, theme, frame, body),
         Screen::Status => records::status(app, theme, frame, body),
+        Screen::Playbooks => playbooks::list(app, theme, frame, body),
+        Screen::Params => playbooks::params(app, theme, frame, body),
+        Screen::Run => playbooks::run(app, theme, frame, body),
     }
     frame.render_widget(Paragraph::new(job_line(app, theme, job.width)), job);
     frame.render_widget(
@@ -91,8 +95,10 @@ pub fn render(app: &App, frame: &mut Frame) {
         Paragraph::new(footer_line(app, theme, footer.width)),
         footer,
     );
-    if let Some(o) = &app.overlay {
-        overlay::render(app, theme, o, frame, body.union(job));
+    match &app.overlay {
+        Some(super::state::Overlay::Resume) => playbooks::resume(app, theme, frame, body),
+        Some(o) => overlay::render(app, theme, o, frame, body.union(job)),
+        None => {}
     }
 }
 
@@ -104,6 +110,15 @@ fn title(app: &App, theme: Theme) -> Line<'static> {
         Screen::Detail(id) => format!("backup › {id}"),
         Screen::Audit => "audit trail".to_string(),
         Screen::Status => "status".to_string(),
+        Screen::Playbooks => "playbooks".to_string(),
+        Screen::Params => match &app.books.form {
+            Some(f) => format!("playbooks › {}", f.book.id),
+            None => "playbooks".to_string(),
+        },
+        Screen::Run => match app.guide.as_ref().and_then(|g| g.run.as_ref()) {
+            Some(r) => format!("run › {}", r.playbook),
+            None => "run".to_string(),
+        },
         Screen::Restore => match &app.recovery {
             Some(r) => format!("restore › {} `{}`", r.backup.kind, r.backup.target),
             None => "restore".to_string(),

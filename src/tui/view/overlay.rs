@@ -11,6 +11,8 @@ use crate::tui::state::{App, Overlay, palette_matches};
 
 pub fn render(app: &App, theme: Theme, overlay: &Overlay, frame: &mut Frame, area: Rect) {
     match overlay {
+        // Drawn by the playbooks view, which knows the run.
+        Overlay::Resume => {}
         Overlay::Help => {
             let entries = keymap::help(app.bindings());
             let mut lines: Vec<Line> = entries

@@ -222,60 +222,11 @@ fn run(
         );
     };
     let mut hint = Vec::new();
-    let now_ms = (app.now.unix_timestamp_nanos() / 1_000_000) as i64;
-    let mut out = vec![Line::from(vec![
-        Span::styled(format!(" {} ", run.title), theme.bold()),
-        status(run, theme),
-    ])];
     let job = r
         .job
-        .and_then(|id| app.jobs.iter().find(|j| j.id == id))
-        .filter(|j| j.outcome.is_none() && r.stage == Stage::Run);
-    for (n, step) in run.steps.iter().enumerate() {
-        for item in &step.items {
-            let (mark, style) = match item.state {
-                State::Done => ("[✓]", theme.fg(Color::Green)),
-                State::Running => ("[▸]", theme.fg(Color::Cyan).patch(theme.bold())),
-                State::Failed => ("[✗]", theme.bad()),
-                State::Skipped => ("[-]", theme.dim()),
-                State::Pending => ("[ ]", theme.dim()),
-            };
-            let took = match (item.started_ms, item.finished_ms) {
-                (Some(a), Some(b)) => secs(b - a),
-                (Some(a), None) if item.state == State::Running => secs(now_ms - a),
-                _ => String::new(),
-            };
-            out.push(Line::from(vec![
-                Span::styled(format!(" {mark} "), style),
-                Span::raw(format!("{}. {:<9}", n + 1, step.kind)),
-                Span::raw(clip(&step.title, width.saturating_sub(28))),
-                Span::styled(format!("  {took}"), theme.dim()),
-            ]));
-            if let Some(note) = &item.note {
-                let style = if item.state == State::Failed {
-                    theme.bad()
-                } else {
-                    theme.dim()
-                };
-                out.push(Line::from(Span::styled(
-                    format!("       {}", clip(note, width.saturating_sub(8))),
-                    style,
-                )));
-            }
-            if item.state == State::Running
-                && let Some(p) = job.and_then(|j| j.last.as_ref())
-            {
-                out.push(Line::from(vec![
-                    Span::raw("       "),
-                    Span::styled(bar(p.ratio(), 20), theme.fg(Color::Cyan)),
-                    Span::raw(format!(
-                        " {}",
-                        clip(&p.describe(), width.saturating_sub(30))
-                    )),
-                ]));
-            }
-        }
-    }
+        .filter(|_| r.stage == Stage::Run)
+        .and_then(|id| app.jobs.iter().find(|j| j.id == id));
+    let mut out = steps(app, run, job, theme, width);
     out.push(Line::default());
     if let Some(s) = r.fact("snapshot") {
         out.push(Line::from(vec![
@@ -351,6 +302,69 @@ fn run(
     (out, hint)
 }
 
+/// A run's title and its steps as a checklist: each item's mark, time and note, and the
+/// running one's live gauge from `job`'s progress.
+pub fn steps(
+    app: &App,
+    run: &Run,
+    job: Option<&crate::tui::state::Job>,
+    theme: Theme,
+    width: u16,
+) -> Vec<Line<'static>> {
+    let now_ms = (app.now.unix_timestamp_nanos() / 1_000_000) as i64;
+    let mut out = vec![Line::from(vec![
+        Span::styled(format!(" {} ", run.title), theme.bold()),
+        status(run, theme),
+    ])];
+    let job = job.filter(|j| j.outcome.is_none());
+    for (n, step) in run.steps.iter().enumerate() {
+        for item in &step.items {
+            let (mark, style) = match item.state {
+                State::Done => ("[✓]", theme.fg(Color::Green)),
+                State::Running => ("[▸]", theme.fg(Color::Cyan).patch(theme.bold())),
+                State::Failed => ("[✗]", theme.bad()),
+                State::Skipped => ("[-]", theme.dim()),
+                State::Pending => ("[ ]", theme.dim()),
+            };
+            let took = match (item.started_ms, item.finished_ms) {
+                (Some(a), Some(b)) => secs(b - a),
+                (Some(a), None) if item.state == State::Running => secs(now_ms - a),
+                _ => String::new(),
+            };
+            out.push(Line::from(vec![
+                Span::styled(format!(" {mark} "), style),
+                Span::raw(format!("{}. {:<9}", n + 1, step.kind)),
+                Span::raw(clip(&step.title, width.saturating_sub(28))),
+                Span::styled(format!("  {took}"), theme.dim()),
+            ]));
+            if let Some(note) = &item.note {
+                let style = if item.state == State::Failed {
+                    theme.bad()
+                } else {
+                    theme.dim()
+                };
+                out.push(Line::from(Span::styled(
+                    format!("       {}", clip(note, width.saturating_sub(8))),
+                    style,
+                )));
+            }
+            if item.state == State::Running
+                && let Some(p) = job.and_then(|j| j.last.as_ref())
+            {
+                out.push(Line::from(vec![
+                    Span::raw("       "),
+                    Span::styled(bar(p.ratio(), 20), theme.fg(Color::Cyan)),
+                    Span::raw(format!(
+                        " {}",
+                        clip(&p.describe(), width.saturating_sub(30))
+                    )),
+                ]));
+            }
+        }
+    }
+    out
+}
+
 fn met(m: Option<bool>) -> &'static str {
     match m {
         Some(true) => " ✓",
@@ -359,7 +373,7 @@ fn met(m: Option<bool>) -> &'static str {
     }
 }
 
-fn status(run: &Run, theme: Theme) -> Span<'static> {
+pub fn status(run: &Run, theme: Theme) -> Span<'static> {
     match run.status {
         Status::Running => Span::styled("running", theme.fg(Color::Cyan)),
         Status::Stopped => Span::styled("stopped", theme.fg(Color::Yellow)),
