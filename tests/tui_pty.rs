@@ -1,7 +1,9 @@
 //! `cfdr demo` in a real pseudo-terminal (portable-pty), its screen read back through a terminal
 //! emulator (vt100): the inventory opens, a D1 backup's detail shows its checksums, a full verify
 //! runs to its result, `b` takes a KV backup, `q` quits, and the terminal is left as it was found
-//! (main screen, cursor shown, mouse reporting off).
+//! (main screen, cursor shown, mouse reporting off). Then the second half, each checked through
+//! the demo's API: support-portal restored through plan → typed name → run, and undone;
+//! `kv-recovery` with a key prefix from the playbooks screen; a drill and its report.
 
 mod common;
 
@@ -89,6 +91,30 @@ fn the_demo_opens_verifies_backs_up_and_quits_cleanly() {
     );
 }
 
+/// `cfdr demo` in a pseudo-terminal, its inventory on screen: its home (kept while the test
+/// runs), the terminal, its screen, and where its API is.
+fn demo() -> (
+    tempfile::TempDir,
+    common::pty::Pty,
+    common::pty::Screen,
+    String,
+) {
+    let home = tempfile::tempdir().unwrap();
+    let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_cfdr"));
+    cmd.arg("demo");
+    cmd.env("TERM", "xterm-256color");
+    cmd.env("HOME", home.path());
+    cmd.env("XDG_CACHE_HOME", home.path().join("cache"));
+    cmd.env("CFDR_CONFIG", "/nonexistent/cfdr.toml");
+    let mut pty = common::pty::Pty::spawn(cmd, ROWS, COLS);
+    let screen = common::pty::Screen(pty.screen.0.clone());
+    screen.wait_for("targets 12", Duration::from_secs(240));
+    let api = pty
+        .word_after("the API at ")
+        .expect("the demo says where its API is");
+    (home, pty, screen, api)
+}
+
 /// One request to the demo's API at `api` (the account's routes): the answer's body.
 fn call(api: &str, method: &str, path: &str, body: Option<Vec<u8>>) -> Vec<u8> {
     let account = cfdr::emulator::DEFAULT_ACCOUNT_ID;
@@ -154,19 +180,7 @@ const STATE: &str = "SELECT (SELECT count(*) FROM tickets) AS tickets, \
 
 #[test]
 fn the_demo_restores_the_late_database_guided_and_undoes_it() {
-    let home = tempfile::tempdir().unwrap();
-    let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_cfdr"));
-    cmd.arg("demo");
-    cmd.env("TERM", "xterm-256color");
-    cmd.env("HOME", home.path());
-    cmd.env("XDG_CACHE_HOME", home.path().join("cache"));
-    cmd.env("CFDR_CONFIG", "/nonexistent/cfdr.toml");
-    let mut pty = common::pty::Pty::spawn(cmd, ROWS, COLS);
-    let screen = common::pty::Screen(pty.screen.0.clone());
-    screen.wait_for("targets 12", Duration::from_secs(240));
-    let api = pty
-        .word_after("the API at ")
-        .expect("the demo says where its API is");
+    let (_home, mut pty, screen, api) = demo();
 
     // The incident: tickets deleted from the live database after its newest backup.
     d1_rows(
@@ -237,19 +251,7 @@ fn the_demo_restores_the_late_database_guided_and_undoes_it() {
 
 #[test]
 fn the_demo_runs_kv_recovery_with_a_key_prefix_from_the_playbooks_screen() {
-    let home = tempfile::tempdir().unwrap();
-    let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_cfdr"));
-    cmd.arg("demo");
-    cmd.env("TERM", "xterm-256color");
-    cmd.env("HOME", home.path());
-    cmd.env("XDG_CACHE_HOME", home.path().join("cache"));
-    cmd.env("CFDR_CONFIG", "/nonexistent/cfdr.toml");
-    let mut pty = common::pty::Pty::spawn(cmd, ROWS, COLS);
-    let screen = common::pty::Screen(pty.screen.0.clone());
-    screen.wait_for("targets 12", Duration::from_secs(240));
-    let api = pty
-        .word_after("the API at ")
-        .expect("the demo says where its API is");
+    let (_home, mut pty, screen, api) = demo();
 
     // The incident: one `user:` key of SESSIONS overwritten; a key outside the prefix added.
     let ns = id_of(&api, "/storage/kv/namespaces", "title", "id", "SESSIONS");
@@ -322,6 +324,40 @@ fn the_demo_runs_kv_recovery_with_a_key_prefix_from_the_playbooks_screen() {
         "nothing outside the prefix was touched"
     );
     pty.press("\x1b");
+    pty.press("q");
+    assert_eq!(pty.wait(Duration::from_secs(30)), 0);
+}
+
+#[test]
+fn the_demo_runs_a_drill_from_the_drills_screen_and_shows_its_report() {
+    let (_home, mut pty, screen, api) = demo();
+    pty.press("d");
+    screen.wait_for("n starts a new one", Duration::from_secs(10));
+    pty.press("n");
+    screen.wait_for("a new drill", Duration::from_secs(5));
+    // KV alone: d1 and r2 off.
+    pty.press(" ");
+    pty.press("j");
+    pty.press("j");
+    pty.press(" ");
+    assert!(
+        screen.text().contains("[ ] r2") && screen.text().contains("[x] kv"),
+        "{}",
+        screen.text()
+    );
+    pty.press("\r");
+    screen.wait_for("full drill of kv verified ✓", Duration::from_secs(120));
+    assert!(screen.text().contains("the drill report: d, then enter"));
+    pty.press("\x1b");
+    pty.press("d");
+    screen.wait_for("kv", Duration::from_secs(10));
+    pty.press("\r");
+    screen.wait_for("Scenario Tested", Duration::from_secs(10));
+    let report = screen.text();
+    assert!(report.contains("RTO") && report.contains("met"), "{report}");
+    // Every scratch namespace is gone, as the API lists them.
+    let namespaces = call(&api, "GET", "/storage/kv/namespaces?per_page=100", None);
+    assert!(!String::from_utf8_lossy(&namespaces).contains("-drill-"));
     pty.press("q");
     assert_eq!(pty.wait(Duration::from_secs(30)), 0);
 }

@@ -891,3 +891,61 @@ fn the_playbooks_a_form_and_a_run_that_asks_for_a_name_and_a_checklist() {
         terminal(&a, w, h);
     }
 }
+
+#[test]
+fn the_drills_their_history_a_new_one_and_a_report() {
+    use cfdr::tui::state::Command;
+    let mut a = app();
+    assert_eq!(key(&mut a, KeyCode::Char('d')), [Command::LoadDrills]);
+    let report = |id: &str, outcome: &str, rto: f64| cfdr::tui::drills::Report {
+        json: json!({
+            "id": id, "scenario": "full", "outcome": outcome, "components": "d1,kv",
+            "issues": if outcome == "success" { json!([]) } else { json!(["kv `CACHE`: failed verification"]) },
+            "measures": { "rto_secs": rto, "rpo_secs": 5400.0, "rto_target_secs": 3600, "rpo_target_secs": 86400 },
+        }),
+        markdown: format!(
+            "## DR Test Results - 2026-11-2x\n\n**Drill**: `{id}` ({outcome})\n**Scenario Tested**: full\n"
+        ),
+    };
+    a.handle(Event::Loaded(Loaded::Drills(Ok(vec![
+        report("2026-11-20T09-00-00Z-aaaa", "partial", 4100.0),
+        report("2026-11-22T09-00-00Z-bbbb", "success", 71.5),
+    ]))));
+    both("drills", &a);
+    // n: the new drill's form; d1 off, sqlite on; enter runs it.
+    key(&mut a, KeyCode::Char('n'));
+    key(&mut a, KeyCode::Char(' '));
+    for _ in 0..3 {
+        key(&mut a, KeyCode::Down);
+    }
+    key(&mut a, KeyCode::Char(' '));
+    both("drill_new", &a);
+    match &key(&mut a, KeyCode::Enter)[..] {
+        [
+            Command::StartDrill {
+                components,
+                scenario,
+                ..
+            },
+        ] => {
+            assert_eq!(components, &["kv", "r2", "sqlite"]);
+            assert_eq!(scenario, "full");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(*a.screen(), cfdr::tui::state::Screen::Run);
+    // The history again: the older, partial one's report, its RTO past target in red.
+    let mut b = app();
+    key(&mut b, KeyCode::Char('d'));
+    b.handle(Event::Loaded(Loaded::Drills(Ok(vec![
+        report("2026-11-20T09-00-00Z-aaaa", "partial", 4100.0),
+        report("2026-11-22T09-00-00Z-bbbb", "success", 71.5),
+    ]))));
+    key(&mut b, KeyCode::Down);
+    key(&mut b, KeyCode::Enter);
+    both("drill_report", &b);
+    assert!(draw(&b, 120, 40).contains("MISSED"));
+    for (w, h) in [(0, 0), (1, 1), (12, 4)] {
+        terminal(&b, w, h);
+    }
+}

@@ -45,6 +45,7 @@ pub fn exec(
         Command::RunRestore { .. }
             | Command::ResumeRun { .. }
             | Command::StartPlaybook { .. }
+            | Command::StartDrill { .. }
             | Command::Undo { .. }
     ) {
         // A playbook run's (and a restore's) future holds references across awaits in a way the compiler
@@ -84,6 +85,10 @@ pub fn exec(
                 if let Some(e) = lib.errors.first() {
                     tracing::warn!(error = %e, "a playbook file did not load");
                 }
+            }
+            Command::LoadDrills => {
+                let r = sent(drills(&c)).await;
+                let _ = tx.send(Event::Loaded(Loaded::Drills(r)));
             }
             Command::LoadRuns => {
                 let r = sent(runs_of(&c)).await;
@@ -180,6 +185,7 @@ pub fn exec(
             Command::RunRestore { .. }
             | Command::ResumeRun { .. }
             | Command::StartPlaybook { .. }
+            | Command::StartDrill { .. }
             | Command::Undo { .. } => {}
         }
     });
@@ -290,6 +296,15 @@ async fn runs(
             let outcome = resume_run(&c, &run, (job, &tx), answers, &p).await;
             let _ = tx.send(Event::Job(job, JobEvent::Finished(outcome)));
         }
+        Command::StartDrill {
+            job,
+            components,
+            scenario,
+        } => {
+            let p = progress(format!("{scenario} drill"), job, &tx, cancel);
+            let outcome = start_drill(&c, components, &scenario, (job, &tx), &p).await;
+            let _ = tx.send(Event::Job(job, JobEvent::Finished(outcome)));
+        }
         Command::StartPlaybook { job, id, params } => {
             let p = progress(format!("playbook {id}"), job, &tx, cancel);
             let outcome = start_playbook(&c, &id, &params, (job, &tx), &p).await;
@@ -311,6 +326,43 @@ fn sent<'a, T>(
     f: impl std::future::Future<Output = T> + Send + 'a,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>> {
     Box::pin(f)
+}
+
+/// Every drill's report, oldest first; one that fails its MAC is left out, said in the log.
+async fn drills(c: &Console) -> Result<Vec<super::drills::Report>, String> {
+    let mut out = Vec::new();
+    for id in c.repo.drills().await.map_err(text)? {
+        match c.repo.drill(&id).await {
+            Ok((json, markdown)) => out.push(super::drills::Report { json, markdown }),
+            Err(e) => tracing::warn!(drill = %id, error = %e, "a drill report was not shown"),
+        }
+    }
+    Ok(out)
+}
+
+/// A drill of `components`: planned (the newest backup of each target) and run.
+async fn start_drill(
+    c: &Console,
+    components: Vec<String>,
+    scenario: &str,
+    to: (u64, &UnboundedSender<Event>),
+    p: &Progress,
+) -> Result<String, String> {
+    use crate::playbook::drill::{self, Pick, Scenario};
+    let env = env(c);
+    let req = drill::Request {
+        components,
+        scenario: Scenario::parse(scenario).unwrap_or(Scenario::Full),
+        pick: Pick::Latest,
+        at: None,
+        tables: Vec::new(),
+        prefix: None,
+        tester: None,
+    };
+    let mut run = drill::plan(&env, &req, time::OffsetDateTime::now_utc())
+        .await
+        .map_err(text)?;
+    drive(&env, &mut run, to, Answers::default(), p).await
 }
 
 async fn runs_of(c: &Console) -> Result<Vec<Run>, String> {

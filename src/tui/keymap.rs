@@ -35,6 +35,8 @@ pub enum Action {
     Audit,
     Status,
     Playbooks,
+    Drills,
+    NewDrill,
 }
 
 impl Action {
@@ -69,6 +71,8 @@ impl Action {
             Action::Audit => "the audit trail",
             Action::Status => "status: each target against its RPO",
             Action::Playbooks => "playbooks: run one, step by step",
+            Action::Drills => "drills: their reports, a new one",
+            Action::NewDrill => "a new drill (components, scenario)",
         }
     }
 }
@@ -88,6 +92,7 @@ impl Action {
             Action::Undo => "undo",
             Action::Retry => "retry",
             Action::Cancel => "stop",
+            Action::NewDrill => "new drill",
             other => other.name(),
         }
     }
@@ -216,6 +221,7 @@ pub const GLOBAL: &[Binding] = &[
     b(&[Key::ch('3')], Action::Audit, false),
     b(&[Key::ch('4')], Action::Status, false),
     b(&[Key::ch('p')], Action::Playbooks, false),
+    b(&[Key::ch('d')], Action::Drills, false),
     b(&[Key::ch('x')], Action::Cancel, false),
     b(&[Key::ch('r')], Action::Refresh, false),
     b(
@@ -270,6 +276,13 @@ pub const STATUS: &[Binding] = &[b(&[Key::code(KeyCode::Esc)], Action::Back, tru
 /// The playbooks: enter opens one's parameters.
 pub const PLAYBOOKS: &[Binding] = &[
     b(&[Key::code(KeyCode::Enter)], Action::Open, true),
+    b(&[Key::code(KeyCode::Esc)], Action::Back, true),
+];
+
+/// The drills: enter opens a report, n starts a new drill (enter runs it).
+pub const DRILLS: &[Binding] = &[
+    b(&[Key::code(KeyCode::Enter)], Action::Open, true),
+    b(&[Key::ch('n')], Action::NewDrill, true),
     b(&[Key::code(KeyCode::Esc)], Action::Back, true),
 ];
 

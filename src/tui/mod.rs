@@ -4,6 +4,7 @@
 //! Drawing is a pure function of the state (`view`). The terminal is restored on every exit,
 //! panics included; a panic then says where the log is.
 
+pub mod drills;
 pub mod guide;
 pub mod jobs;
 pub mod keymap;

@@ -51,6 +51,7 @@ pub enum Loaded {
     /// The repository's audit trail, oldest first.
     Audit(Result<Vec<crate::repo::audit::Entry>, String>),
     Playbooks(Result<Vec<super::playbooks::Book>, String>),
+    Drills(Result<Vec<super::drills::Report>, String>),
     Runs(Result<Vec<Run>, String>),
     Status(Result<Box<crate::ops::status::Status>, String>),
 }
@@ -111,6 +112,13 @@ pub enum Command {
         params: std::collections::BTreeMap<String, String>,
     },
     LoadPlaybooks,
+    LoadDrills,
+    /// A drill of `components` (`scenario`), on the run screen.
+    StartDrill {
+        job: u64,
+        components: Vec<String>,
+        scenario: String,
+    },
     /// The playbook runs in the repository (interrupted ones are offered).
     LoadRuns,
     /// Undo restore run `run` from its pre-recovery snapshot.
@@ -138,6 +146,10 @@ pub enum Screen {
     Params,
     /// A playbook run, live (`App::guide`).
     Run,
+    /// The drills' history, and a new drill (`App::drills`).
+    Drills,
+    /// One drill's report.
+    DrillReport,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,6 +209,7 @@ pub struct App {
     /// The playbooks screen, its parameters form, and a run on screen.
     pub books: super::playbooks::Books,
     pub guide: Option<super::guide::Guide>,
+    pub drills: super::drills::Drills,
     pub jobs: Vec<Job>,
     pub budget: Option<BudgetState>,
     /// The last thing worth telling the operator, and whether it is an error.
@@ -230,6 +243,7 @@ impl App {
             records: Default::default(),
             books: Default::default(),
             guide: None,
+            drills: Default::default(),
             jobs: Vec::new(),
             budget: None,
             message: None,
@@ -261,6 +275,8 @@ impl App {
             Screen::Playbooks => keymap::PLAYBOOKS,
             Screen::Params => keymap::PARAMS,
             Screen::Run => keymap::RUN,
+            Screen::Drills => keymap::DRILLS,
+            Screen::DrillReport => keymap::STATUS,
             Screen::Status => keymap::STATUS,
             Screen::Restore => match self.recovery.as_ref().map(|r| &r.stage) {
                 Some(Stage::Form) => keymap::RESTORE_FORM,
@@ -361,6 +377,13 @@ impl App {
             }
             Loaded::Audit(r) => self.records.audit_loaded(r, &mut self.message),
             Loaded::Playbooks(r) => self.books.loaded(r, &mut self.message),
+            Loaded::Drills(Ok(list)) => {
+                self.drills.sel = self.drills.sel.min(list.len().saturating_sub(1));
+                self.drills.list = Some(list);
+            }
+            Loaded::Drills(Err(e)) => {
+                self.message = Some((true, format!("cannot read the drills: {e}")))
+            }
             Loaded::Runs(r) => self.runs_loaded(r),
             Loaded::Status(r) => self.records.status_loaded(r, &mut self.message),
         }
@@ -460,7 +483,10 @@ impl App {
             return Vec::new();
         }
         if self.overlay.is_none()
-            && (self.restore_typing(&k) || self.guide_key(&k) || self.params_key(&k))
+            && (self.restore_typing(&k)
+                || self.guide_key(&k)
+                || self.params_key(&k)
+                || self.drills_key(&k))
         {
             return Vec::new();
         }
@@ -560,6 +586,18 @@ impl App {
                 self.books.sel = step(self.books.sel, self.books.list.len().saturating_sub(1))
             }
             Screen::Params => self.params_move(a),
+            Screen::Drills => {
+                let last = self
+                    .drills
+                    .list
+                    .as_ref()
+                    .map_or(0, Vec::len)
+                    .saturating_sub(1);
+                self.drills.sel = step(self.drills.sel, last);
+            }
+            Screen::DrillReport => {
+                self.drills.scroll = step(usize::from(self.drills.scroll), 400) as u16
+            }
             Screen::Run => {
                 if let Some(g) = &mut self.guide {
                     g.scroll = step(usize::from(g.scroll), 200) as u16;
@@ -602,6 +640,8 @@ impl App {
             Action::Proceed if *self.screen() == Screen::Params => return self.params_start(),
             Action::Proceed => return self.restore_proceed(),
             Action::Playbooks => return self.playbooks_open(),
+            Action::Drills => return self.drills_open(),
+            Action::NewDrill => self.drills_new(),
             Action::NextField if *self.screen() == Screen::Params => self.params_move(Action::Down),
             Action::NextField => {
                 if let Some(r) = &mut self.recovery {
@@ -691,12 +731,14 @@ impl App {
                 None => Vec::new(),
             },
             Screen::Playbooks => self.params_open(),
+            Screen::Drills => self.drills_enter(),
             Screen::Detail(_)
             | Screen::Restore
             | Screen::Audit
             | Screen::Status
             | Screen::Params
-            | Screen::Run => Vec::new(),
+            | Screen::Run
+            | Screen::DrillReport => Vec::new(),
         }
     }
 

@@ -5,6 +5,7 @@
 
 mod backups;
 mod detail;
+mod drills;
 mod inventory;
 mod overlay;
 mod playbooks;
@@ -85,6 +86,8 @@ pub fn render(app: &App, frame: &mut Frame) {
         Screen::Playbooks => playbooks::list(app, theme, frame, body),
         Screen::Params => playbooks::params(app, theme, frame, body),
         Screen::Run => playbooks::run(app, theme, frame, body),
+        Screen::Drills => drills::list(app, theme, frame, body),
+        Screen::DrillReport => drills::report(app, theme, frame, body),
     }
     frame.render_widget(Paragraph::new(job_line(app, theme, job.width)), job);
     frame.render_widget(
@@ -111,6 +114,8 @@ fn title(app: &App, theme: Theme) -> Line<'static> {
         Screen::Audit => "audit trail".to_string(),
         Screen::Status => "status".to_string(),
         Screen::Playbooks => "playbooks".to_string(),
+        Screen::Drills => "drills".to_string(),
+        Screen::DrillReport => "drills › report".to_string(),
         Screen::Params => match &app.books.form {
             Some(f) => format!("playbooks › {}", f.book.id),
             None => "playbooks".to_string(),

@@ -147,13 +147,19 @@ pub fn run(app: &App, theme: Theme, frame: &mut Frame, area: Rect) {
             crate::playbook::runner::Status::Done | crate::playbook::runner::Status::Failed
         ) {
             lines.push(Line::default());
+            let report = if run.playbook == "drill" {
+                "the drill report: d, then enter".to_string()
+            } else {
+                format!("the report: runs/{}/report.md", run.id)
+            };
             lines.push(Line::from(format!(
-                " RTO {} (target {})   RPO {} (target {})   report: cfdr playbook runs · runs/{}/report.md",
+                " RTO {} (target {})   RPO {} (target {})   {report}",
                 m.rto_secs.map_or("-".into(), |s| format!("{s:.1}s")),
                 short_duration(std::time::Duration::from_secs(m.rto_target_secs)),
-                m.rpo_secs.map_or("-".into(), |s| short_duration(std::time::Duration::from_secs_f64(s))),
+                m.rpo_secs.map_or("-".into(), |s| short_duration(
+                    std::time::Duration::from_secs_f64(s)
+                )),
                 short_duration(std::time::Duration::from_secs(m.rpo_target_secs)),
-                run.id
             )));
         }
     }
