@@ -106,7 +106,7 @@ fn demo() -> (
     cmd.env("HOME", home.path());
     cmd.env("XDG_CACHE_HOME", home.path().join("cache"));
     cmd.env("CFDR_CONFIG", "/nonexistent/cfdr.toml");
-    let mut pty = common::pty::Pty::spawn(cmd, ROWS, COLS);
+    let pty = common::pty::Pty::spawn(cmd, ROWS, COLS);
     let screen = common::pty::Screen(pty.screen.0.clone());
     screen.wait_for("targets 12", Duration::from_secs(240));
     let api = pty
