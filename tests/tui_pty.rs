@@ -290,25 +290,10 @@ fn the_demo_runs_kv_recovery_with_a_key_prefix_from_the_playbooks_screen() {
     pty.press("j");
     pty.press("\r");
     screen.wait_for("playbooks › kv-recovery", Duration::from_secs(5));
-    for _ in 0..3 {
-        if screen.text().contains("▸ namespace") {
-            break;
-        }
-        pty.press("\t");
-    }
-    for _ in 0..4 {
-        if screen.text().contains("‹ SESSIONS ›") {
-            break;
-        }
-        pty.press(" ");
-    }
+    pty.press_until("\t", "▸ namespace", 3);
+    pty.press_until(" ", "‹ SESSIONS ›", 4);
     assert!(screen.text().contains("‹ SESSIONS ›"), "{}", screen.text());
-    for _ in 0..3 {
-        if screen.text().contains("▸ prefix") {
-            break;
-        }
-        pty.press("\t");
-    }
+    pty.press_until("\t", "▸ prefix", 3);
     pty.press("user:");
     pty.press("\r");
     screen.wait_for("Type its name to go on", Duration::from_secs(60));

@@ -72,13 +72,9 @@ impl Drills {
 impl App {
     /// `d`: the drills, read afresh.
     pub(super) fn drills_open(&mut self) -> Vec<Command> {
-        if matches!(self.screen(), Screen::Restore | Screen::Run) && self.running().is_some() {
-            self.message = Some((false, "a run is going: x stops it first".into()));
+        if !self.go_to(Screen::Drills) {
             return Vec::new();
         }
-        self.recovery = None;
-        self.stack.truncate(1);
-        self.stack.push(Screen::Drills);
         self.drills.open = None;
         self.drills.new = None;
         vec![Command::LoadDrills]

@@ -6,6 +6,7 @@
 
 pub mod drills;
 pub mod guide;
+mod incoming;
 pub mod jobs;
 pub mod keymap;
 pub mod playbooks;
@@ -13,6 +14,7 @@ pub mod records;
 pub mod recovery;
 pub mod state;
 pub mod view;
+mod work;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -85,13 +85,9 @@ impl Form {
 impl App {
     /// `p`: the playbooks, read afresh.
     pub(super) fn playbooks_open(&mut self) -> Vec<Command> {
-        if matches!(self.screen(), Screen::Restore | Screen::Run) && self.running().is_some() {
-            self.message = Some((false, "a run is going: x stops it first".into()));
+        if !self.go_to(Screen::Playbooks) {
             return Vec::new();
         }
-        self.recovery = None;
-        self.stack.truncate(1);
-        self.stack.push(Screen::Playbooks);
         vec![Command::LoadPlaybooks]
     }
 

@@ -216,7 +216,7 @@ pub struct App {
     pub message: Option<(bool, String)>,
     pub loading: bool,
     pub quit: bool,
-    next_job: u64,
+    pub(super) next_job: u64,
 }
 
 impl App {
@@ -299,7 +299,7 @@ impl App {
             .find(|j| j.backup.as_deref() == Some(id))
     }
 
-    fn rebuild(&mut self) {
+    pub(super) fn rebuild(&mut self) {
         self.inventory = model::inventory(&self.entries, &self.known, &self.config, self.now);
         let target = match self.screen() {
             Screen::Backups(t) => t.clone(),
@@ -343,122 +343,6 @@ impl App {
             }
             Event::Loaded(l) => self.loaded(l),
             Event::Job(id, e) => self.job_event(id, e),
-        }
-    }
-
-    fn loaded(&mut self, l: Loaded) -> Vec<Command> {
-        match l {
-            Loaded::Catalog(Ok(entries)) => {
-                self.entries = entries;
-                self.loading = false;
-                self.rebuild();
-            }
-            Loaded::Catalog(Err(e)) => {
-                self.loading = false;
-                self.message = Some((true, format!("cannot read the repository: {e}")));
-            }
-            Loaded::Targets(Ok(known)) => {
-                self.known = known;
-                self.rebuild();
-            }
-            Loaded::Targets(Err(e)) => {
-                self.message = Some((
-                    true,
-                    format!(
-                        "cannot list the account's targets (showing the repository's only): {e}"
-                    ),
-                ));
-            }
-            Loaded::Manifest(id, Ok(m)) => {
-                self.manifests.insert(id, *m);
-            }
-            Loaded::Manifest(id, Err(e)) => {
-                self.message = Some((true, format!("cannot read backup `{id}`: {e}")));
-            }
-            Loaded::Audit(r) => self.records.audit_loaded(r, &mut self.message),
-            Loaded::Playbooks(r) => self.books.loaded(r, &mut self.message),
-            Loaded::Drills(Ok(list)) => {
-                self.drills.sel = self.drills.sel.min(list.len().saturating_sub(1));
-                self.drills.list = Some(list);
-            }
-            Loaded::Drills(Err(e)) => {
-                self.message = Some((true, format!("cannot read the drills: {e}")))
-            }
-            Loaded::Runs(r) => self.runs_loaded(r),
-            Loaded::Status(r) => self.records.status_loaded(r, &mut self.message),
-        }
-        Vec::new()
-    }
-
-    fn job_event(&mut self, id: u64, e: JobEvent) -> Vec<Command> {
-        let Some(job) = self.jobs.iter_mut().find(|j| j.id == id) else {
-            return Vec::new();
-        };
-        match e {
-            JobEvent::Progress(p) => {
-                if let Some(m) = &p.message {
-                    self.message = Some((false, format!("{}: {m}", p.job)));
-                }
-                job.last = Some(p);
-                Vec::new()
-            }
-            JobEvent::Verified(report) => {
-                if let Some((_, last)) = self.manifests.get_mut(&report.id) {
-                    *last = Some(report);
-                }
-                Vec::new()
-            }
-            JobEvent::Planned(plan) => {
-                self.restore_planned(id, plan);
-                Vec::new()
-            }
-            JobEvent::Line(line) => {
-                if let Some(r) = self.recovery.as_mut().filter(|r| r.job == Some(id)) {
-                    r.log.push(line);
-                } else if let Some(g) = self.guide.as_mut().filter(|g| g.job == Some(id)) {
-                    g.log.push(line);
-                }
-                Vec::new()
-            }
-            JobEvent::Run(run) => {
-                if let Some(r) = self.recovery.as_mut().filter(|r| r.job == Some(id)) {
-                    r.run = Some(run);
-                } else if let Some(g) = self.guide.as_mut().filter(|g| g.job == Some(id)) {
-                    g.saw(run);
-                }
-                Vec::new()
-            }
-            JobEvent::Finished(outcome) => {
-                self.message = Some(match &outcome {
-                    Ok(line) => (false, line.clone()),
-                    Err(e) => (true, format!("{}: {e}", job.title)),
-                });
-                let was_backup = job.backup.is_none();
-                // A playbook whose parameters did not bind: back to its form, the error shown.
-                if self
-                    .guide
-                    .as_ref()
-                    .is_some_and(|g| g.job == Some(id) && g.run.is_none())
-                    && self.stack.last() == Some(&Screen::Run)
-                {
-                    self.guide = None;
-                    self.stack.pop();
-                }
-                if let Some(r) = self.recovery.as_mut().filter(|r| r.job == Some(id)) {
-                    match r.stage {
-                        Stage::Undo => r.undone = Some(outcome.clone()),
-                        // A plan that could not be made: back to the form, the error shown.
-                        Stage::Planning => r.stage = Stage::Form,
-                        _ => {}
-                    }
-                }
-                job.outcome = Some(outcome);
-                if was_backup {
-                    vec![Command::LoadCatalog]
-                } else {
-                    Vec::new()
-                }
-            }
         }
     }
 
@@ -742,15 +626,24 @@ impl App {
         }
     }
 
-    /// `3` or `4`: the audit trail or the status, read afresh.
-    fn open_records(&mut self, screen: Screen) -> Vec<Command> {
-        if *self.screen() == Screen::Restore && self.running().is_some() {
-            self.message = Some((false, "the restore is running: x stops it first".into()));
-            return Vec::new();
+    /// Leaves for `screen`, on top of the inventory — unless a restore or a run is going on
+    /// the screen left (it would go on unseen): then `false`, said on the message line.
+    pub(super) fn go_to(&mut self, screen: Screen) -> bool {
+        if matches!(self.screen(), Screen::Restore | Screen::Run) && self.running().is_some() {
+            self.message = Some((false, "a run is going: x stops it first".into()));
+            return false;
         }
         self.recovery = None;
         self.stack.truncate(1);
-        self.stack.push(screen.clone());
+        self.stack.push(screen);
+        true
+    }
+
+    /// `3` or `4`: the audit trail or the status, read afresh.
+    fn open_records(&mut self, screen: Screen) -> Vec<Command> {
+        if !self.go_to(screen.clone()) {
+            return Vec::new();
+        }
         self.filter.clear();
         self.records.audit_sel = 0;
         self.records.scroll = 0;
@@ -759,103 +652,6 @@ impl App {
         } else {
             Command::LoadStatus
         }]
-    }
-
-    pub(super) fn refuse_if_busy(&mut self) -> bool {
-        if self.info.read_only {
-            self.message = Some((
-                true,
-                "the console is read-only (--read-only): nothing can be written".into(),
-            ));
-            return true;
-        }
-        if let Some(j) = self.running() {
-            self.message = Some((
-                true,
-                format!(
-                    "{} is still running; wait for it or cancel it with x",
-                    j.title
-                ),
-            ));
-            return true;
-        }
-        false
-    }
-
-    pub(super) fn new_job(&mut self, title: String, backup: Option<String>) -> u64 {
-        let id = self.next_job;
-        self.next_job += 1;
-        self.jobs.push(Job {
-            id,
-            title,
-            last: None,
-            outcome: None,
-            cancel: Arc::new(AtomicBool::new(false)),
-            backup,
-        });
-        id
-    }
-
-    fn verify(&mut self) -> Vec<Command> {
-        let id = match self.screen() {
-            Screen::Detail(id) => Some(id.clone()),
-            Screen::Backups(_) => self.selected_entry().map(|e| e.id.clone()),
-            _ => None,
-        };
-        let Some(id) = id else {
-            self.message = Some((false, "pick a backup to verify".into()));
-            return Vec::new();
-        };
-        if self.refuse_if_busy() {
-            return Vec::new();
-        }
-        let job = self.new_job(format!("verify {id}"), Some(id.clone()));
-        self.message = None;
-        vec![Command::Verify { job, id }]
-    }
-
-    /// The target under the cursor, as something to back up.
-    fn target_here(&self) -> Option<What> {
-        let (kind, name, target_id) = match self.screen() {
-            Screen::Inventory => {
-                let r = self.inventory.get(self.inv_sel)?;
-                (r.kind.clone(), r.name.clone(), r.target_id.clone())
-            }
-            Screen::Backups(_) => {
-                let e = self.selected_entry()?;
-                (e.kind.clone(), e.target.clone(), e.target_id.clone())
-            }
-            Screen::Detail(id) => {
-                let e = self.entry(id)?;
-                (e.kind.clone(), e.target.clone(), e.target_id.clone())
-            }
-            _ => return None,
-        };
-        Some(match kind.as_str() {
-            "d1" => What::D1 {
-                database: name,
-                method: None,
-            },
-            "kv" => What::Kv { namespace: name },
-            "r2" => What::R2 { bucket: name },
-            _ => What::Sqlite {
-                path: target_id.into(),
-                name: Some(name),
-            },
-        })
-    }
-
-    fn backup_now(&mut self) -> Vec<Command> {
-        let Some(what) = self.target_here() else {
-            self.message = Some((false, "pick a target to back up".into()));
-            return Vec::new();
-        };
-        if self.refuse_if_busy() {
-            return Vec::new();
-        }
-        let job = self.new_job(format!("backup {}", what.label()), None);
-        self.message = None;
-        vec![Command::Backup { job, what }]
     }
 }
 

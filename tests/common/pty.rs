@@ -95,6 +95,17 @@ impl Pty {
         std::thread::sleep(Duration::from_millis(150));
     }
 
+    /// Types `k` until the screen shows `what`, `tries` times at most: whether it does.
+    pub fn press_until(&mut self, k: &str, what: &str, tries: usize) -> bool {
+        for _ in 0..tries {
+            if self.screen.text().contains(what) {
+                return true;
+            }
+            self.press(k);
+        }
+        self.screen.text().contains(what)
+    }
+
     /// Waits for the process to exit and returns its exit code.
     pub fn wait(&mut self, timeout: Duration) -> u32 {
         let start = Instant::now();

@@ -304,6 +304,32 @@ pub fn window(len: usize, selected: usize, height: usize) -> (usize, usize) {
     (first, (first + height).min(len))
 }
 
+/// `lines` in a bordered box titled `title`, `width` wide at most, as tall as its lines take
+/// once wrapped, centred over `area` (what is beneath is cleared).
+pub fn boxed(
+    frame: &mut Frame,
+    area: Rect,
+    theme: Theme,
+    (title, width): (&str, u16),
+    lines: Vec<Line<'static>>,
+) {
+    let w = width.min(area.width);
+    let inner = usize::from(w.saturating_sub(2)).max(1);
+    let rows: usize = lines.iter().map(|l| l.width().div_ceil(inner).max(1)).sum();
+    let rect = centered(area, w, rows as u16 + 2);
+    frame.render_widget(ratatui::widgets::Clear, rect);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(ratatui::widgets::Wrap { trim: false })
+            .block(
+                ratatui::widgets::Block::new()
+                    .borders(ratatui::widgets::Borders::ALL)
+                    .title(Span::styled(title.to_string(), theme.bold())),
+            ),
+        rect,
+    );
+}
+
 /// A rectangle of at most `w`×`h` centred in `area`.
 pub fn centered(area: Rect, w: u16, h: u16) -> Rect {
     let w = w.min(area.width);

@@ -5,10 +5,10 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Color;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 
 use super::restore::steps;
-use super::{Theme, centered, clip, hang, window};
+use super::{Theme, boxed, clip, hang, window};
 use crate::playbook::model::ParamKind;
 use crate::text::short_duration;
 use crate::tui::guide::Ask;
@@ -252,19 +252,7 @@ fn question(ask: &Ask, theme: Theme, frame: &mut Frame, area: Rect) {
         " esc leaves the run stopped (t goes on later); nothing is written",
         theme.dim(),
     )));
-    let w = 72.min(area.width);
-    let inner = usize::from(w.saturating_sub(2)).max(1);
-    let rows: usize = lines.iter().map(|l| l.width().div_ceil(inner).max(1)).sum();
-    let rect = centered(area, w, rows as u16 + 2);
-    frame.render_widget(Clear, rect);
-    frame.render_widget(
-        Paragraph::new(lines).wrap(Wrap { trim: false }).block(
-            Block::new()
-                .borders(Borders::ALL)
-                .title(Span::styled(title, theme.bold())),
-        ),
-        rect,
-    );
+    boxed(frame, area, theme, (title, 72), lines);
 }
 
 /// The run offered at startup.
@@ -289,17 +277,5 @@ pub fn resume(app: &App, theme: Theme, frame: &mut Frame, area: Rect) {
             theme.fg(Color::Cyan),
         )),
     ];
-    let w = 76.min(area.width);
-    let inner = usize::from(w.saturating_sub(2)).max(1);
-    let rows: usize = lines.iter().map(|l| l.width().div_ceil(inner).max(1)).sum();
-    let rect = centered(area, w, rows as u16 + 2);
-    frame.render_widget(Clear, rect);
-    frame.render_widget(
-        Paragraph::new(lines).wrap(Wrap { trim: false }).block(
-            Block::new()
-                .borders(Borders::ALL)
-                .title(Span::styled(" an interrupted run ", theme.bold())),
-        ),
-        rect,
-    );
+    boxed(frame, area, theme, (" an interrupted run ", 76), lines);
 }

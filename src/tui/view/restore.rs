@@ -6,9 +6,9 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Color;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 
-use super::{Theme, bar, centered, clip, hang};
+use super::{Theme, bar, boxed, clip, hang};
 use crate::ops::restore::describe;
 use crate::playbook::runner::{Run, State, Status};
 use crate::text::human_size;
@@ -79,26 +79,13 @@ fn confirm_box(r: &Recovery, theme: Theme, typed: &str, undo: bool, frame: &mut 
             theme.dim(),
         )),
     ];
-    let w = (name.chars().count() as u16 + 48)
-        .clamp(40, 76)
-        .min(area.width);
-    let inner = usize::from(w.saturating_sub(2)).max(1);
-    let rows: usize = lines.iter().map(|l| l.width().div_ceil(inner).max(1)).sum();
-    let rect = centered(area, w, rows as u16 + 2);
-    frame.render_widget(Clear, rect);
-    frame.render_widget(
-        Paragraph::new(lines).wrap(Wrap { trim: false }).block(
-            Block::new().borders(Borders::ALL).title(Span::styled(
-                if undo {
-                    " confirm the undo "
-                } else {
-                    " confirm the restore "
-                },
-                theme.bold(),
-            )),
-        ),
-        rect,
-    );
+    let w = (name.chars().count() as u16 + 48).clamp(40, 76);
+    let title = if undo {
+        " confirm the undo "
+    } else {
+        " confirm the restore "
+    };
+    boxed(frame, area, theme, (title, w), lines);
 }
 
 fn form(app: &App, r: &Recovery, theme: Theme) -> Vec<Line<'static>> {
