@@ -115,9 +115,10 @@ async fn main() -> anyhow::Result<()> {
             println!(r#"{{"entries":{n}}}"#);
         }
         ["console", cfdr, repo] => console::run(cfdr, repo)?,
+        ["console-restore", cfdr] => console::restore(cfdr).await?,
         _ => {
             anyhow::bail!(
-                "usage: bench seal FILE REPO | bench verify REPO | bench catalog REPO N | bench console CFDR REPO"
+                "usage: bench seal FILE REPO | bench verify REPO | bench catalog REPO N | bench console CFDR REPO | bench console-restore CFDR"
             )
         }
     }

@@ -144,3 +144,177 @@ pub fn run(cfdr: &str, repo: &str) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// The local Cloudflare with the demo account, as a child process: its API base URL.
+struct Emulator {
+    child: std::process::Child,
+    api: String,
+}
+
+impl Emulator {
+    fn start(cfdr: &str) -> anyhow::Result<Emulator> {
+        use std::io::BufRead as _;
+        let mut child = std::process::Command::new(cfdr)
+            .args(["emulator", "--seed", "demo", "--listen", "127.0.0.1:0"])
+            .args(["--s3-listen", "127.0.0.1:0", "--rate-limit", "1000000"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()?;
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line)?;
+        let api = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("api="))
+            .ok_or_else(|| anyhow::anyhow!("the emulator said {line:?}"))?
+            .to_string();
+        Ok(Emulator { child, api })
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Key-to-frame latency while the console restores a D1 database (the demo's tasks-prod,
+/// 5 MB) over itself, every D1 request slowed to 300 ms so the run lasts: the same keys (j/k
+/// scroll the run screen) and the same measure as during a verify.
+pub async fn restore(cfdr: &str) -> anyhow::Result<()> {
+    let emu = Emulator::start(cfdr)?;
+    let dir = tempfile::tempdir()?;
+    let repo = dir.path().join("repo");
+    let env: Vec<(&str, String)> = vec![
+        ("CFDR_REPO", repo.display().to_string()),
+        ("CFDR_KEY", hex::encode(super::KEY)),
+        ("CFDR_CONFIG", "/nonexistent/cfdr.toml".into()),
+        ("CLOUDFLARE_API_BASE_URL", emu.api.clone()),
+        ("CLOUDFLARE_API_TOKEN", cfdr::emulator::DEFAULT_TOKEN.into()),
+        (
+            "CLOUDFLARE_ACCOUNT_ID",
+            cfdr::emulator::DEFAULT_ACCOUNT_ID.into(),
+        ),
+        ("CFDR_API_BUDGET", "100000/5m".into()),
+        ("XDG_CACHE_HOME", dir.path().display().to_string()),
+    ];
+    for args in [&["repo", "init"][..], &["backup", "d1", "tasks-prod"]] {
+        let out = std::process::Command::new(cfdr)
+            .args(args)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "cfdr {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let origin = emu.api.trim_end_matches("/client/v4");
+    reqwest::Client::new()
+        .post(format!("{origin}/__emulator/faults"))
+        .bearer_auth(cfdr::emulator::DEFAULT_TOKEN)
+        .json(&serde_json::json!({ "latency_ms": 300, "path_contains": "/d1/" }))
+        .send()
+        .await?
+        .error_for_status()?;
+
+    let pair = native_pty_system().openpty(PtySize {
+        rows: ROWS,
+        cols: COLS,
+        pixel_width: 0,
+        pixel_height: 0,
+    })?;
+    let mut cmd = CommandBuilder::new(cfdr);
+    cmd.env("TERM", "xterm-256color");
+    for (k, v) in &env {
+        cmd.env(k, v);
+    }
+    let parser = Arc::new(Mutex::new(vt100::Parser::new(
+        std::num::NonZero::new(ROWS).expect("rows"),
+        std::num::NonZero::new(COLS).expect("cols"),
+        0,
+    )));
+    let mut child = pair.slave.spawn_command(cmd)?;
+    drop(pair.slave);
+    let mut reader = pair.master.try_clone_reader()?;
+    let mut keys = pair.master.take_writer()?;
+    let feed = parser.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 65536];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            feed.lock().unwrap().process(&buf[..n]);
+        }
+    });
+    let mut press = |k: &str| -> anyhow::Result<()> {
+        keys.write_all(k.as_bytes())?;
+        keys.flush()?;
+        Ok(())
+    };
+    let screen = |what: &str| parser.lock().unwrap().screen().contents().contains(what);
+    wait(&parser, "KIND   TARGET", Duration::from_secs(30))?;
+    press("2")?;
+    wait(&parser, "all backups", Duration::from_secs(5))?;
+    press("\r")?;
+    wait(&parser, "plaintext sha256", Duration::from_secs(10))?;
+    press("R")?;
+    wait(&parser, "same target", Duration::from_secs(5))?;
+    press("\r")?;
+    wait(
+        &parser,
+        "enter: confirm by typing",
+        Duration::from_secs(120),
+    )?;
+    press("\r")?;
+    wait(&parser, "Type `tasks-prod`", Duration::from_secs(5))?;
+    press("tasks-prod")?;
+    wait(&parser, "matches", Duration::from_secs(5))?;
+    press("\r")?;
+    wait(&parser, "running", Duration::from_secs(30))?;
+
+    let mut latencies = Vec::new();
+    let mut down = true;
+    // The job line says `(x cancels)` while the run goes (the run screen itself scrolls).
+    while latencies.len() < SAMPLES && screen("(x cancels") {
+        let before = parser.lock().unwrap().screen().contents_formatted();
+        let t0 = Instant::now();
+        press(if down { "j" } else { "k" })?;
+        down = !down;
+        while parser.lock().unwrap().screen().contents_formatted() == before {
+            anyhow::ensure!(
+                t0.elapsed() < Duration::from_secs(5),
+                "a key changed nothing"
+            );
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let latency = t0.elapsed();
+        if screen("(x cancels") {
+            latencies.push(latency);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    anyhow::ensure!(
+        latencies.len() >= 20,
+        "the restore ended after {} keys; the screen shows:\n{}",
+        latencies.len(),
+        parser.lock().unwrap().screen().contents()
+    );
+    // Let the run finish (verified), then quit.
+    wait(&parser, "verified ✓", Duration::from_secs(600))?;
+    press("q")?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait()?.is_none() {
+        anyhow::ensure!(Instant::now() < deadline, "cfdr did not quit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    latencies.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        r#"{{"key_median_ms":{},"key_p95_ms":{},"samples":{}}}"#,
+        ms(latencies[latencies.len() / 2]),
+        ms(latencies[latencies.len() * 95 / 100]),
+        latencies.len()
+    );
+    Ok(())
+}

@@ -315,7 +315,7 @@ pub fn steps(
             };
             let took = match (item.started_ms, item.finished_ms) {
                 (Some(a), Some(b)) => secs(b - a),
-                (Some(a), None) if item.state == State::Running => secs(now_ms - a),
+                (Some(a), None) if item.state == State::Running => secs((now_ms - a).max(0)),
                 _ => String::new(),
             };
             out.push(Line::from(vec![
