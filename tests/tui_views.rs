@@ -949,3 +949,53 @@ fn the_drills_their_history_a_new_one_and_a_report() {
         terminal(&b, w, h);
     }
 }
+
+#[test]
+fn another_target_the_plan_finds_is_confirmed_like_the_backups_own() {
+    use cfdr::tui::state::Command;
+    let mut a = on_detail();
+    key(&mut a, KeyCode::Char('R'));
+    key(&mut a, KeyCode::Char(' '));
+    key(&mut a, KeyCode::Tab);
+    for _ in 0.."auth-prod-restored".len() {
+        key(&mut a, KeyCode::Backspace);
+    }
+    keys(&mut a, "auth-staging");
+    let job = match &key(&mut a, KeyCode::Enter)[..] {
+        [Command::PlanRestore { job, choice, .. }] => {
+            assert_eq!(
+                choice.into,
+                cfdr::playbook::recover::Dest::Other {
+                    name: "auth-staging".into(),
+                    exists: false
+                },
+                "the console's lists do not know it"
+            );
+            *job
+        }
+        other => panic!("{other:?}"),
+    };
+    // The plan found it in the account: enter asks for its name before anything is written.
+    let mut p = plan();
+    p.target.name = "auth-staging".into();
+    p.target.exists = true;
+    a.handle(Event::Job(job, JobEvent::Planned(Ok(Box::new(p)))));
+    a.handle(Event::Job(job, JobEvent::Finished(Ok("planned".into()))));
+    assert!(key(&mut a, KeyCode::Enter).is_empty());
+    assert!(draw(&a, 120, 40).contains("Type `auth-staging` to go on"));
+    keys(&mut a, "auth-staging");
+    match &key(&mut a, KeyCode::Enter)[..] {
+        [
+            Command::RunRestore {
+                choice, confirmed, ..
+            },
+        ] => {
+            assert_eq!(confirmed, "auth-staging");
+            assert!(
+                choice.overwrites(),
+                "snapshot and confirmation steps in the run"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -381,6 +381,10 @@ impl App {
         };
         match plan {
             Ok(p) => {
+                // Whether the other target exists is what the plan found in the account, not
+                // what the console's lists say: a name they lack may still be there, and is
+                // then written over only after a snapshot and its name typed.
+                r.other_exists = p.target.exists;
                 r.plan = Some(p);
                 r.stage = Stage::Plan;
                 r.scroll = 0;
