@@ -346,3 +346,55 @@ fn the_demo_runs_a_drill_from_the_drills_screen_and_shows_its_report() {
     pty.press("q");
     assert_eq!(pty.wait(Duration::from_secs(30)), 0);
 }
+
+#[test]
+fn x_stops_a_restore_between_steps_and_t_goes_on_to_verified() {
+    let (_home, mut pty, screen, api) = demo();
+    // Every D1 request slowed, so the run is still going when x arrives.
+    let origin = api.trim_end_matches("/client/v4");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let slow = |body: serde_json::Value| {
+        rt.block_on(async {
+            reqwest::Client::new()
+                .post(format!("{origin}/__emulator/faults"))
+                .bearer_auth(cfdr::emulator::DEFAULT_TOKEN)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .error_for_status()
+                .unwrap();
+        })
+    };
+    for _ in 0..3 {
+        pty.press("j");
+    }
+    pty.press("\r");
+    screen.wait_for("backups › d1 support-portal", Duration::from_secs(5));
+    pty.press("\r");
+    screen.wait_for("plaintext sha256", Duration::from_secs(10));
+    pty.press("R");
+    screen.wait_for("same target", Duration::from_secs(5));
+    pty.press("\r");
+    screen.wait_for("enter: confirm by typing", Duration::from_secs(60));
+    pty.press("\r");
+    pty.press("support-portal");
+    slow(serde_json::json!({ "latency_ms": 250, "path_contains": "/d1/" }));
+    pty.press("\r");
+    screen.wait_for("snapshot", Duration::from_secs(10));
+    pty.press("x");
+    screen.wait_for("stopped at step", Duration::from_secs(120));
+    let stopped = screen.text();
+    assert!(
+        stopped.contains("[ ] 5. verify"),
+        "the run stopped before its end: {stopped}"
+    );
+    slow(serde_json::json!({}));
+    pty.press("t");
+    screen.wait_for("verified ✓", Duration::from_secs(120));
+    pty.press("q");
+    assert_eq!(pty.wait(Duration::from_secs(30)), 0);
+}

@@ -458,6 +458,11 @@ fn a_guided_restore_plan_confirm_run_verified_and_undo() {
     key(&mut a, KeyCode::Tab);
     keys(&mut a, "users");
     let cmds = key(&mut a, KeyCode::Enter);
+    assert_eq!(
+        cmds[0].job(),
+        Some(a.running().unwrap().id),
+        "the event loop hands the work its job's cancel flag"
+    );
     let (job, choice) = match &cmds[..] {
         [
             Command::PlanRestore {
@@ -592,6 +597,11 @@ fn a_guided_restore_plan_confirm_run_verified_and_undo() {
     a.handle(Event::Job(job, JobEvent::Finished(Err("failed".into()))));
     both("restore_failed", &a);
     let cmds = key(&mut a, KeyCode::Char('t'));
+    assert_eq!(
+        cmds[0].job(),
+        Some(a.running().unwrap().id),
+        "x stops a retried run too"
+    );
     let job = match &cmds[..] {
         [Command::ResumeRun { job, run, answers }] => {
             assert_eq!(run, "2026-11-23T12-00-00Z-c001");

@@ -1,6 +1,7 @@
-//! Runs the console's commands in tokio tasks: reading the catalog, the account's targets and
-//! manifests, verifying a backup, taking a backup. Each reports back through the event channel
-//! (progress included, through a `Progress` sink), so the UI never waits on I/O.
+//! Runs the console's commands in tokio tasks: reading the catalog, the account's targets,
+//! manifests, the audit trail, the status, playbooks, drills and runs; verifying, backing up,
+//! planning and running restores, playbooks and drills, undoing. Each reports back through the
+//! event channel (progress included, through a `Progress` sink), so the UI never waits on I/O.
 
 use std::sync::Arc;
 
@@ -48,9 +49,9 @@ pub fn exec(
             | Command::StartDrill { .. }
             | Command::Undo { .. }
     ) {
-        // A playbook run's (and a restore's) future holds references across awaits in a way the compiler
-        // cannot prove `Send` for `tokio::spawn`; it is long-running anyway, so it gets a
-        // blocking thread of its own and is driven there.
+        // A run's (and a restore's) future holds references across awaits in a way the
+        // compiler cannot prove `Send` for `tokio::spawn`; it is long-running anyway, so it
+        // gets a blocking thread of its own and is driven there.
         let handle = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || handle.block_on(runs(c, command, cancel, tx)));
         return;

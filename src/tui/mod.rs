@@ -156,14 +156,12 @@ pub async fn run(console: Console) -> anyhow::Result<()> {
             commands.extend(app.handle(e));
         }
         for c in commands {
-            let cancel = match &c {
-                state::Command::Verify { job, .. } | state::Command::Backup { job, .. } => app
-                    .jobs
-                    .iter()
-                    .find(|j| j.id == *job)
-                    .map(|j| j.cancel.clone()),
-                _ => None,
-            };
+            // Every job's work sees its cancel flag: `x` stops a verify, a backup, a restore,
+            // a playbook run or a drill (between units or steps).
+            let cancel = c
+                .job()
+                .and_then(|job| app.jobs.iter().find(|j| j.id == job))
+                .map(|j| j.cancel.clone());
             jobs::exec(&console, c, cancel, &tx);
         }
         if app.quit {

@@ -128,6 +128,30 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// The job this command works for (what `x` cancels), if it is one.
+    pub fn job(&self) -> Option<u64> {
+        match self {
+            Command::Verify { job, .. }
+            | Command::Backup { job, .. }
+            | Command::PlanRestore { job, .. }
+            | Command::RunRestore { job, .. }
+            | Command::ResumeRun { job, .. }
+            | Command::StartPlaybook { job, .. }
+            | Command::StartDrill { job, .. }
+            | Command::Undo { job, .. } => Some(*job),
+            Command::LoadCatalog
+            | Command::LoadTargets
+            | Command::LoadManifest(_)
+            | Command::LoadAudit
+            | Command::LoadStatus
+            | Command::LoadPlaybooks
+            | Command::LoadDrills
+            | Command::LoadRuns => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Screen {
     Inventory,
