@@ -115,6 +115,25 @@ fn demo() -> (
     (home, pty, screen, api)
 }
 
+/// From the inventory to the plan of restoring support-portal's newest backup over itself:
+/// the fourth D1 database → its backups → the newest one → `R` → enter.
+fn restore_plan_of_support_portal(pty: &mut common::pty::Pty, screen: &common::pty::Screen) {
+    for _ in 0..3 {
+        pty.press("j");
+    }
+    pty.press("\r");
+    screen.wait_for("backups › d1 support-portal", Duration::from_secs(5));
+    pty.press("\r");
+    screen.wait_for("plaintext sha256", Duration::from_secs(10));
+    pty.press("R");
+    screen.wait_for("same target `support-portal`", Duration::from_secs(5));
+    pty.press("\r");
+    screen.wait_for(
+        "enter: confirm by typing `support-portal`",
+        Duration::from_secs(60),
+    );
+}
+
 /// One request to the demo's API at `api` (the account's routes): the answer's body.
 fn call(api: &str, method: &str, path: &str, body: Option<Vec<u8>>) -> Vec<u8> {
     let account = cfdr::emulator::DEFAULT_ACCOUNT_ID;
@@ -197,21 +216,7 @@ fn the_demo_restores_the_late_database_guided_and_undoes_it() {
     let damaged = d1_rows(&api, "support-portal", STATE);
     assert_eq!(damaged[0]["tickets"], 100, "{damaged}");
 
-    // support-portal is the fourth D1 database: its backups, the newest one, R.
-    for _ in 0..3 {
-        pty.press("j");
-    }
-    pty.press("\r");
-    screen.wait_for("backups › d1 support-portal", Duration::from_secs(5));
-    pty.press("\r");
-    screen.wait_for("plaintext sha256", Duration::from_secs(10));
-    pty.press("R");
-    screen.wait_for("same target `support-portal`", Duration::from_secs(5));
-    pty.press("\r");
-    screen.wait_for(
-        "enter: confirm by typing `support-portal`",
-        Duration::from_secs(60),
-    );
+    restore_plan_of_support_portal(&mut pty, &screen);
     assert!(
         screen.text().contains("pre-recovery snapshot"),
         "{}",
@@ -369,17 +374,7 @@ fn x_stops_a_restore_between_steps_and_t_goes_on_to_verified() {
                 .unwrap();
         })
     };
-    for _ in 0..3 {
-        pty.press("j");
-    }
-    pty.press("\r");
-    screen.wait_for("backups › d1 support-portal", Duration::from_secs(5));
-    pty.press("\r");
-    screen.wait_for("plaintext sha256", Duration::from_secs(10));
-    pty.press("R");
-    screen.wait_for("same target", Duration::from_secs(5));
-    pty.press("\r");
-    screen.wait_for("enter: confirm by typing", Duration::from_secs(60));
+    restore_plan_of_support_portal(&mut pty, &screen);
     pty.press("\r");
     pty.press("support-portal");
     slow(serde_json::json!({ "latency_ms": 250, "path_contains": "/d1/" }));
