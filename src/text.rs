@@ -1,4 +1,5 @@
-//! Sizes and ages as operators read them, shared by the command line and the console.
+//! Sizes, ages and times as operators read and type them, shared by the command line and the
+//! console.
 
 pub fn human_size(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -13,6 +14,35 @@ pub fn human_size(n: u64) -> String {
     } else {
         format!("{v:.1} {}", UNITS[u])
     }
+}
+
+/// RFC 3339, Unix seconds (10 digits or fewer) or milliseconds, or a duration meaning that
+/// long ago.
+pub fn parse_at(s: &str) -> Result<time::OffsetDateTime, String> {
+    let now = time::OffsetDateTime::now_utc();
+    let t = s.trim();
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        let n: i64 = t.parse().map_err(|_| format!("`{s}` is not a time"))?;
+        let nanos = if t.len() <= 10 {
+            i128::from(n) * 1_000_000_000
+        } else {
+            i128::from(n) * 1_000_000
+        };
+        return time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+            .map_err(|_| format!("`{s}` is not a time"));
+    }
+    if let Some(at) = crate::repo::manifest::parse_time(t) {
+        return Ok(at);
+    }
+    if let Ok(d) = humantime::parse_duration(t.trim_end_matches(" ago")) {
+        return time::Duration::try_from(d)
+            .ok()
+            .and_then(|d| now.checked_sub(d))
+            .ok_or_else(|| format!("`{s}` reaches before any time"));
+    }
+    Err(format!(
+        "`{s}` is not a time: give RFC 3339 (2026-12-02T14:05:00Z), Unix seconds, or how long ago (90m)"
+    ))
 }
 
 /// How long ago an RFC 3339 time was, coarsely (`5m`, `3h`, `2d`).

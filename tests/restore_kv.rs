@@ -282,6 +282,54 @@ async fn a_namespace_comes_back_exactly_and_only_where_asked() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_plan_says_how_long_its_requests_take_from_the_round_trips_it_measured() {
+    let api = common::start().await;
+    api.unlimited().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo").to_str().unwrap().to_string();
+    let ns = seed(&api, "ETA", 2_500).await;
+    assert!(
+        output(cfdr(&api, &repo, &["repo", "init"]))
+            .await
+            .status
+            .success()
+    );
+    let backup = ok_json(&api, &repo, &["backup", "kv", "ETA", "--json"]).await;
+    let b = backup["id"].as_str().unwrap().to_string();
+    api.kv_delete(&ns, (0..2_500).map(|i| format!("user:{i:05}")).collect())
+        .await;
+    // Every request 200 ms: the plan's reads measure it, and its time follows from them.
+    api.control(
+        "POST",
+        "/__emulator/faults",
+        Some(json!({ "latency_ms": 200 })),
+    )
+    .await;
+    let args = ["restore", &b, "--dry-run", "--json", "--concurrency", "2"];
+    let plan = ok_json(&api, &repo, &args).await;
+    let total = plan["requests"]["total"].as_f64().unwrap();
+    let eta = plan["requests"]["eta_secs"].as_f64().unwrap();
+    let floor = total * 0.2 / 2.0;
+    assert!(
+        eta >= floor && eta <= floor * 2.0 + 1.0,
+        "{total} requests at 200 ms, 2 at a time: about {floor:.1}s, the plan says {eta:.1}s"
+    );
+    let text = output(cfdr(
+        &api,
+        &repo,
+        &["restore", &b, "--dry-run", "--concurrency", "2"],
+    ))
+    .await;
+    assert!(
+        stderr(&text).contains(&format!("{} in all, about ", total as u64))
+            || String::from_utf8_lossy(&text.stdout)
+                .contains(&format!("{} in all, about ", total as u64)),
+        "{}",
+        stderr(&text)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_killed_restore_resumes_with_nothing_lost_or_written_twice() {
     let api = common::start().await;
     api.unlimited().await;

@@ -3,7 +3,8 @@
 //! runs to its result, `b` takes a KV backup, `q` quits, and the terminal is left as it was found
 //! (main screen, cursor shown, mouse reporting off). Then the second half, each checked through
 //! the demo's API: support-portal restored through plan → typed name → run, and undone;
-//! `kv-recovery` with a key prefix from the playbooks screen; a drill and its report.
+//! `kv-recovery` with a key prefix from the playbooks screen; a drill and its report; a restore
+//! into a scratch copy (removed at its end) and a skip-mode restore (what the target has kept).
 
 mod common;
 
@@ -390,6 +391,105 @@ fn x_stops_a_restore_between_steps_and_t_goes_on_to_verified() {
     slow(serde_json::json!({}));
     pty.press("t");
     screen.wait_for("verified ✓", Duration::from_secs(120));
+    pty.press("q");
+    assert_eq!(pty.wait(Duration::from_secs(30)), 0);
+}
+
+#[test]
+fn the_demo_restores_into_a_scratch_copy_and_a_skip_restore_keeps_what_the_target_has() {
+    let (_home, mut pty, screen, api) = demo();
+    let before = d1_rows(&api, "support-portal", STATE);
+
+    // support-portal's newest backup into a scratch copy: no confirmation (nothing there is
+    // written over), verified, then the copy removed; the live database untouched.
+    for _ in 0..3 {
+        pty.press("j");
+    }
+    pty.press("\r");
+    screen.wait_for("backups › d1 support-portal", Duration::from_secs(5));
+    pty.press("R");
+    screen.wait_for("same target `support-portal`", Duration::from_secs(5));
+    pty.press("  ");
+    screen.wait_for("removed at the end: nothing", Duration::from_secs(5));
+    pty.press("\r");
+    screen.wait_for("is new: nothing is overwritten", Duration::from_secs(60));
+    let plan = screen.text();
+    assert!(
+        plan.contains("support-portal-drill-") && plan.contains("(to be created)"),
+        "the plan names the scratch database the run creates: {plan}"
+    );
+    pty.press("\r");
+    screen.wait_for("verified ✓", Duration::from_secs(180));
+    screen.wait_for("` removed", Duration::from_secs(10));
+    let databases = call(&api, "GET", "/d1/database?per_page=100", None);
+    assert!(
+        !String::from_utf8_lossy(&databases).contains("-drill-"),
+        "the scratch copy is gone"
+    );
+    assert_eq!(d1_rows(&api, "support-portal", STATE), before);
+    pty.press("u");
+    screen.wait_for("nothing to undo", Duration::from_secs(5));
+    pty.press("\x1b");
+
+    // SESSIONS: one key changed, one deleted; restored in skip mode, the changed key is kept as
+    // the target has it, the deleted one comes back, and the verification passes.
+    let ns = id_of(&api, "/storage/kv/namespaces", "title", "id", "SESSIONS");
+    let names = json(&call(
+        &api,
+        "GET",
+        &format!("/storage/kv/namespaces/{ns}/keys?prefix=user:"),
+        None,
+    ));
+    let name = |i: usize| names["result"][i]["name"].as_str().unwrap().to_string();
+    let (changed, deleted) = (name(0), name(1));
+    let value = |k: &str| {
+        call(
+            &api,
+            "GET",
+            &format!("/storage/kv/namespaces/{ns}/values/{k}"),
+            None,
+        )
+    };
+    let was = value(&deleted);
+    call(
+        &api,
+        "PUT",
+        &format!("/storage/kv/namespaces/{ns}/values/{changed}"),
+        Some(b"changed since".to_vec()),
+    );
+    call(
+        &api,
+        "DELETE",
+        &format!("/storage/kv/namespaces/{ns}/values/{deleted}"),
+        None,
+    );
+    pty.press("2");
+    pty.press("/");
+    pty.press("SESSIONS");
+    pty.press("\r");
+    screen.wait_for("filter \"SESSIONS\"", Duration::from_secs(5));
+    pty.press("R");
+    screen.wait_for("same target `SESSIONS`", Duration::from_secs(5));
+    pty.press_until("\t", "▸ mode", 3);
+    pty.press(" ");
+    screen.wait_for("only keys the target lacks written", Duration::from_secs(5));
+    pty.press("\r");
+    screen.wait_for(
+        "enter: confirm by typing `SESSIONS`",
+        Duration::from_secs(60),
+    );
+    assert!(screen.text().contains("mode skip"), "{}", screen.text());
+    pty.press("\r");
+    pty.press("SESSIONS");
+    pty.press("\r");
+    screen.wait_for("verified ✓", Duration::from_secs(180));
+    assert_eq!(
+        value(&changed),
+        b"changed since",
+        "skip kept the target's value"
+    );
+    assert_eq!(value(&deleted), was, "the key it lacked is back");
+    pty.press("\x1b");
     pty.press("q");
     assert_eq!(pty.wait(Duration::from_secs(30)), 0);
 }

@@ -231,6 +231,78 @@ fn inventory() {
 }
 
 #[test]
+fn the_inventory_shows_each_targets_last_drill() {
+    let mut a = app();
+    let report = |id: &str, finished: &str, targets: serde_json::Value| cfdr::tui::drills::Report {
+        json: json!({ "id": id, "scenario": "full", "outcome": "partial", "finished": finished,
+                      "targets": targets }),
+        markdown: String::new(),
+    };
+    a.handle(Event::Loaded(Loaded::Drills(Ok(vec![
+        report(
+            "2026-11-20T09-00-00Z-aaaa",
+            "2026-11-20T09:05:00Z",
+            json!([{ "kind": "d1", "name": "auth-prod", "result": "failed", "measures": {} },
+                   { "kind": "kv", "name": "SESSIONS", "result": "passed", "measures": {} }]),
+        ),
+        // The newer drill of auth-prod is the one shown.
+        report(
+            "2026-11-22T09-00-00Z-bbbb",
+            "2026-11-22T09:10:00Z",
+            json!([{ "kind": "d1", "name": "auth-prod", "result": "passed", "measures": {} }]),
+        ),
+    ]))));
+    let screen = draw(&a, 80, 24);
+    let row = |name: &str| {
+        screen
+            .lines()
+            .find(|l| l.contains(name))
+            .unwrap()
+            .to_string()
+    };
+    assert!(row("auth-prod").contains("✓ 26h"), "{}", row("auth-prod"));
+    assert!(row("SESSIONS").contains("✓ 3d"), "{}", row("SESSIONS"));
+    assert!(row("support-portal").contains(" - "), "never drilled");
+    both("inventory_drills", &a);
+}
+
+#[test]
+fn read_only_shows_every_write_off_with_why() {
+    let mut a = on_detail();
+    a.info.read_only = true;
+    key(&mut a, KeyCode::Char('?'));
+    let help = draw(&a, 120, 40);
+    for off in [
+        "verify backup (full)",
+        "back up target now",
+        "restore: plan",
+    ] {
+        let line = help.lines().find(|l| l.contains(off)).unwrap();
+        assert!(line.contains("off (read-only)"), "{line}");
+    }
+    let open = help.lines().find(|l| l.contains("help")).unwrap();
+    assert!(!open.contains("read-only"), "reading is not off: {open}");
+    both("help_read_only", &a);
+    key(&mut a, KeyCode::Esc);
+    key(&mut a, KeyCode::Char(':'));
+    keys(&mut a, "verify");
+    assert!(draw(&a, 80, 24).contains("verify backup (full) (read-only)"));
+    key(&mut a, KeyCode::Esc);
+    for k in ['v', 'b', 'R'] {
+        a.message = None;
+        assert!(
+            key(&mut a, KeyCode::Char(k)).is_empty(),
+            "{k} starts nothing"
+        );
+        assert!(
+            a.message.as_ref().unwrap().1.contains("read-only"),
+            "{k}: {:?}",
+            a.message
+        );
+    }
+}
+
+#[test]
 fn backups_of_all_targets_sorted_and_filtered() {
     let mut a = app();
     key(&mut a, KeyCode::Char('a'));
@@ -429,7 +501,7 @@ fn plan() -> cfdr::ops::restore::Plan {
                     "expired": 0, "write_bytes": 1_480_000 },
         "snapshot": "required",
         "requests": { "by_step": { "import": 2, "snapshot": 31, "verify": 13 }, "total": 46,
-                      "budget_wait_secs": 0.0 },
+                      "budget_wait_secs": 0.0, "eta_secs": 2.4 },
         "undo_of": null, "units": [{ "op": "put", "keys": ["users"] }],
         "kept_keys": [], "expired_keys": [],
         "d1": { "tables": [{ "name": "users", "action": "replace", "rows_now": 11890, "rows_after": 12000 }],
@@ -803,6 +875,7 @@ fn the_playbooks_a_form_and_a_run_that_asks_for_a_name_and_a_checklist() {
         into: cfdr::playbook::recover::Dest::Same,
         tables: vec![],
         prefix: None,
+        mode: Default::default(),
     };
     let mut run = cfdr::playbook::recover::run(&entry, &same, (900, 86_400), NOW);
     run.id = "2026-11-23T12-00-00Z-f001".into();
@@ -931,19 +1004,46 @@ fn the_drills_their_history_a_new_one_and_a_report() {
     key(&mut a, KeyCode::Char(' '));
     both("drill_new", &a);
     match &key(&mut a, KeyCode::Enter)[..] {
-        [
-            Command::StartDrill {
-                components,
-                scenario,
-                ..
-            },
-        ] => {
-            assert_eq!(components, &["kv", "r2", "sqlite"]);
-            assert_eq!(scenario, "full");
+        [Command::StartDrill { drill, .. }] => {
+            assert_eq!(drill.components, ["kv", "r2", "sqlite"]);
+            assert_eq!(drill.scenario, "full");
         }
         other => panic!("{other:?}"),
     }
     assert_eq!(*a.screen(), cfdr::tui::state::Screen::Run);
+    // A point-in-time drill asks for its time; a time it cannot read is said, nothing starts.
+    let mut p = app();
+    key(&mut p, KeyCode::Char('d'));
+    key(&mut p, KeyCode::Char('n'));
+    for _ in 0..4 {
+        key(&mut p, KeyCode::Down);
+    }
+    key(&mut p, KeyCode::Right);
+    key(&mut p, KeyCode::Right);
+    key(&mut p, KeyCode::Down);
+    keys(&mut p, "next tuesday");
+    assert!(key(&mut p, KeyCode::Enter).is_empty());
+    assert!(
+        p.message
+            .as_ref()
+            .unwrap()
+            .1
+            .contains("`next tuesday` is not a time")
+    );
+    for _ in 0.."next tuesday".len() {
+        key(&mut p, KeyCode::Backspace);
+    }
+    keys(&mut p, "2d");
+    both("drill_new_point_in_time", &p);
+    match &key(&mut p, KeyCode::Enter)[..] {
+        [Command::StartDrill { drill, .. }] => {
+            assert_eq!(drill.scenario, "point-in-time");
+            let at = drill.at.expect("the time typed");
+            let ago = time::OffsetDateTime::now_utc() - at;
+            assert!((ago.whole_hours() - 48).abs() <= 1, "{ago}");
+        }
+        other => panic!("{other:?}"),
+    }
     // The history again: the older, partial one's report, its RTO past target in red.
     let mut b = app();
     key(&mut b, KeyCode::Char('d'));

@@ -7,7 +7,6 @@ use time::OffsetDateTime;
 use crate::cli::exit::Failure;
 use crate::ops::restore::{Mode, Request, TimeTravel, time_travel};
 use crate::progress::Progress;
-use crate::repo::manifest;
 
 use super::context::{RepoArgs, print_json};
 use super::restore::{Account, Net, Session, carry_out, check_waiver};
@@ -58,34 +57,7 @@ pub struct TimeTravelArgs {
     repo: RepoArgs,
 }
 
-/// RFC 3339, Unix seconds (10 digits or fewer) or milliseconds, or a duration meaning that
-/// long ago.
-pub(super) fn parse_at(s: &str) -> Result<OffsetDateTime, String> {
-    let now = OffsetDateTime::now_utc();
-    let t = s.trim();
-    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
-        let n: i64 = t.parse().map_err(|_| format!("`{s}` is not a time"))?;
-        let nanos = if t.len() <= 10 {
-            i128::from(n) * 1_000_000_000
-        } else {
-            i128::from(n) * 1_000_000
-        };
-        return OffsetDateTime::from_unix_timestamp_nanos(nanos)
-            .map_err(|_| format!("`{s}` is not a time"));
-    }
-    if let Some(at) = manifest::parse_time(t) {
-        return Ok(at);
-    }
-    if let Ok(d) = humantime::parse_duration(t.trim_end_matches(" ago")) {
-        return time::Duration::try_from(d)
-            .ok()
-            .and_then(|d| now.checked_sub(d))
-            .ok_or_else(|| format!("`{s}` reaches before any time"));
-    }
-    Err(format!(
-        "`{s}` is not a time: give RFC 3339 (2026-12-02T14:05:00Z), Unix seconds, or how long ago (90m)"
-    ))
-}
+pub(super) use crate::text::parse_at;
 
 /// D1's bookmark shape: `xxxxxxxx-xxxxxxxx-xxxxxxxx-<32 hex>`.
 fn parse_bookmark(s: &str) -> Result<String, String> {

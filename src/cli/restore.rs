@@ -397,6 +397,7 @@ pub async fn diff(args: DiffArgs) -> anyhow::Result<()> {
         prefix: prefix.map(str::to_string),
         tables: args.tables.clone(),
         extra_ok: false,
+        kept: Default::default(),
     };
     let (target, v) =
         restore::diff(&env, &args.backup, &scope, args.net.retry(), &progress).await?;

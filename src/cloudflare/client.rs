@@ -116,8 +116,12 @@ pub struct Client {
     pub budget: Arc<Budget>,
     /// Retries so far, each also told to the operation watching.
     pub retries: super::Retries,
+    /// Round trips as measured, for a plan's time.
+    pub pace: super::Pace,
     retry: RetryPolicy,
     permits: Arc<Semaphore>,
+    /// Requests in flight at once (the permits' number).
+    concurrency: usize,
 }
 
 /// What a request sends.
@@ -148,13 +152,22 @@ impl Client {
             token,
             budget,
             retries: super::Retries::default(),
+            pace: super::Pace::default(),
             retry,
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            concurrency: concurrency.max(1),
         }
     }
 
     pub fn account(&self) -> &str {
         &self.account
+    }
+
+    /// About how long `n` more requests take: the budget's wait as it stands plus their round
+    /// trips as measured so far, as many in flight as this client sends at once. Without a
+    /// round trip seen yet, the budget's wait alone.
+    pub fn time_for(&self, n: u64) -> Duration {
+        self.budget.wait_for(n) + self.pace.time_for(n, self.concurrency).unwrap_or_default()
     }
 
     /// `path` is relative to `/accounts/{account_id}`.
@@ -228,6 +241,7 @@ impl Client {
                     .header(reqwest::header::CONTENT_TYPE, *ct)
                     .body(b.clone()),
             };
+            let sent = std::time::Instant::now();
             let outcome = match req.send().await {
                 Ok(resp) => {
                     let status = resp.status();
@@ -242,6 +256,9 @@ impl Client {
                 }
                 Err(e) => Err(redact(&e)),
             };
+            if outcome.is_ok() {
+                self.pace.saw(sent.elapsed());
+            }
             drop(permit);
             let (method_s, path_s) = describe(&method);
             let wait = match &outcome {

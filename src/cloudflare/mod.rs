@@ -8,11 +8,13 @@ pub mod budget;
 pub mod client;
 pub mod d1;
 pub mod kv;
+pub mod pace;
 pub mod r2;
 pub mod retries;
 pub mod sigv4;
 
 pub use budget::{Budget, BudgetState};
 pub use client::{Answer, Body, CfError, Client, RetryPolicy};
+pub use pace::Pace;
 pub use r2::{R2Credentials, S3Client, S3Error};
 pub use retries::Retries;

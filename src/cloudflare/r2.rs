@@ -145,6 +145,8 @@ pub struct S3Client {
     retry: RetryPolicy,
     /// Retries so far, each also told to the operation watching.
     pub retries: super::Retries,
+    /// Round trips of whole answers as measured, for a plan's time.
+    pub pace: super::Pace,
     requests: Arc<AtomicU64>,
 }
 
@@ -304,6 +306,7 @@ impl S3Client {
             creds: Arc::new(creds),
             retry,
             retries: super::Retries::default(),
+            pace: super::Pace::default(),
             requests: Arc::new(AtomicU64::new(0)),
         })
     }
@@ -418,6 +421,7 @@ impl S3Client {
             Ok(r) => r,
             Err(e) => return Attempt::Fail(e),
         };
+        let sent = std::time::Instant::now();
         let resp = match req.send().await {
             Ok(r) => r,
             Err(e) => return Attempt::Retry(transport(&e), None),
@@ -428,6 +432,7 @@ impl S3Client {
             Ok(b) => b,
             Err(e) => return Attempt::Retry(format!("body cut short: {}", transport(&e)), None),
         };
+        self.pace.saw(sent.elapsed());
         if status.is_success() {
             return Attempt::Done(Answer { headers, body });
         }

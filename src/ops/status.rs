@@ -130,6 +130,26 @@ fn drill(report: &Value, result: &Value, measures: &Value) -> Drill {
     }
 }
 
+/// Each target's last drill, by (kind, name), from drill reports (`cfdr.drill/1` JSON) in any
+/// order: the newest that names the target, with the target's own result and measures.
+pub fn last_drills(reports: &[Value]) -> BTreeMap<(String, String), Drill> {
+    // Newest first (ids begin with their time); a target's last drill is the first naming it.
+    let mut drills: Vec<&Value> = reports.iter().collect();
+    drills.sort_by(|a, b| b["id"].as_str().cmp(&a["id"].as_str()));
+    let mut last = BTreeMap::new();
+    for d in &drills {
+        for t in d["targets"].as_array().into_iter().flatten() {
+            let key = (
+                t["kind"].as_str().unwrap_or_default().to_string(),
+                t["name"].as_str().unwrap_or_default().to_string(),
+            );
+            last.entry(key)
+                .or_insert_with(|| drill(d, &t["result"], &t["measures"]));
+        }
+    }
+    last
+}
+
 /// Each target's status, the newest first of its drills and failures.
 pub fn compute(i: &Inputs) -> Status {
     // Scratch targets a drill made (and left, if its cleanup failed) are not the account's own.
@@ -142,22 +162,9 @@ pub fn compute(i: &Inputs) -> Status {
     let rows = inventory::inventory(i.entries, &known, i.config, i.now);
     let newest: BTreeMap<&str, &Entry> = i.entries.iter().map(|e| (e.id.as_str(), e)).collect();
 
-    // Drills newest first (ids begin with their time); a target's last drill is the first
-    // that names it.
     let mut drills: Vec<&Value> = i.drills.iter().collect();
     drills.sort_by(|a, b| b["id"].as_str().cmp(&a["id"].as_str()));
-    let mut last_drill: BTreeMap<(String, String), Drill> = BTreeMap::new();
-    for d in &drills {
-        for t in d["targets"].as_array().into_iter().flatten() {
-            let key = (
-                t["kind"].as_str().unwrap_or_default().to_string(),
-                t["name"].as_str().unwrap_or_default().to_string(),
-            );
-            last_drill
-                .entry(key)
-                .or_insert_with(|| drill(d, &t["result"], &t["measures"]));
-        }
-    }
+    let last_drill = last_drills(i.drills);
 
     let day_ago = i.now - Duration::from_secs(86_400);
     let targets = rows

@@ -964,7 +964,8 @@ async fn execute(
             prefix,
         } => {
             let named = to_of(env, target.as_ref(), &own_target(env, backup).await?).await?;
-            let scope = compared(run, at, backup, named, target.is_some(), tables, prefix);
+            let mut scope = compared(run, at, backup, named, target.is_some(), tables, prefix);
+            scope.kept = kept(env, run, at, backup).await?;
             let (t, v) = restore::diff(env, backup, &scope, opts.retry.clone(), progress).await?;
             if !v.ok {
                 let first = differences(&v, 5);
@@ -1166,13 +1167,37 @@ fn compared(
             prefix: p.clone(),
             tables: t.clone(),
             extra_ok: mode != "clear",
+            ..Default::default()
         },
         _ => restore::Scope {
             to,
             prefix: prefix.clone(),
             tables: tables.to_vec(),
             extra_ok: false,
+            ..Default::default()
         },
+    }
+}
+
+/// What a skip-mode restore of `backup` earlier in the run kept as the target had it (from
+/// its plan): not differences when the run verifies that restore.
+async fn kept(
+    env: &Env<'_>,
+    run: &Run,
+    at: (usize, usize),
+    backup: &str,
+) -> Result<std::collections::BTreeSet<String>> {
+    let Some(item) = restored(run, at, backup) else {
+        return Ok(Default::default());
+    };
+    match (&item.act, item.facts.get("restore_run")) {
+        (Act::Restore { mode, .. }, Some(id)) if mode == "skip" => Ok(restore::load(env.repo, id)
+            .await?
+            .plan
+            .kept_keys
+            .into_iter()
+            .collect()),
+        _ => Ok(Default::default()),
     }
 }
 

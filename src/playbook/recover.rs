@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 use time::OffsetDateTime;
 
 use super::runner::{self, Act, Run, Status, Subject, Target};
+pub use crate::ops::restore::Mode;
+use crate::ops::restore::scratch;
 use crate::repo::catalog::Entry;
 use crate::repo::{lease, manifest};
 
@@ -19,6 +21,10 @@ pub enum Dest {
     Same,
     /// Into another target of the same kind, by name; created when it does not exist.
     Other { name: String, exists: bool },
+    /// Into a new scratch target, named after the backup's target and run `run` (the run's id
+    /// is chosen with the form, so the plan names the very target the run creates), verified,
+    /// then removed at the end of the run: proof that the backup restores, nothing touched.
+    Scratch { run: String },
 }
 
 /// What the operator chose on the restore form.
@@ -29,6 +35,8 @@ pub struct Choice {
     pub tables: Vec<String>,
     /// KV and R2: only keys (objects) under this prefix.
     pub prefix: Option<String>,
+    /// What happens to what the target holds: overwrite, skip or clear.
+    pub mode: Mode,
 }
 
 impl Choice {
@@ -39,8 +47,13 @@ impl Choice {
             name: match &self.into {
                 Dest::Same => of.target.clone(),
                 Dest::Other { name, .. } => name.clone(),
+                Dest::Scratch { run } => scratch::name(&of.kind, &of.target, run),
             },
         }
+    }
+
+    pub fn scratch(&self) -> bool {
+        matches!(self.into, Dest::Scratch { .. })
     }
 
     /// Whether the restore writes over data that is there now (and so needs a pre-recovery
@@ -49,6 +62,7 @@ impl Choice {
         match &self.into {
             Dest::Same => true,
             Dest::Other { exists, .. } => *exists,
+            Dest::Scratch { .. } => false,
         }
     }
 }
@@ -88,19 +102,21 @@ pub fn run(of: &Entry, choice: &Choice, rto_rpo: (u64, u64), now: OffsetDateTime
         format!("Restore {} into {label}", of.id),
         Act::Restore {
             backup: of.id.clone(),
-            target: Some(target.clone()),
+            // A scratch target is named by the restore step from the run's id.
+            target: (!choice.scratch()).then(|| target.clone()),
             tables: choice.tables.clone(),
             prefix: choice.prefix.clone(),
-            mode: "overwrite".into(),
+            mode: choice.mode.as_str().into(),
             at: None,
-            scratch: false,
+            scratch: choice.scratch(),
         },
     ));
     steps.push(step(
         format!("Verify {label} against the backup"),
         Act::Verify {
             backup: of.id.clone(),
-            target: Some(target.clone()),
+            // A scratch target: the one the restore step created.
+            target: (!choice.scratch()).then(|| target.clone()),
             tables: choice.tables.clone(),
             prefix: choice.prefix.clone(),
         },
@@ -115,11 +131,27 @@ pub fn run(of: &Entry, choice: &Choice, rto_rpo: (u64, u64), now: OffsetDateTime
     if let Some(p) = &choice.prefix {
         params.insert("prefix".into(), p.clone());
     }
+    if choice.mode != Mode::Overwrite {
+        params.insert("mode".into(), choice.mode.as_str().into());
+    }
+    let (id, title) = match &choice.into {
+        Dest::Scratch { run } => (
+            run.clone(),
+            format!(
+                "restore of {} from {} into scratch {label} (removed at the end)",
+                of.kind, of.id
+            ),
+        ),
+        _ => (
+            manifest::new_id(now),
+            format!("restore of {label} from {}", of.id),
+        ),
+    };
     Run {
         format: runner::RUN_FORMAT.into(),
-        id: manifest::new_id(now),
+        id,
         playbook: "restore".into(),
-        title: format!("restore of {label} from {}", of.id),
+        title,
         rto_secs: rto_rpo.0,
         rpo_secs: rto_rpo.1,
         params,
@@ -176,6 +208,7 @@ mod tests {
             into: Dest::Same,
             tables: vec!["users".into()],
             prefix: None,
+            mode: Mode::Overwrite,
         };
         let r = run(&entry(), &same, (900, 86_400), now);
         let kinds: Vec<&str> = r.steps.iter().map(|s| s.kind.as_str()).collect();
@@ -192,6 +225,7 @@ mod tests {
             },
             tables: Vec::new(),
             prefix: None,
+            mode: Mode::Overwrite,
         };
         let r = run(&entry(), &fresh, (900, 86_400), now);
         let kinds: Vec<&str> = r.steps.iter().map(|s| s.kind.as_str()).collect();
@@ -201,5 +235,34 @@ mod tests {
             "nothing there to lose"
         );
         assert!(r.title.contains("d1 `support-portal-copy`"));
+    }
+
+    #[test]
+    fn a_scratch_restore_is_named_by_its_run_and_touches_nothing_there() {
+        let now = time::macros::datetime!(2026-12-04 12:00 UTC);
+        let scratch = Choice {
+            into: Dest::Scratch {
+                run: "2026-12-04T12-00-00Z-ab12".into(),
+            },
+            tables: Vec::new(),
+            prefix: None,
+            mode: Mode::Clear,
+        };
+        let name = scratch.target(&entry()).name;
+        assert!(name.starts_with("support-portal-drill-"), "{name}");
+        assert!(!scratch.overwrites());
+        let r = run(&entry(), &scratch, (900, 86_400), now);
+        assert_eq!(
+            r.id, "2026-12-04T12-00-00Z-ab12",
+            "the plan named its target"
+        );
+        let kinds: Vec<&str> = r.steps.iter().map(|s| s.kind.as_str()).collect();
+        assert_eq!(kinds, ["validate", "restore", "verify"]);
+        assert!(matches!(
+            &r.steps[1].items[0].act,
+            Act::Restore { scratch: true, target: None, mode, .. } if mode == "clear"
+        ));
+        assert_eq!(r.params["mode"], "clear");
+        assert!(r.title.contains("removed at the end"), "{}", r.title);
     }
 }

@@ -227,6 +227,7 @@ mod tests {
                 into: crate::playbook::recover::Dest::Same,
                 tables: Vec::new(),
                 prefix: None,
+                mode: Default::default(),
             },
             (60, 60),
             time::macros::datetime!(2026-12-04 12:00 UTC),

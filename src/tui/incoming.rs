@@ -36,10 +36,7 @@ impl App {
             }
             Loaded::Audit(r) => self.records.audit_loaded(r, &mut self.message),
             Loaded::Playbooks(r) => self.books.loaded(r, &mut self.message),
-            Loaded::Drills(Ok(list)) => {
-                self.drills.sel = self.drills.sel.min(list.len().saturating_sub(1));
-                self.drills.list = Some(list);
-            }
+            Loaded::Drills(Ok(list)) => self.drills.loaded(list),
             Loaded::Drills(Err(e)) => {
                 self.message = Some((true, format!("cannot read the drills: {e}")))
             }
@@ -112,11 +109,17 @@ impl App {
                     }
                 }
                 job.outcome = Some(outcome);
+                let mut then = Vec::new();
                 if was_backup {
-                    vec![Command::LoadCatalog]
-                } else {
-                    Vec::new()
+                    then.push(Command::LoadCatalog);
                 }
+                if self.drills.job == Some(id) {
+                    // A drill's report is written at its end: the history and the
+                    // inventory's DRILL column read it.
+                    self.drills.job = None;
+                    then.push(Command::LoadDrills);
+                }
+                then
             }
         }
     }

@@ -11,12 +11,13 @@ use super::Console;
 use super::guide::Answers;
 use super::state::{Command, Event, JobEvent, Loaded};
 use crate::ops::backup::{self as step, Env, Options};
-use crate::ops::restore::{self, Mode, Request};
+use crate::ops::restore::{self, Request};
 use crate::playbook::execute::{self, Answer, Ended, Operator};
 use crate::playbook::recover::{self, Choice, Dest};
 use crate::playbook::runner::{Run, Target};
 use crate::progress::{Progress, ProgressEvent};
 use crate::repo::VerifyMode;
+use crate::repo::catalog::Entry;
 
 /// A progress handle whose events land in the console's channel as `Job(job, …)`, cancelled by
 /// the job's flag.
@@ -204,17 +205,17 @@ fn env(c: &Console) -> Env<'_> {
     }
 }
 
-/// The restore `choice` asks for, planned only: the plan screen's figures.
-fn dry_run(backup: &str, choice: &Choice) -> Request {
+/// The restore `choice` asks for of `backup`, planned only: the plan screen's figures.
+fn dry_run(backup: &Entry, choice: &Choice) -> Request {
     Request {
-        backup: backup.to_string(),
+        backup: backup.id.clone(),
         to: match &choice.into {
             Dest::Same => None,
-            Dest::Other { name, .. } => Some(name.clone()),
+            Dest::Other { .. } | Dest::Scratch { .. } => Some(choice.target(backup).name),
         },
         prefix: choice.prefix.clone(),
         tables: choice.tables.clone(),
-        mode: Mode::Overwrite,
+        mode: choice.mode,
         snapshot: true,
         dry_run: true,
         concurrency: 4,
@@ -297,13 +298,9 @@ async fn runs(
             let outcome = resume_run(&c, &run, (job, &tx), answers, &p).await;
             let _ = tx.send(Event::Job(job, JobEvent::Finished(outcome)));
         }
-        Command::StartDrill {
-            job,
-            components,
-            scenario,
-        } => {
-            let p = progress(format!("{scenario} drill"), job, &tx, cancel);
-            let outcome = start_drill(&c, components, &scenario, (job, &tx), &p).await;
+        Command::StartDrill { job, drill } => {
+            let p = progress(format!("{} drill", drill.scenario), job, &tx, cancel);
+            let outcome = start_drill(&c, drill, (job, &tx), &p).await;
             let _ = tx.send(Event::Job(job, JobEvent::Finished(outcome)));
         }
         Command::StartPlaybook { job, id, params } => {
@@ -341,23 +338,24 @@ async fn drills(c: &Console) -> Result<Vec<super::drills::Report>, String> {
     Ok(out)
 }
 
-/// A drill of `components`: planned (the newest backup of each target) and run.
+/// A drill as the form asked for it: planned (the newest backup of each target, or the
+/// newest at or before its time) and run.
 async fn start_drill(
     c: &Console,
-    components: Vec<String>,
-    scenario: &str,
+    d: super::drills::StartDrill,
     to: (u64, &UnboundedSender<Event>),
     p: &Progress,
 ) -> Result<String, String> {
     use crate::playbook::drill::{self, Pick, Scenario};
     let env = env(c);
     let req = drill::Request {
-        components,
-        scenario: Scenario::parse(scenario).unwrap_or(Scenario::Full),
+        components: d.components,
+        scenario: Scenario::parse(&d.scenario)
+            .ok_or_else(|| format!("`{}` is not a drill scenario", d.scenario))?,
         pick: Pick::Latest,
-        at: None,
-        tables: Vec::new(),
-        prefix: None,
+        at: d.at,
+        tables: d.tables,
+        prefix: d.prefix,
         tester: None,
     };
     let mut run = drill::plan(&env, &req, time::OffsetDateTime::now_utc())
@@ -385,7 +383,8 @@ async fn plan_restore(
     p: &Progress,
 ) -> Result<Box<restore::Plan>, String> {
     let env = env(c);
-    let planned = restore::plan(&env, &dry_run(backup, choice), p)
+    let entry = env.repo.entry(backup).await.map_err(text)?;
+    let planned = restore::plan(&env, &dry_run(&entry, choice), p)
         .await
         .map_err(text)?;
     Ok(Box::new(planned.plan))

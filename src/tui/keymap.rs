@@ -65,7 +65,7 @@ impl Action {
             Action::Restore => "restore: plan, confirm, run, verify",
             Action::Proceed => "go on: plan, then confirm, then run",
             Action::NextField => "next field",
-            Action::Toggle => "same target / another target",
+            Action::Toggle => "next choice: same / another / scratch target, mode",
             Action::Undo => "undo the restore (its snapshot back)",
             Action::Retry => "retry from the failed step",
             Action::Audit => "the audit trail",
@@ -78,6 +78,21 @@ impl Action {
 }
 
 impl Action {
+    /// Whether the action writes (to the repository or to Cloudflare) wherever it is bound:
+    /// what read-only mode turns off. (`enter` writes only where it runs something: see
+    /// `App::disabled`.)
+    pub fn writes(self) -> bool {
+        matches!(
+            self,
+            Action::Verify
+                | Action::BackupNow
+                | Action::Restore
+                | Action::NewDrill
+                | Action::Undo
+                | Action::Retry
+        )
+    }
+
     /// What the footer calls it, where room is short.
     pub fn short(self) -> &'static str {
         match self {
@@ -88,7 +103,7 @@ impl Action {
             Action::AllBackups => "all backups",
             Action::Restore => "restore",
             Action::Proceed => "go on",
-            Action::Toggle => "same/other",
+            Action::Toggle => "choose",
             Action::Undo => "undo",
             Action::Retry => "retry",
             Action::Cancel => "stop",
@@ -305,7 +320,11 @@ pub const RUN: &[Binding] = &[
 pub const RESTORE_FORM: &[Binding] = &[
     b(&[Key::code(KeyCode::Enter)], Action::Proceed, true),
     b(&[Key::code(KeyCode::Tab)], Action::NextField, true),
-    b(&[Key::ch(' ')], Action::Toggle, true),
+    b(
+        &[Key::ch(' '), Key::code(KeyCode::Right)],
+        Action::Toggle,
+        true,
+    ),
     b(&[Key::code(KeyCode::Esc)], Action::Back, true),
 ];
 
@@ -333,17 +352,17 @@ pub fn lookup(screen: &[Binding], e: &KeyEvent) -> Option<Action> {
 }
 
 /// `key action` pairs for the footer.
-pub fn footer(screen: &[Binding]) -> Vec<(String, &'static str)> {
+pub fn footer(screen: &[Binding]) -> Vec<(String, Action)> {
     screen
         .iter()
         .chain(GLOBAL)
         .filter(|b| b.footer)
-        .map(|b| (b.keys[0].label(), b.action.short()))
+        .map(|b| (b.keys[0].label(), b.action))
         .collect()
 }
 
-/// Every binding of a screen, for the help overlay: (keys, action name).
-pub fn help(screen: &[Binding]) -> Vec<(String, &'static str)> {
+/// Every binding of a screen, for the help overlay: (keys, action).
+pub fn help(screen: &[Binding]) -> Vec<(String, Action)> {
     let mut seen = Vec::new();
     let mut out = Vec::new();
     for b in screen.iter().chain(GLOBAL) {
@@ -363,7 +382,7 @@ pub fn help(screen: &[Binding]) -> Vec<(String, &'static str)> {
                 keys.push(k);
             }
         }
-        out.push((keys.join(" "), b.action.name()));
+        out.push((keys.join(" "), b.action));
     }
     out
 }
@@ -423,7 +442,13 @@ mod tests {
 
     #[test]
     fn help_lists_every_action_of_a_screen_once_with_all_its_keys() {
-        let h = help(BACKUPS);
+        let named = |screen| -> Vec<(String, &'static str)> {
+            help(screen)
+                .into_iter()
+                .map(|(k, a)| (k, a.name()))
+                .collect()
+        };
+        let h = named(BACKUPS);
         let names: Vec<&str> = h.iter().map(|(_, n)| *n).collect();
         let mut unique = names.clone();
         unique.dedup();
@@ -431,7 +456,7 @@ mod tests {
         assert!(h.contains(&("↓ j".to_string(), "down")));
         assert!(h.contains(&("v".to_string(), "verify backup (full)")));
         assert_eq!(palette(BACKUPS).len(), h.len() - 7, "no motion keys");
-        assert!(help(AUDIT).contains(&("3".to_string(), "the audit trail")));
-        assert!(help(DETAIL).contains(&("esc bksp".to_string(), "back")));
+        assert!(named(AUDIT).contains(&("3".to_string(), "the audit trail")));
+        assert!(named(DETAIL).contains(&("esc bksp".to_string(), "back")));
     }
 }

@@ -8,7 +8,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::state::{App, Command, Screen};
 use crate::ops::restore::Plan;
-use crate::playbook::recover::{Choice, Dest};
+use crate::playbook::recover::{Choice, Dest, Mode};
 use crate::playbook::runner::{Act, Run, State, Status};
 use crate::repo::catalog::Entry;
 
@@ -38,7 +38,23 @@ pub enum Field {
     Name,
     /// Tables (D1) or a key/object prefix (KV, R2).
     Only,
+    /// Overwrite, skip or clear.
+    Mode,
 }
+
+/// Where the form sends the backup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Where {
+    /// Back over its own target.
+    Same,
+    /// Another target, by name.
+    Other,
+    /// A new scratch target, verified and then removed: nothing there is touched.
+    Scratch,
+}
+
+/// The modes the form cycles through, in order.
+pub const MODES: [Mode; 3] = [Mode::Overwrite, Mode::Skip, Mode::Clear];
 
 #[derive(Debug, Clone)]
 pub struct Recovery {
@@ -46,10 +62,14 @@ pub struct Recovery {
     pub backup: Entry,
     pub stage: Stage,
     pub field: Field,
-    /// Into another target instead of the backup's own.
-    pub other: bool,
+    pub into: Where,
+    /// The other target's name.
     pub name: String,
     pub only: String,
+    pub mode: Mode,
+    /// The run's id when it goes into a scratch target (chosen when the plan is made, so the
+    /// plan names the scratch target the run creates).
+    pub scratch_run: String,
     /// Whether a target of that name is in the account (or the repository) now.
     pub other_exists: bool,
     pub plan: Option<Box<Plan>>,
@@ -75,9 +95,11 @@ impl Recovery {
             backup,
             stage: Stage::Form,
             field: Field::Dest,
-            other: false,
+            into: Where::Same,
             name,
             only: String::new(),
+            mode: Mode::Overwrite,
+            scratch_run: String::new(),
             other_exists: false,
             plan: None,
             run: None,
@@ -88,13 +110,52 @@ impl Recovery {
         }
     }
 
-    /// The fields the form shows for this kind: a SQLite file goes back to its own path, and
-    /// has no part to choose.
+    /// The fields the form shows for this kind: a SQLite file goes back to its own path (or a
+    /// scratch copy), whole.
     pub fn fields(&self) -> Vec<Field> {
         match self.backup.kind.as_str() {
             "sqlite" => vec![Field::Dest],
-            _ if self.other => vec![Field::Dest, Field::Name, Field::Only],
-            _ => vec![Field::Dest, Field::Only],
+            _ if self.into == Where::Other => {
+                vec![Field::Dest, Field::Name, Field::Only, Field::Mode]
+            }
+            _ => vec![Field::Dest, Field::Only, Field::Mode],
+        }
+    }
+
+    /// The destinations this kind offers, in the order space cycles through them.
+    pub fn destinations(&self) -> &'static [Where] {
+        if self.backup.kind == "sqlite" {
+            &[Where::Same, Where::Scratch]
+        } else {
+            &[Where::Same, Where::Other, Where::Scratch]
+        }
+    }
+
+    /// `space` (or `←→`) on the field under the cursor: the next destination or mode.
+    pub fn cycle(&mut self, back: bool) {
+        fn next<T: Copy + PartialEq>(all: &[T], now: T, back: bool) -> T {
+            let at = all.iter().position(|x| *x == now).unwrap_or(0);
+            let n = all.len();
+            all[if back { (at + n - 1) % n } else { (at + 1) % n }]
+        }
+        match self.field {
+            Field::Mode => self.mode = next(&MODES, self.mode, back),
+            _ => {
+                self.into = next(self.destinations(), self.into, back);
+                self.field = Field::Dest;
+            }
+        }
+    }
+
+    /// What a mode does, as the form says it.
+    pub fn mode_help(&self) -> &'static str {
+        match (self.mode, self.backup.kind.as_str()) {
+            (Mode::Overwrite, "d1") => "tables in the backup replaced, others kept",
+            (Mode::Skip, "d1") => "only tables the target lacks created",
+            (Mode::Clear, "d1") => "afterwards the database equals the backup",
+            (Mode::Overwrite, _) => "what differs written, extra keys kept",
+            (Mode::Skip, _) => "only keys the target lacks written",
+            (Mode::Clear, _) => "afterwards equals the backup: extra keys deleted",
         }
     }
 
@@ -130,16 +191,23 @@ impl Recovery {
             _ => (Vec::new(), None),
         };
         Choice {
-            into: if self.other {
-                Dest::Other {
+            into: match self.into {
+                Where::Same => Dest::Same,
+                Where::Other => Dest::Other {
                     name: self.name.trim().to_string(),
                     exists: self.other_exists,
-                }
-            } else {
-                Dest::Same
+                },
+                Where::Scratch => Dest::Scratch {
+                    run: self.scratch_run.clone(),
+                },
             },
             tables,
             prefix,
+            mode: if self.backup.kind == "sqlite" {
+                Mode::Overwrite
+            } else {
+                self.mode
+            },
         }
     }
 
@@ -150,7 +218,7 @@ impl Recovery {
 
     /// What is wrong with the form, if anything.
     pub fn problem(&self) -> Option<String> {
-        if self.other {
+        if self.into == Where::Other {
             let name = self.name.trim();
             if name.is_empty() {
                 return Some("give the other target a name".into());
@@ -211,7 +279,7 @@ impl App {
             Stage::Form => match r.field {
                 Field::Name => &mut r.name,
                 Field::Only => &mut r.only,
-                Field::Dest => return false,
+                Field::Dest | Field::Mode => return false,
             },
             _ => return false,
         };
@@ -302,6 +370,11 @@ impl App {
                 }
                 let job = self.new_job(format!("plan restore of {backup}"), None);
                 let r = self.recovery.as_mut().expect("checked above");
+                if let crate::playbook::recover::Dest::Scratch { run } = &mut choice.into {
+                    // A new run id, so the plan names the scratch target this run creates.
+                    *run = crate::repo::manifest::new_id(self.now);
+                    r.scratch_run = run.clone();
+                }
                 r.other_exists = exists;
                 r.stage = Stage::Planning;
                 r.job = Some(job);
@@ -404,6 +477,12 @@ impl App {
         };
         if busy || !r.ended() {
             self.message = Some((false, "undo is there once the run has ended".into()));
+        } else if r.into == Where::Scratch {
+            self.message = Some((
+                false,
+                "the scratch copy was removed at the end: nothing was touched, nothing to undo"
+                    .into(),
+            ));
         } else if r.restore_run().is_none() {
             self.message = Some((
                 false,
@@ -497,8 +576,9 @@ mod tests {
         assert_eq!(c.tables, ["users", "orders"]);
         assert_eq!(c.into, Dest::Same);
         assert_eq!(r.target_name(), "shop");
-        assert_eq!(r.fields(), [Field::Dest, Field::Only]);
-        r.other = true;
+        assert_eq!(r.fields(), [Field::Dest, Field::Only, Field::Mode]);
+        r.cycle(false);
+        assert_eq!(r.into, Where::Other);
         r.next_field(false);
         assert_eq!(r.field, Field::Name);
         assert_eq!(r.target_name(), "shop-restored");
@@ -508,5 +588,34 @@ mod tests {
         kv.only = "user:".into();
         assert_eq!(kv.choice().prefix.as_deref(), Some("user:"));
         assert_eq!(Recovery::new(entry("sqlite")).fields(), [Field::Dest]);
+    }
+
+    #[test]
+    fn space_cycles_the_field_under_the_cursor_scratch_and_modes_included() {
+        let mut r = Recovery::new(entry("kv"));
+        r.cycle(false);
+        r.cycle(false);
+        assert_eq!(r.into, Where::Scratch);
+        r.scratch_run = "2026-12-04T12-00-00Z-ab12".into();
+        assert!(!r.choice().overwrites(), "nothing there is written over");
+        assert!(r.target_name().starts_with("shop-drill-"));
+        r.cycle(false);
+        assert_eq!(r.into, Where::Same);
+        r.field = Field::Mode;
+        r.cycle(false);
+        assert_eq!(r.choice().mode, Mode::Skip);
+        r.cycle(true);
+        r.cycle(true);
+        assert_eq!(r.choice().mode, Mode::Clear);
+        assert_eq!(r.field, Field::Mode, "cycling a mode stays on it");
+        let mut file = Recovery::new(entry("sqlite"));
+        file.cycle(false);
+        assert_eq!(
+            file.into,
+            Where::Scratch,
+            "a file: its own path or a scratch copy"
+        );
+        file.cycle(false);
+        assert_eq!(file.into, Where::Same);
     }
 }

@@ -11,7 +11,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEvent
 use time::OffsetDateTime;
 
 use super::keymap::{self, Action, Binding};
-use super::recovery::{Field, Recovery, Stage};
+use super::recovery::{Recovery, Stage};
 use crate::cloudflare::BudgetState;
 use crate::config::Config;
 use crate::ops::backup::What;
@@ -113,11 +113,10 @@ pub enum Command {
     },
     LoadPlaybooks,
     LoadDrills,
-    /// A drill of `components` (`scenario`), on the run screen.
+    /// A drill (components, scenario, its part or time), on the run screen.
     StartDrill {
         job: u64,
-        components: Vec<String>,
-        scenario: String,
+        drill: super::drills::StartDrill,
     },
     /// The playbook runs in the repository (interrupted ones are offered).
     LoadRuns,
@@ -283,6 +282,8 @@ impl App {
             Command::LoadCatalog,
             Command::LoadTargets,
             Command::LoadRuns,
+            // Each target's last drill, for the inventory.
+            Command::LoadDrills,
         ]
     }
 
@@ -308,6 +309,14 @@ impl App {
                 _ => keymap::RESTORE_PLAN,
             },
         }
+    }
+
+    /// Why `action` is off on this screen, if it is: in read-only mode, everything that writes
+    /// (the footer, the help and the palette show it so, and pressing it says why).
+    pub fn disabled(&self, action: Action) -> Option<&'static str> {
+        let writes = action.writes()
+            || (action == Action::Proceed && matches!(self.screen(), Screen::Params | Screen::Run));
+        (self.info.read_only && writes).then_some("off (read-only)")
     }
 
     /// The running job, if any (one at a time: the repository has one writer).
@@ -557,9 +566,8 @@ impl App {
                 }
             }
             Action::Toggle => {
-                if let Some(r) = self.recovery.as_mut().filter(|r| r.backup.kind != "sqlite") {
-                    r.other = !r.other;
-                    r.field = Field::Dest;
+                if let Some(r) = self.recovery.as_mut().filter(|r| r.stage == Stage::Form) {
+                    r.cycle(false);
                 }
             }
             Action::Undo => return self.restore_undo(),

@@ -307,6 +307,7 @@ pub async fn plan(
     }
     requests.total = requests.by_step.values().sum();
     requests.budget_wait_secs = client.budget.wait_for(requests.total).as_secs_f64();
+    requests.eta_secs = client.time_for(requests.total).as_secs_f64();
 
     let kept_keys = d1
         .tables
@@ -618,6 +619,7 @@ pub async fn diff(
     m: &Manifest,
     to: Option<&str>,
     tables: &[String],
+    kept: &BTreeSet<String>,
     progress: &Progress,
 ) -> Result<(TargetRef, Verification)> {
     let client = super::cloudflare(env)?;
@@ -633,7 +635,11 @@ pub async fn diff(
         .map_err(|e| Error::Verification(format!("backup `{}`: {e}", m.id)))?;
     let live = query::live(client, &target.id).await?;
     let only = (!tables.is_empty()).then_some(tables);
-    let d1 = engine::plan(&backup, &[], &live, only, Mode::Clear).map_err(Error::usage)?;
+    let mut d1 = engine::plan(&backup, &[], &live, only, Mode::Clear).map_err(Error::usage)?;
+    // Tables a skip-mode restore kept as the target had them are not compared.
+    let kept: BTreeSet<String> = kept.iter().map(|t| t.to_ascii_lowercase()).collect();
+    d1.tables
+        .retain(|t| !kept.contains(&t.name.to_ascii_lowercase()));
     let names: BTreeSet<String> = d1.compared().map(|t| t.name.to_ascii_lowercase()).collect();
     let hashes = paged::hashes(client, &target.id, Some(&names), progress).await?;
     let differences = engine::compare(&d1, &backup, &hashes);

@@ -105,21 +105,37 @@ pub fn print_plan(plan: &Plan, out: &mut impl Write) -> std::io::Result<()> {
         .iter()
         .map(|(k, v)| format!("{k} {v}"))
         .collect();
+    let r = &plan.requests;
     writeln!(
         out,
-        "  requests: {} — {} in all{}",
+        "  requests: {} — {} in all{}{}",
         steps.join(", "),
-        plan.requests.total,
-        if plan.requests.budget_wait_secs > 0.5 {
+        r.total,
+        if r.eta_secs > 0.0 {
+            format!(", about {}", eta(r.eta_secs))
+        } else {
+            String::new()
+        },
+        if r.budget_wait_secs > 0.5 {
             format!(
-                ", about {:.0}s waiting on the request budget",
-                plan.requests.budget_wait_secs
+                " ({} of it waiting on the request budget)",
+                eta(r.budget_wait_secs)
             )
         } else {
             ", within the request budget".into()
         }
     )?;
     Ok(())
+}
+
+/// An estimate in seconds, as a plan says it: tenths under ten seconds, whole seconds to a
+/// few minutes, then minutes.
+fn eta(secs: f64) -> String {
+    match secs {
+        s if s < 10.0 => format!("{s:.1}s"),
+        s if s < 600.0 => format!("{s:.0}s"),
+        s => format!("{:.0} min", s / 60.0),
+    }
 }
 
 /// A D1 plan: each table with what happens to it and its rows before and after, then the

@@ -205,6 +205,7 @@ pub async fn plan(
     step("verify", read_cost(after, after_single));
     requests.total = requests.by_step.values().sum();
     requests.budget_wait_secs = client.budget.wait_for(requests.total).as_secs_f64();
+    requests.eta_secs = client.time_for(requests.total).as_secs_f64();
 
     let ranks: Vec<usize> = written.iter().filter_map(|k| scope.rank(k)).collect();
     for r in ranks {
@@ -382,7 +383,7 @@ pub async fn diff(
     env: &Env<'_>,
     m: &Manifest,
     to: Option<&str>,
-    prefix: Option<&str>,
+    (prefix, kept): (Option<&str>, &BTreeSet<String>),
     exact: bool,
     progress: &Progress,
 ) -> Result<(TargetRef, Verification)> {
@@ -405,7 +406,7 @@ pub async fn diff(
         .collect();
     // A key about to expire cannot be written (KV refuses the expiration), so a restore
     // leaves it out: where the target lacks it too, that is no difference.
-    let soon: BTreeSet<String> = want
+    let mut ignore: BTreeSet<String> = want
         .iter()
         .filter(|(k, p)| {
             p.expiration
@@ -414,8 +415,9 @@ pub async fn diff(
         })
         .map(|(k, _)| k.clone())
         .collect();
+    ignore.extend(kept.iter().cloned());
     let scope = Scope::new(prefix, &[]);
-    let differences = engine::compare(&want, &live, scope, exact, &soon);
+    let differences = engine::compare(&want, &live, scope, exact, &ignore);
     let v = verification(&want, &live, scope, differences);
     Ok((target, v))
 }

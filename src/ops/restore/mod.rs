@@ -196,6 +196,10 @@ pub struct Requests {
     pub total: u64,
     /// Seconds spent waiting on the request budget as it stands now (latency not included).
     pub budget_wait_secs: f64,
+    /// About how long the requests take in all: the budget's wait plus their round trips as
+    /// measured while planning (0 when none was measured). Bodies' transfer time aside.
+    #[serde(default)]
+    pub eta_secs: f64,
 }
 
 /// A restore's plan: what it will do, exactly. Stored sealed in the run, so a resume does
@@ -495,7 +499,7 @@ async fn plan_target(env: &Env<'_>, req: &Request, progress: &Progress) -> Resul
             )
             .await?
         }
-        Kind::Sqlite => sqlite::target(&m, req.to.as_deref()),
+        Kind::Sqlite => sqlite::target(&m, req.to.as_deref())?,
     };
     let lock = lock_unless_dry(env, req, &target, &run).await?;
     let planned = match m.kind {
@@ -755,6 +759,9 @@ pub struct Scope {
     /// KV and R2: keys the target holds beyond the backup are not differences (what an
     /// overwrite restore leaves in place).
     pub extra_ok: bool,
+    /// Keys (objects; D1: tables) a skip-mode restore left as the target had them: not
+    /// compared, so what the restore deliberately kept is no difference.
+    pub kept: std::collections::BTreeSet<String>,
 }
 
 /// `cfdr diff`: how the live target differs from backup `id` (under the scope's prefix; D1:
@@ -774,15 +781,15 @@ pub async fn diff(
         !scope.extra_ok,
     );
     match m.kind {
-        Kind::D1 => d1::diff(env, &m, to, &scope.tables, progress).await,
-        Kind::Kv => kv::diff(env, &m, to, prefix, exact, progress).await,
+        Kind::D1 => d1::diff(env, &m, to, &scope.tables, &scope.kept, progress).await,
+        Kind::Kv => kv::diff(env, &m, to, (prefix, &scope.kept), exact, progress).await,
         Kind::R2 => {
             r2::diff(
                 env,
                 &r2::client(env, retry, progress)?,
                 &m,
                 to,
-                prefix,
+                (prefix, &scope.kept),
                 exact,
             )
             .await

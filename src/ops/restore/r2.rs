@@ -181,6 +181,12 @@ pub async fn plan(
         .min(SAMPLE) as u64;
     step("verify", engine::list_requests(after) + sampled);
     requests.total = requests.by_step.values().sum();
+    // R2's S3 endpoint has no request budget; objects go CONCURRENCY at a time.
+    requests.eta_secs = s3
+        .pace
+        .time_for(requests.total, CONCURRENCY)
+        .unwrap_or_default()
+        .as_secs_f64();
 
     let plan = Plan {
         format: super::PLAN_FORMAT.into(),
@@ -612,7 +618,7 @@ pub async fn diff(
     s3: &S3Client,
     m: &Manifest,
     to: Option<&str>,
-    prefix: Option<&str>,
+    (prefix, kept): (Option<&str>, &BTreeSet<String>),
     exact: bool,
 ) -> Result<(TargetRef, Verification)> {
     let target = target(s3, m, to).await?;
@@ -624,19 +630,12 @@ pub async fn diff(
     }
     let data = data(env.repo, m).await?;
     let live = list(s3, &target.id, prefix).await?.unwrap_or_default();
-    let differences = engine::compare(
-        &data.index,
-        &live,
-        &BTreeMap::new(),
-        prefix,
-        exact,
-        &BTreeSet::new(),
-    );
+    let differences = engine::compare(&data.index, &live, &BTreeMap::new(), prefix, exact, kept);
     let mut differences = settle_etags(s3, &target.id, &data.index, differences).await?;
     let candidates: Vec<&ObjectEntry> = data
         .index
         .values()
-        .filter(|e| under(prefix, &e.key))
+        .filter(|e| under(prefix, &e.key) && !kept.contains(&e.key))
         .collect();
     differences.extend(read_back(s3, &target.id, &candidates, &m.id).await?);
     let checked = candidates.len() as u64;

@@ -26,14 +26,22 @@ pub fn data(m: &Manifest) -> Data {
     }
 }
 
-pub fn target(m: &Manifest, to: Option<&str>) -> TargetRef {
+/// The file restored into: `to`, or the path the backup was taken from. An imported backup
+/// whose original path is unknown names none, and must be given one.
+pub fn target(m: &Manifest, to: Option<&str>) -> Result<TargetRef> {
     let path = to.unwrap_or(&m.target.id).to_string();
-    TargetRef {
+    if path.is_empty() {
+        return Err(Error::usage(format!(
+            "backup `{}` does not say which file it was taken of (it was imported): give --to PATH",
+            m.id
+        )));
+    }
+    Ok(TargetRef {
         kind: "sqlite".into(),
         exists: Path::new(&path).is_file(),
         id: path,
         name: m.target.name.clone(),
-    }
+    })
 }
 
 /// Table name → rows, from a manifest's or a check's `[{name, rows}]`.
@@ -249,7 +257,7 @@ fn verify(path: &Path, m: &Manifest) -> Result<Verification> {
 
 /// `cfdr diff` for a SQLite file: integrity and per-table row counts against the backup's.
 pub fn diff(m: &Manifest, to: Option<&str>) -> Result<(TargetRef, Verification)> {
-    let target = target(m, to);
+    let target = target(m, to)?;
     if !target.exists {
         return Err(Error::usage(format!(
             "no file `{}` to compare with; give --to with its path",

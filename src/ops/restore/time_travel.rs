@@ -247,6 +247,7 @@ pub async fn plan(
     );
     requests.total = requests.by_step.values().sum();
     requests.budget_wait_secs = client.budget.wait_for(requests.total).as_secs_f64();
+    requests.eta_secs = client.time_for(requests.total).as_secs_f64();
     let keys: Vec<String> = match &d1_plan {
         Some(p) => p.tables.iter().map(|t| t.name.clone()).collect(),
         None => live.rows.keys().cloned().collect(),

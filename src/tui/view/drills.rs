@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::{Theme, bar, clip, window};
 use crate::text::short_duration;
-use crate::tui::drills::{COMPONENTS, SCENARIOS};
+use crate::tui::drills::COMPONENTS;
 use crate::tui::state::App;
 
 fn secs(v: &Value) -> String {
@@ -63,7 +63,7 @@ pub fn list(app: &App, theme: Theme, frame: &mut Frame, area: Rect) {
     let mut lines = Vec::new();
     if let Some(n) = &d.new {
         lines.push(Line::from(Span::styled(
-            " a new drill: the newest backup of each target restored into a scratch target, verified, removed",
+            " a new drill: each target's backup restored into scratch, verified, removed",
             theme.bold(),
         )));
         for (i, c) in COMPONENTS.iter().enumerate() {
@@ -74,12 +74,37 @@ pub fn list(app: &App, theme: Theme, frame: &mut Frame, area: Rect) {
             )));
         }
         let at = if n.at == COMPONENTS.len() { "▸" } else { " " };
-        lines.push(Line::from(format!(
-            " {at} scenario ‹ {} ›   (partial, point-in-time and cross-account: cfdr drill)",
-            SCENARIOS[n.scenario]
-        )));
+        lines.push(Line::from(vec![
+            Span::raw(format!(" {at} scenario ‹ {} ›   ", n.scenario())),
+            Span::styled(
+                match n.scenario() {
+                    "full" => "each target restored whole",
+                    "partial" => "one target a kind, only part of it",
+                    "point-in-time" => "the newest backup at or before a time",
+                    _ => "backups checked in full, nothing restored",
+                },
+                theme.dim(),
+            ),
+        ]));
+        for (i, t) in n.texts().iter().enumerate() {
+            let on = n.at == COMPONENTS.len() + 1 + i;
+            lines.push(Line::from(vec![
+                Span::raw(format!(
+                    " {} {:<8} {}{}   ",
+                    if on { "▸" } else { " " },
+                    t.label(),
+                    n.text(*t),
+                    if on { "▏" } else { "" }
+                )),
+                Span::styled(t.help(), theme.dim()),
+            ]));
+        }
         lines.push(Line::from(Span::styled(
             " space toggles / picks · ↑↓ moves · enter runs it · esc cancels",
+            theme.dim(),
+        )));
+        lines.push(Line::from(Span::styled(
+            " (a cross-account drill: cfdr drill --scenario cross-account --profile NAME)",
             theme.dim(),
         )));
         lines.push(Line::default());

@@ -1,5 +1,6 @@
 //! The inventory: every target grouped by kind, its newest backup's age against its RPO, how
-//! many backups it has and what they take; targets never backed up stand out.
+//! many backups it has and what they take, its last drill (✓ passed, ✗ not, and how long ago);
+//! targets never backed up stand out.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
@@ -55,6 +56,20 @@ pub fn render(app: &App, theme: Theme, frame: &mut Frame, area: Rect) {
             } else {
                 Cell::from("")
             };
+            let drill = match app.drills.last.get(&(r.kind.clone(), r.name.clone())) {
+                None => Cell::from("-").style(theme.dim()),
+                Some(d) => {
+                    let ago =
+                        d.at.as_deref()
+                            .map(|t| crate::text::age(t, app.now))
+                            .unwrap_or_default();
+                    if d.result == "passed" {
+                        Cell::from(format!("✓ {ago}")).style(theme.fg(Color::Green))
+                    } else {
+                        Cell::from(format!("✗ {ago}")).style(theme.bad())
+                    }
+                }
+            };
             let mut cells = vec![
                 Cell::from(if group_start { kind_title(&r.kind) } else { "" }).style(theme.bold()),
                 Cell::from(r.name.clone()).style(if r.backups == 0 {
@@ -66,6 +81,7 @@ pub fn render(app: &App, theme: Theme, frame: &mut Frame, area: Rect) {
                 Cell::from(short(r.rpo)).style(theme.dim()),
                 Cell::from(r.backups.to_string()),
                 Cell::from(human_size(r.stored)),
+                drill,
                 warn,
             ];
             if wide {
@@ -89,9 +105,12 @@ pub fn render(app: &App, theme: Theme, frame: &mut Frame, area: Rect) {
         Constraint::Length(4),
         Constraint::Length(7),
         Constraint::Length(10),
+        Constraint::Length(6),
         Constraint::Length(4),
     ];
-    let mut header = vec!["KIND", "TARGET", "AGE", "RPO", "BACKUPS", "STORED", "WARN"];
+    let mut header = vec![
+        "KIND", "TARGET", "AGE", "RPO", "BACKUPS", "STORED", "DRILL", "WARN",
+    ];
     if wide {
         widths.insert(2, Constraint::Length(25));
         header.insert(2, "NEWEST");

@@ -241,15 +241,22 @@ fn footer_line(app: &App, theme: Theme, width: u16) -> Line<'static> {
         let help = hints.remove(at);
         hints.insert(0, help);
     }
-    for (key, name) in hints {
-        let (k, n) = (format!(" {key}"), format!(" {name} "));
+    for (key, action) in hints {
+        let (k, n) = (format!(" {key}"), format!(" {} ", action.short()));
         let w = k.chars().count() + n.chars().count();
         if w > room {
             continue;
         }
         room -= w;
-        spans.push(Span::styled(k, theme.bold().patch(theme.fg(Color::Cyan))));
-        spans.push(Span::raw(n));
+        if app.disabled(action).is_some() {
+            // Off in read-only mode: still shown, struck through (the help says why).
+            let off = theme.dim().add_modifier(Modifier::CROSSED_OUT);
+            spans.push(Span::styled(k, off));
+            spans.push(Span::styled(n, off));
+        } else {
+            spans.push(Span::styled(k, theme.bold().patch(theme.fg(Color::Cyan))));
+            spans.push(Span::raw(n));
+        }
     }
     Line::from(spans)
 }

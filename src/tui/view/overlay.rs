@@ -17,11 +17,15 @@ pub fn render(app: &App, theme: Theme, overlay: &Overlay, frame: &mut Frame, are
             let entries = keymap::help(app.bindings());
             let mut lines: Vec<Line> = entries
                 .iter()
-                .map(|(keys, name)| {
-                    Line::from(vec![
+                .map(|(keys, action)| match app.disabled(*action) {
+                    Some(why) => Line::from(vec![
+                        Span::styled(format!(" {keys:<16}"), theme.dim()),
+                        Span::styled(format!("{} — {why}", action.name()), theme.dim()),
+                    ]),
+                    None => Line::from(vec![
                         Span::styled(format!(" {keys:<16}"), theme.bold()),
-                        Span::raw(name.to_string()),
-                    ])
+                        Span::raw(action.name()),
+                    ]),
                 })
                 .collect();
             lines.push(Line::default());
@@ -30,7 +34,8 @@ pub fn render(app: &App, theme: Theme, overlay: &Overlay, frame: &mut Frame, are
                 theme.dim(),
             )));
             let h = lines.len() as u16 + 2;
-            let r = centered(area, 56, h);
+            let w = if app.info.read_only { 76 } else { 56 };
+            let r = centered(area, w, h);
             frame.render_widget(Clear, r);
             frame.render_widget(
                 Paragraph::new(lines).block(
@@ -54,7 +59,13 @@ pub fn render(app: &App, theme: Theme, overlay: &Overlay, frame: &mut Frame, are
                 } else {
                     ratatui::style::Style::new()
                 };
-                lines.push(Line::from(Span::styled(format!("   {}", a.name()), style)));
+                lines.push(match app.disabled(*a) {
+                    Some(_) => Line::from(Span::styled(
+                        format!("   {} (read-only)", a.name()),
+                        style.patch(theme.dim()),
+                    )),
+                    None => Line::from(Span::styled(format!("   {}", a.name()), style)),
+                });
             }
             if actions.is_empty() {
                 lines.push(Line::from(Span::styled(

@@ -12,7 +12,7 @@ use super::{Theme, bar, boxed, clip, hang};
 use crate::ops::restore::describe;
 use crate::playbook::runner::{Run, State, Status};
 use crate::text::human_size;
-use crate::tui::recovery::{Field, Recovery, Stage};
+use crate::tui::recovery::{Field, MODES, Recovery, Stage, Where};
 use crate::tui::state::App;
 
 pub fn render(app: &App, theme: Theme, frame: &mut Frame, area: Rect) {
@@ -104,15 +104,25 @@ fn form(app: &App, r: &Recovery, theme: Theme) -> Vec<Line<'static>> {
     ];
     let cursor = |f: Field| if r.field == f { "▸" } else { " " };
     let pick = |on: bool| if on { "(•)" } else { "( )" };
-    let mut dest = vec![
-        Span::styled(format!(" {} into     ", cursor(Field::Dest)), theme.bold()),
-        Span::raw(format!("{} same target `{}`", pick(!r.other), e.target)),
-    ];
-    if e.kind != "sqlite" {
-        dest.push(Span::raw(format!("   {} another target", pick(r.other))));
-        dest.push(Span::styled("   (space switches)", theme.dim()));
+    // One destination a line, so none wraps at 80 columns.
+    for (i, w) in r.destinations().iter().enumerate() {
+        let label = match w {
+            Where::Same if e.kind == "sqlite" => format!("its own file `{}`", e.target),
+            Where::Same => format!("same target `{}`", e.target),
+            Where::Other => "another target".to_string(),
+            Where::Scratch => "a scratch copy".to_string(),
+        };
+        let lead = if i == 0 {
+            Span::styled(format!(" {} into     ", cursor(Field::Dest)), theme.bold())
+        } else {
+            Span::raw("            ")
+        };
+        let mut line = vec![lead, Span::raw(format!("{} {label}", pick(r.into == *w)))];
+        if i == 0 {
+            line.push(Span::styled("   (space switches)", theme.dim()));
+        }
+        out.push(Line::from(line));
     }
-    out.push(Line::from(dest));
     let text = |f: Field, v: &str| {
         if r.field == f {
             format!("{v}▏")
@@ -120,12 +130,17 @@ fn form(app: &App, r: &Recovery, theme: Theme) -> Vec<Line<'static>> {
             v.to_string()
         }
     };
-    if r.other {
-        out.push(Line::from(vec![
+    match r.into {
+        Where::Other => out.push(Line::from(vec![
             Span::styled(format!(" {} name     ", cursor(Field::Name)), theme.bold()),
             Span::raw(text(Field::Name, &r.name)),
             Span::styled("   (created when it does not exist)", theme.dim()),
-        ]));
+        ])),
+        Where::Scratch => out.push(Line::from(Span::styled(
+            "            restored, verified, removed at the end: nothing that exists is touched",
+            theme.dim(),
+        ))),
+        Where::Same => {}
     }
     if r.fields().contains(&Field::Only) {
         let hint = match e.kind.as_str() {
@@ -146,6 +161,20 @@ fn form(app: &App, r: &Recovery, theme: Theme) -> Vec<Line<'static>> {
             Span::styled(format!("   ({hint})"), theme.dim()),
         ]));
     }
+    if r.fields().contains(&Field::Mode) {
+        let mut line = vec![Span::styled(
+            format!(" {} mode     ", cursor(Field::Mode)),
+            theme.bold(),
+        )];
+        for m in MODES {
+            line.push(Span::raw(format!("{} {}  ", pick(r.mode == m), m.as_str())));
+        }
+        out.push(Line::from(line));
+        out.push(Line::from(Span::styled(
+            format!("            {}", r.mode_help()),
+            theme.dim(),
+        )));
+    }
     out
 }
 
@@ -154,7 +183,7 @@ fn form_hint(r: &Recovery, theme: Theme) -> Vec<Line<'static>> {
         if r.stage == Stage::Planning {
             " making the plan (a dry run: nothing is written)…"
         } else {
-            " enter: the plan (a dry run, nothing is written) · tab: next field · esc: back"
+            " enter: the plan (a dry run: nothing written) · tab: next · space: choose · esc"
         },
         theme.bold(),
     ))]
@@ -182,6 +211,10 @@ fn plan_hint(r: &Recovery, theme: Theme) -> Vec<Line<'static>> {
     vec![Line::from(Span::styled(
         if r.choice().overwrites() {
             format!(" enter: confirm by typing `{name}` · esc: back to the form")
+        } else if r.into == Where::Scratch {
+            format!(
+                " enter runs it (`{name}` is new: nothing is overwritten; removed at the end) · esc: back"
+            )
         } else {
             format!(" enter runs it (`{name}` is new: nothing is overwritten) · esc: back")
         },
@@ -266,6 +299,13 @@ fn run(
             hint.push(line("esc leaves".into(), theme.dim()));
         }
         (_, Some(Err(e))) => hint.push(line(e.clone(), theme.bad())),
+        (Stage::Run, None) if r.ended() && !r.failed() && r.into == Where::Scratch => {
+            hint.push(line(
+                "the backup restores: its scratch copy is removed, nothing else was touched · esc leaves"
+                    .into(),
+                theme.bold(),
+            ))
+        }
         (Stage::Run, None) if r.ended() && !r.failed() => hint.push(line(
             "u undoes it (from the pre-recovery snapshot) · esc leaves".into(),
             theme.bold(),
