@@ -10,5 +10,12 @@ fn main() -> std::process::ExitCode {
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
     }
-    cfdr::cli::main()
+    // The version with the commit it was built from (build.rs), for `--version`, the man pages
+    // and bug reports.
+    cfdr::cli::main(concat!(
+        env!("CARGO_PKG_VERSION"),
+        " (commit ",
+        env!("CFDR_COMMIT"),
+        ")"
+    ))
 }

@@ -18,11 +18,12 @@ mod progress;
 use self::emulator as emulator_cmd;
 mod repo_init;
 mod restore;
+mod shell;
 mod status;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use self::exit::Exit;
 
@@ -77,10 +78,24 @@ pub enum Command {
     /// Runbooks for recovery: list, read and check them; run, resume and retry them.
     #[command(subcommand)]
     Playbook(playbook::PlaybookCommand),
+    /// Shell completions for bash, zsh, fish, elvish or PowerShell, on standard output.
+    Completions(shell::CompletionsArgs),
+    /// Man pages: cfdr.1 on standard output, or one page per command into --dir.
+    Man(shell::ManArgs),
 }
 
-pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+/// The command line as clap sees it, `--version` saying `version` (the binary's, with its
+/// commit).
+pub fn command(version: &'static str) -> clap::Command {
+    Cli::command().version(version)
+}
+
+/// The binary's entry: `version` is what `--version` says.
+pub fn main(version: &'static str) -> ExitCode {
+    let parsed = command(version)
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -91,7 +106,7 @@ pub fn main() -> ExitCode {
             };
         }
     };
-    match run(cli) {
+    match run(cli, version) {
         Ok(()) => Exit::Ok.into(),
         Err(e) => {
             eprintln!("cfdr: {}", exit::describe(&e));
@@ -100,7 +115,12 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+fn run(cli: Cli, version: &'static str) -> anyhow::Result<()> {
+    match cli.command {
+        Some(Command::Completions(args)) => return shell::completions(args, command(version)),
+        Some(Command::Man(args)) => return shell::man(args, command(version)),
+        _ => {}
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -118,6 +138,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Status(args)) => runtime.block_on(status::run(args)),
         Some(Command::Playbook(cmd)) => runtime.block_on(playbook::run(cmd)),
         Some(Command::Demo(args)) => runtime.block_on(demo::run(args)),
+        Some(Command::Completions(_) | Command::Man(_)) => Ok(()),
         None => runtime.block_on(console::run(
             context::RepoArgs { repo: cli.repo },
             cli.read_only,
