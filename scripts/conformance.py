@@ -11,6 +11,9 @@
    reads the result.
 4. `cfdr status --format prometheus` of that repository parses with the Prometheus project's
    Python client (`prometheus_client.parser`), with the backup's figures in it.
+5. Adoption: wrangler's own `d1 export` of the fixture goes in through `cfdr import d1-sql`, is
+   restored into the emulator, and the emulator's export of the result is byte-identical to
+   wrangler's; `systemd-analyze verify` accepts assets/schedules' service and timer.
 Prints one line per check and closes with `N passed, N failed`.
 """
 import argparse, hashlib, json, os, shutil, subprocess, sys, tempfile, urllib.request
@@ -163,6 +166,9 @@ def d1_checks(emu, wr):
     back = wr.export("from_emulator")
     check("wrangler imports the emulator's dump and exports the same bytes", back == e_full, first_difference(e_full, back))
 
+    global WRANGLER_DUMP
+    WRANGLER_DUMP = w_full
+
     fts = emu.create("with-fts")
     emu.import_sql(fts, b"CREATE TABLE a(x); CREATE VIRTUAL TABLE f USING fts5(body);")
     try:
@@ -294,6 +300,62 @@ def repo_checks(cfdr, work):
           parsed or st.stderr + st.stdout[:400])
 
 
+WRANGLER_DUMP = None
+
+
+def adoption_checks(cfdr, emu, work):
+    if WRANGLER_DUMP is None:
+        check("wrangler's dump was there to import", False, "the D1 checks did not get that far")
+        return
+    base = os.path.join(work, "adoption")
+    shutil.rmtree(base, ignore_errors=True)
+    os.makedirs(os.path.join(base, "dumps", "2026-01-02"))
+    with open(os.path.join(base, "dumps", "2026-01-02", "fixture.sql"), "wb") as f:
+        f.write(WRANGLER_DUMP)
+    env = dict(os.environ, CFDR_REPO=os.path.join(base, "repo"), CFDR_KEY=os.urandom(32).hex(),
+               CFDR_CONFIG="/nonexistent", CLOUDFLARE_API_BASE_URL=emu.api,
+               CLOUDFLARE_API_TOKEN=emu.token, CLOUDFLARE_ACCOUNT_ID=emu.account)
+    subprocess.run([cfdr, "repo", "init"], env=env, check=True, capture_output=True)
+    imp = subprocess.run([cfdr, "import", "d1-sql", os.path.join(base, "dumps"), "--json"], env=env, capture_output=True, text=True)
+    items = json.loads(imp.stdout)["items"] if imp.returncode == 0 else []
+    ok = len(items) == 1 and items[0]["outcome"] == "imported" and items[0]["at"] == "2026-01-02T00:00:00Z"
+    check("`cfdr import d1-sql` takes wrangler's own export, dated by its folder", ok, imp.stdout + imp.stderr)
+    if ok:
+        r = subprocess.run([cfdr, "restore", items[0]["backup"], "--to", "imported-fixture", "--yes"], env=env,
+                           capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        uuid = next((d["uuid"] for d in emu.json("GET", "/d1/database?per_page=100") if d["name"] == "imported-fixture"), None)
+        back = emu.export(uuid, {}) if r.returncode == 0 and uuid else b""
+        check("restored from the import, the database exports byte-identical to wrangler's dump",
+              back == WRANGLER_DUMP, r.stderr[-600:] if r.returncode else first_difference(WRANGLER_DUMP, back))
+    units = os.path.join(base, "units")
+    os.makedirs(units)
+    here = os.path.dirname(os.path.abspath(__file__))
+    for name in ["cfdr-backup.service", "cfdr-backup.timer"]:
+        with open(os.path.join(here, "..", "assets", "schedules", name)) as f:
+            text = f.read().replace("/usr/local/bin/cfdr", os.path.abspath(cfdr))
+        with open(os.path.join(units, name), "w") as f:
+            f.write(text)
+    def verify(paths):
+        v = subprocess.run(["systemd-analyze", "verify", "--man=no", *paths], capture_output=True, text=True)
+        # Offline, verify still parses and checks the units; what it says about the host (no
+        # /etc/cfdr/env here) is not about the files.
+        said = [l for l in (v.stdout + v.stderr).splitlines()
+                if "cfdr-backup" in l and "/etc/cfdr/env" not in l]
+        return v.returncode, said
+    code, said = verify([os.path.join(units, n) for n in ["cfdr-backup.service", "cfdr-backup.timer"]])
+    check("systemd-analyze verify accepts the schedule's service and timer, saying nothing of them",
+          code == 0 and not said, "\n".join(said))
+    # The same check sees a mistake: a unit type systemd does not know.
+    broken = os.path.join(base, "broken")
+    os.makedirs(broken)
+    with open(os.path.join(units, "cfdr-backup.service")) as f:
+        text = f.read().replace("Type=oneshot", "Type=oneshott")
+    with open(os.path.join(broken, "cfdr-backup.service"), "w") as f:
+        f.write(text)
+    _, said = verify([os.path.join(broken, "cfdr-backup.service")])
+    check("systemd-analyze verify names a broken copy of the service", any("oneshott" in l for l in said), "\n".join(said))
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--cfdr", required=True)
@@ -305,6 +367,7 @@ def main():
         d1_checks(emu, Wrangler(a.wrangler, os.path.join(a.work, "wrangler")))
         s3_checks(emu, a.work)
         repo_checks(a.cfdr, a.work)
+        adoption_checks(a.cfdr, emu, a.work)
     except Exception as e:  # a crash is a failure, never a silent pass
         check("conformance run completed", False, repr(e))
     finally:

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Checks against real peers: wrangler's local D1 (export byte-identity and cross-imports), and
 # Debian's AWS CLI and rclone against the emulator's S3 endpoint, an independent Python
-# decrypter of the sealed format, and the Prometheus client's parser on `cfdr status`. Installs what it needs:
-# wrangler 4.86.0 from npm into .peers/ (or $CFDR_PEERS_DIR), awscli, rclone and sqlite3 from Debian,
+# decrypter of the sealed format, the Prometheus client's parser on `cfdr status`, wrangler's own
+# export through `cfdr import`, and systemd-analyze on the schedule's units. Installs what it needs:
+# wrangler 4.86.0 from npm into .peers/ (or $CFDR_PEERS_DIR), awscli, rclone, sqlite3 and systemd
+# (for systemd-analyze) from Debian,
 # Python's cryptography (for the independent decrypter of sealed artifacts) and the Prometheus
 # client (its text-format parser, for `cfdr status --format prometheus`) from PyPI.
 set -euo pipefail
@@ -14,6 +16,7 @@ missing=()
 [ -x /usr/bin/aws ] || missing+=(awscli)
 command -v rclone >/dev/null || missing+=(rclone)
 command -v sqlite3 >/dev/null || missing+=(sqlite3)
+command -v systemd-analyze >/dev/null || missing+=(systemd)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "peers: installing ${missing[*]} from Debian"
   apt-get update -qq

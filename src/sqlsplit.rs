@@ -22,6 +22,25 @@ fn complete(sql: &str, buf: &mut Vec<u8>) -> bool {
     }
 }
 
+/// Whether `sql` is one or more complete statements (its last ends with its `;`).
+pub fn is_complete(sql: &str) -> bool {
+    complete(sql, &mut Vec::new())
+}
+
+/// `stmt` without the comments before its first word (`-- …` lines, `/* … */`).
+pub fn without_leading_comments(stmt: &str) -> &str {
+    let mut s = stmt.trim_start();
+    loop {
+        if let Some(rest) = s.strip_prefix("--") {
+            s = rest.split_once('\n').map_or("", |(_, r)| r).trim_start();
+        } else if let Some(rest) = s.strip_prefix("/*") {
+            s = rest.split_once("*/").map_or("", |(_, r)| r).trim_start();
+        } else {
+            return s;
+        }
+    }
+}
+
 /// The statements in `sql`, each with its terminating `;`, surrounding whitespace trimmed.
 /// Text after the last complete statement is returned as a final statement when non-blank.
 pub fn statements(sql: &str) -> Vec<&str> {

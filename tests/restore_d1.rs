@@ -9,10 +9,9 @@ mod common;
 
 use std::process::Command;
 
-use common::d1::{VIRTUAL, picture, plain_fixed, truth};
+use common::d1::{VIRTUAL, live, picture, plain_fixed, truth};
 use common::{Api, output, route_requests, stderr};
 use rand::{Rng, SeedableRng};
-use rusqlite::Connection;
 use serde_json::Value;
 
 const KEY: &str = "3d5f7a9c1e2b4d6f8a0c2e4b6d8f0a1c3e5b7d9f1a3c5e7b9d2f4a6c8e0b1d3f";
@@ -23,17 +22,6 @@ fn cfdr(api: &Api, repo: &str, args: &[&str]) -> Command {
 
 async fn ok_json(api: &Api, repo: &str, args: &[&str]) -> Value {
     common::restore_json(api, repo, KEY, args).await
-}
-
-/// The live database as D1's own export gives it, loaded into a local SQLite.
-async fn live(api: &Api, db: &str) -> Connection {
-    let sql = api
-        .d1_export(db, serde_json::json!({}))
-        .await
-        .expect("the export runs");
-    let c = Connection::open_in_memory().unwrap();
-    c.execute_batch(&format!("BEGIN;{sql}\nCOMMIT;")).unwrap();
-    c
 }
 
 /// One table's rows and SHA-256 in a picture.

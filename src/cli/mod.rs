@@ -11,6 +11,7 @@ mod demo;
 mod drill;
 mod emulator;
 pub mod exit;
+mod import;
 mod playbook;
 mod playbook_run;
 mod progress;
@@ -78,6 +79,9 @@ pub enum Command {
     /// Runbooks for recovery: list, read and check them; run, resume and retry them.
     #[command(subcommand)]
     Playbook(playbook::PlaybookCommand),
+    /// Bring a team's existing backups into the repository: KV backup files, SQL dumps of D1
+    /// databases, SQLite snapshots — from a folder or an R2 prefix.
+    Import(import::ImportArgs),
     /// Shell completions for bash, zsh, fish, elvish or PowerShell, on standard output.
     Completions(shell::CompletionsArgs),
     /// Man pages: cfdr.1 on standard output, or one page per command into --dir.
@@ -138,6 +142,7 @@ fn run(cli: Cli, version: &'static str) -> anyhow::Result<()> {
         Some(Command::Status(args)) => runtime.block_on(status::run(args)),
         Some(Command::Playbook(cmd)) => runtime.block_on(playbook::run(cmd)),
         Some(Command::Demo(args)) => runtime.block_on(demo::run(args)),
+        Some(Command::Import(args)) => runtime.block_on(import::run(args)),
         Some(Command::Completions(_) | Command::Man(_)) => Ok(()),
         None => runtime.block_on(console::run(
             context::RepoArgs { repo: cli.repo },

@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod backup;
+pub mod import;
 pub mod inventory;
 pub mod notify;
 pub mod probe;

@@ -102,3 +102,15 @@ pub fn plain_fixed() -> String {
         .expect("the blob row");
     PLAIN.replace("randomblob(300)", &format!("X'{}'", hex::encode(&blob)))
 }
+
+/// The live database `db` of the emulator as D1's own export gives it, loaded into a local
+/// SQLite: what a restored database is pictured by.
+pub async fn live(api: &super::Api, db: &str) -> Connection {
+    let sql = api
+        .d1_export(db, serde_json::json!({}))
+        .await
+        .expect("the export runs");
+    let c = Connection::open_in_memory().unwrap();
+    c.execute_batch(&format!("BEGIN;{sql}\nCOMMIT;")).unwrap();
+    c
+}
