@@ -370,4 +370,39 @@ async fn the_teams_backups_come_in_verified_restorable_and_only_once() {
         6,
         "nothing of them stored"
     );
+
+    // The console's inventory (as the table it prints when not on a terminal) lists them, and
+    // a drill restores the imported D1 and KV backups into scratch targets and verifies them.
+    let inventory = output(cfdr(&api, &repo, &[])).await;
+    let table = String::from_utf8_lossy(&inventory.stdout);
+    for t in [
+        "tech-support-db",
+        "groveauth",
+        "SESSIONS",
+        "CACHE",
+        "livestore",
+    ] {
+        assert!(table.contains(t), "{t} in the inventory: {table}");
+    }
+    let drill = output(cfdr(
+        &api,
+        &repo,
+        &["drill", "--components", "d1,kv", "--yes"],
+    ))
+    .await;
+    assert!(drill.status.success(), "{}", stderr(&drill));
+    let list = output(cfdr(&api, &repo, &["drills", "list", "--json"])).await;
+    let drills: Value = serde_json::from_slice(&list.stdout).unwrap();
+    let passed: Vec<&str> = drills["drills"][0]["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["result"] == "passed")
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        passed.len(),
+        4,
+        "tech-support-db, groveauth, CACHE, SESSIONS: {passed:?}"
+    );
 }
