@@ -70,6 +70,18 @@ fn kv_file(at: &str, namespaces: &[(&str, usize)]) -> Value {
     })
 }
 
+/// Restores `backup` into a new target `to`: the id it got.
+async fn restore_into(api: &Api, repo: &str, backup: &str, to: &str) -> String {
+    let args = ["restore", backup, "--to", to, "--yes", "--json"];
+    let r = output(cfdr(api, repo, &args)).await;
+    assert!(r.status.success(), "{}", stderr(&r));
+    let report: Value = serde_json::from_slice(&r.stdout).unwrap();
+    report["report"]["target"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{report}"))
+        .to_string()
+}
+
 fn write(path: &Path, bytes: impl AsRef<[u8]>) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, bytes).unwrap();
@@ -254,32 +266,7 @@ async fn the_teams_backups_come_in_verified_restorable_and_only_once() {
     assert_eq!(backups(&api, &repo).await.len(), 6);
 
     // The imported D1 dump restored into a new database is what the file held.
-    let r = output(cfdr(
-        &api,
-        &repo,
-        &[
-            "restore",
-            &d1,
-            "--to",
-            "tech-support-restored",
-            "--yes",
-            "--json",
-        ],
-    ))
-    .await;
-    assert!(r.status.success(), "{}", stderr(&r));
-    let db_id = api
-        .send("GET", "/d1/database?per_page=100", None)
-        .await
-        .json()["result"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["name"] == "tech-support-restored")
-        .unwrap()["uuid"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let db_id = restore_into(&api, &repo, &d1, "tech-support-restored").await;
     let want = picture(&truth(&dump));
     assert_eq!(
         picture(&live(&api, &db_id).await).1,
@@ -296,32 +283,7 @@ async fn the_teams_backups_come_in_verified_restorable_and_only_once() {
         .as_str()
         .unwrap()
         .to_string();
-    let r = output(cfdr(
-        &api,
-        &repo,
-        &[
-            "restore",
-            &kv,
-            "--to",
-            "SESSIONS-restored",
-            "--yes",
-            "--json",
-        ],
-    ))
-    .await;
-    assert!(r.status.success(), "{}", stderr(&r));
-    let ns = api
-        .send("GET", "/storage/kv/namespaces?per_page=100", None)
-        .await
-        .json()["result"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["title"] == "SESSIONS-restored")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let ns = restore_into(&api, &repo, &kv, "SESSIONS-restored").await;
     let dumped = api.kv_dump(&ns).await;
     let entries = kv_new["namespaces"][0]["entries"].as_array().unwrap();
     assert_eq!(dumped.len(), entries.len());

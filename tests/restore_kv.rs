@@ -68,6 +68,27 @@ async fn seed(api: &Api, title: &str, n: usize) -> String {
     ns
 }
 
+/// An emulator without a rate limit, a fresh repository (removed with the directory) and a
+/// namespace `title` of `n` keys backed up: the namespace's id and the backup's.
+async fn backed_up(title: &str, n: usize) -> (Api, tempfile::TempDir, String, String, String) {
+    let api = common::start().await;
+    api.unlimited().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo").to_str().unwrap().to_string();
+    let ns = seed(&api, title, n).await;
+    assert!(
+        output(cfdr(&api, &repo, &["repo", "init"]))
+            .await
+            .status
+            .success()
+    );
+    let b = ok_json(&api, &repo, &["backup", "kv", title, "--json"]).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (api, tmp, repo, ns, b)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_namespace_comes_back_exactly_and_only_where_asked() {
     let api = common::start().await;
@@ -283,19 +304,7 @@ async fn a_namespace_comes_back_exactly_and_only_where_asked() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_plan_says_how_long_its_requests_take_from_the_round_trips_it_measured() {
-    let api = common::start().await;
-    api.unlimited().await;
-    let tmp = tempfile::tempdir().unwrap();
-    let repo = tmp.path().join("repo").to_str().unwrap().to_string();
-    let ns = seed(&api, "ETA", 2_500).await;
-    assert!(
-        output(cfdr(&api, &repo, &["repo", "init"]))
-            .await
-            .status
-            .success()
-    );
-    let backup = ok_json(&api, &repo, &["backup", "kv", "ETA", "--json"]).await;
-    let b = backup["id"].as_str().unwrap().to_string();
+    let (api, _tmp, repo, ns, b) = backed_up("ETA", 2_500).await;
     api.kv_delete(&ns, (0..2_500).map(|i| format!("user:{i:05}")).collect())
         .await;
     // Every request 200 ms: the plan's reads measure it, and its time follows from them.
@@ -331,21 +340,7 @@ async fn the_plan_says_how_long_its_requests_take_from_the_round_trips_it_measur
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_restore_resumes_with_nothing_lost_or_written_twice() {
-    let api = common::start().await;
-    api.unlimited().await;
-    let tmp = tempfile::tempdir().unwrap();
-    let repo = tmp.path().join("repo").to_str().unwrap().to_string();
-    let ns = seed(&api, "CACHE", 3_000).await;
-    assert!(
-        output(cfdr(&api, &repo, &["repo", "init"]))
-            .await
-            .status
-            .success()
-    );
-    let b = ok_json(&api, &repo, &["backup", "kv", "CACHE", "--json"]).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (api, _tmp, repo, ns, b) = backed_up("CACHE", 3_000).await;
     let original = api.kv_dump(&ns).await;
     // Every request takes a while, so the kills land in the snapshot, the 30 writes or the
     // verification.

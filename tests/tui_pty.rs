@@ -116,9 +116,9 @@ fn demo() -> (
     (home, pty, screen, api)
 }
 
-/// From the inventory to the plan of restoring support-portal's newest backup over itself:
-/// the fourth D1 database → its backups → the newest one → `R` → enter.
-fn restore_plan_of_support_portal(pty: &mut common::pty::Pty, screen: &common::pty::Screen) {
+/// From the inventory to the restore form of support-portal's newest backup: the fourth D1
+/// database → its backups → the newest one → `R`.
+fn restore_form_of_support_portal(pty: &mut common::pty::Pty, screen: &common::pty::Screen) {
     for _ in 0..3 {
         pty.press("j");
     }
@@ -128,6 +128,12 @@ fn restore_plan_of_support_portal(pty: &mut common::pty::Pty, screen: &common::p
     screen.wait_for("plaintext sha256", Duration::from_secs(10));
     pty.press("R");
     screen.wait_for("same target `support-portal`", Duration::from_secs(5));
+}
+
+/// From the inventory to the plan of restoring support-portal's newest backup over itself:
+/// its restore form, then enter.
+fn restore_plan_of_support_portal(pty: &mut common::pty::Pty, screen: &common::pty::Screen) {
+    restore_form_of_support_portal(pty, screen);
     pty.press("\r");
     screen.wait_for(
         "enter: confirm by typing `support-portal`",
@@ -191,6 +197,47 @@ fn d1_rows(api: &str, name: &str, sql: &str) -> serde_json::Value {
     ));
     assert_eq!(answer["success"], true, "{answer}");
     answer["result"][0]["results"].clone()
+}
+
+/// The demo's SESSIONS namespace, read and written through the API at `api`.
+struct Sessions<'a> {
+    api: &'a str,
+    ns: String,
+}
+
+impl<'a> Sessions<'a> {
+    fn of(api: &'a str) -> Self {
+        let ns = id_of(api, "/storage/kv/namespaces", "title", "id", "SESSIONS");
+        Self { api, ns }
+    }
+
+    /// Its `user:` keys, in order.
+    fn user_keys(&self) -> Vec<String> {
+        let path = format!("/storage/kv/namespaces/{}/keys?prefix=user:", self.ns);
+        json(&call(self.api, "GET", &path, None))["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["name"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    fn value(&self, method: &str, key: &str, body: Option<Vec<u8>>) -> Vec<u8> {
+        let path = format!("/storage/kv/namespaces/{}/values/{key}", self.ns);
+        call(self.api, method, &path, body)
+    }
+
+    fn get(&self, key: &str) -> Vec<u8> {
+        self.value("GET", key, None)
+    }
+
+    fn put(&self, key: &str, v: &[u8]) {
+        self.value("PUT", key, Some(v.to_vec()));
+    }
+
+    fn delete(&self, key: &str) {
+        self.value("DELETE", key, None);
+    }
 }
 
 /// What the test compares support-portal by: every ticket and message, as rows.
@@ -260,35 +307,11 @@ fn the_demo_runs_kv_recovery_with_a_key_prefix_from_the_playbooks_screen() {
     let (_home, mut pty, screen, api) = demo();
 
     // The incident: one `user:` key of SESSIONS overwritten; a key outside the prefix added.
-    let ns = id_of(&api, "/storage/kv/namespaces", "title", "id", "SESSIONS");
-    let keys = json(&call(
-        &api,
-        "GET",
-        &format!("/storage/kv/namespaces/{ns}/keys?prefix=user:"),
-        None,
-    ));
-    let key = keys["result"][0]["name"].as_str().unwrap().to_string();
-    let value = |k: &str| {
-        call(
-            &api,
-            "GET",
-            &format!("/storage/kv/namespaces/{ns}/values/{k}"),
-            None,
-        )
-    };
-    let before = value(&key);
-    call(
-        &api,
-        "PUT",
-        &format!("/storage/kv/namespaces/{ns}/values/{key}"),
-        Some(b"damaged".to_vec()),
-    );
-    call(
-        &api,
-        "PUT",
-        &format!("/storage/kv/namespaces/{ns}/values/zz-outside"),
-        Some(b"keep".to_vec()),
-    );
+    let sessions = Sessions::of(&api);
+    let key = sessions.user_keys()[0].clone();
+    let before = sessions.get(&key);
+    sessions.put(&key, b"damaged");
+    sessions.put("zz-outside", b"keep");
 
     // p → kv-recovery → its form: SESSIONS picked, the prefix typed → run.
     pty.press("p");
@@ -308,9 +331,13 @@ fn the_demo_runs_kv_recovery_with_a_key_prefix_from_the_playbooks_screen() {
     screen.wait_for("verified ✓", Duration::from_secs(120));
     let done = screen.text();
     assert!(done.contains("RTO") && done.contains("report"), "{done}");
-    assert_eq!(value(&key), before, "the key under the prefix is back");
     assert_eq!(
-        value("zz-outside"),
+        sessions.get(&key),
+        before,
+        "the key under the prefix is back"
+    );
+    assert_eq!(
+        sessions.get("zz-outside"),
         b"keep",
         "nothing outside the prefix was touched"
     );
@@ -402,13 +429,7 @@ fn the_demo_restores_into_a_scratch_copy_and_a_skip_restore_keeps_what_the_targe
 
     // support-portal's newest backup into a scratch copy: no confirmation (nothing there is
     // written over), verified, then the copy removed; the live database untouched.
-    for _ in 0..3 {
-        pty.press("j");
-    }
-    pty.press("\r");
-    screen.wait_for("backups › d1 support-portal", Duration::from_secs(5));
-    pty.press("R");
-    screen.wait_for("same target `support-portal`", Duration::from_secs(5));
+    restore_form_of_support_portal(&mut pty, &screen);
     pty.press("  ");
     screen.wait_for("removed at the end: nothing", Duration::from_secs(5));
     pty.press("\r");
@@ -433,36 +454,12 @@ fn the_demo_restores_into_a_scratch_copy_and_a_skip_restore_keeps_what_the_targe
 
     // SESSIONS: one key changed, one deleted; restored in skip mode, the changed key is kept as
     // the target has it, the deleted one comes back, and the verification passes.
-    let ns = id_of(&api, "/storage/kv/namespaces", "title", "id", "SESSIONS");
-    let names = json(&call(
-        &api,
-        "GET",
-        &format!("/storage/kv/namespaces/{ns}/keys?prefix=user:"),
-        None,
-    ));
-    let name = |i: usize| names["result"][i]["name"].as_str().unwrap().to_string();
-    let (changed, deleted) = (name(0), name(1));
-    let value = |k: &str| {
-        call(
-            &api,
-            "GET",
-            &format!("/storage/kv/namespaces/{ns}/values/{k}"),
-            None,
-        )
-    };
-    let was = value(&deleted);
-    call(
-        &api,
-        "PUT",
-        &format!("/storage/kv/namespaces/{ns}/values/{changed}"),
-        Some(b"changed since".to_vec()),
-    );
-    call(
-        &api,
-        "DELETE",
-        &format!("/storage/kv/namespaces/{ns}/values/{deleted}"),
-        None,
-    );
+    let sessions = Sessions::of(&api);
+    let names = sessions.user_keys();
+    let (changed, deleted) = (&names[0], &names[1]);
+    let was = sessions.get(deleted);
+    sessions.put(changed, b"changed since");
+    sessions.delete(deleted);
     pty.press("2");
     pty.press("/");
     pty.press("SESSIONS");
@@ -484,11 +481,11 @@ fn the_demo_restores_into_a_scratch_copy_and_a_skip_restore_keeps_what_the_targe
     pty.press("\r");
     screen.wait_for("verified ✓", Duration::from_secs(180));
     assert_eq!(
-        value(&changed),
+        sessions.get(changed),
         b"changed since",
         "skip kept the target's value"
     );
-    assert_eq!(value(&deleted), was, "the key it lacked is back");
+    assert_eq!(sessions.get(deleted), was, "the key it lacked is back");
     pty.press("\x1b");
     pty.press("q");
     assert_eq!(pty.wait(Duration::from_secs(30)), 0);
