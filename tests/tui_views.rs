@@ -516,6 +516,50 @@ fn at(s: i64) -> i64 {
 }
 
 #[test]
+fn r_on_the_inventory_restores_the_targets_newest_backup_not_its_pre_recovery_snapshot() {
+    let mut a = app();
+    assert!(
+        draw(&a, 80, 24).contains("R restore"),
+        "the footer offers it"
+    );
+    // auth-prod's newest backup is a pre-recovery snapshot taken before an earlier restore.
+    let mut with_snapshot = entries();
+    let mut snap = with_snapshot
+        .iter()
+        .find(|e| e.target == "auth-prod")
+        .unwrap()
+        .clone();
+    snap.id = "2026-11-23T11-59-00Z-ff01".into();
+    snap.started = "2026-11-23T11:59:00Z".into();
+    snap.trigger = "pre-recovery".into();
+    with_snapshot.push(snap);
+    a.handle(Event::Loaded(Loaded::Catalog(Ok(with_snapshot))));
+    assert!(key(&mut a, KeyCode::Char('R')).is_empty());
+    let r = a.recovery.as_ref().expect("the restore form");
+    assert_eq!(
+        r.backup.id, "2026-11-23T10-00-00Z-aa07",
+        "the newest real backup"
+    );
+    assert_eq!(*a.screen(), cfdr::tui::state::Screen::Restore);
+    // A target never backed up has nothing to restore: said, nothing opened.
+    let mut b = app();
+    key(&mut b, KeyCode::End);
+    key(&mut b, KeyCode::Up);
+    key(&mut b, KeyCode::Up);
+    assert!(key(&mut b, KeyCode::Char('R')).is_empty());
+    assert!(b.recovery.is_none());
+    assert!(
+        b.message
+            .as_ref()
+            .unwrap()
+            .1
+            .contains("no backup to restore yet"),
+        "{:?}",
+        b.message
+    );
+}
+
+#[test]
 fn a_guided_restore_plan_confirm_run_verified_and_undo() {
     use cfdr::playbook::runner::Event as Run;
     use cfdr::tui::state::Command;

@@ -170,13 +170,15 @@ pub fn run(of: &Entry, choice: &Choice, rto_rpo: (u64, u64), now: OffsetDateTime
     }
 }
 
-/// The RTO and RPO targets of `kind`'s recovery playbook (the built-in, or the operator's
-/// override), in seconds.
-pub fn targets(kind: &str) -> (u64, u64) {
-    super::library::in_use()
-        .get(&format!("{kind}-recovery"))
+/// The RTO and RPO a restore of `of` is held to: those of its kind's recovery playbook (the
+/// built-in, or the operator's override), the RPO no looser than the target's own (`[rpo]` in
+/// the config, what the inventory measures it by), in seconds.
+pub fn targets(of: &Entry, config: &crate::config::Config) -> (u64, u64) {
+    let (rto, rpo) = super::library::in_use()
+        .get(&format!("{}-recovery", of.kind))
         .map(|e| (e.playbook.rto.as_secs(), e.playbook.rpo.as_secs()))
-        .unwrap_or((3600, 86_400))
+        .unwrap_or((3600, 86_400));
+    (rto, rpo.min(config.rpo_of(&of.kind, &of.target).as_secs()))
 }
 
 #[cfg(test)]

@@ -403,7 +403,7 @@ async fn run_restore(
     let mut run = recover::run(
         &entry,
         choice,
-        recover::targets(&entry.kind),
+        recover::targets(&entry, &c.config),
         time::OffsetDateTime::now_utc(),
     );
     let answers = Answers {

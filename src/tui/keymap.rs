@@ -99,7 +99,7 @@ impl Action {
             Action::Palette => "commands",
             Action::Sort => "sort",
             Action::Verify => "verify",
-            Action::BackupNow => "back up now",
+            Action::BackupNow => "back up",
             Action::AllBackups => "all backups",
             Action::Restore => "restore",
             Action::Proceed => "go on",
@@ -253,6 +253,7 @@ pub const INVENTORY: &[Binding] = &[
         Action::Open,
         true,
     ),
+    b(&[Key::ch('R')], Action::Restore, true),
     b(&[Key::ch('b')], Action::BackupNow, true),
     b(&[Key::ch('a')], Action::AllBackups, true),
 ];

@@ -293,15 +293,36 @@ impl App {
         true
     }
 
-    /// `R` on a backup: the restore form for it.
+    /// `R` on a backup: the restore form for it; on a target of the inventory: for its newest
+    /// backup (a pre-recovery snapshot only when it has nothing else).
     pub(super) fn restore_open(&mut self) -> Vec<Command> {
         let id = match self.screen() {
             Screen::Detail(id) => Some(id.clone()),
             Screen::Backups(_) => self.selected_entry().map(|e| e.id.clone()),
+            Screen::Inventory => self.inventory.get(self.inv_sel).and_then(|row| {
+                let of_row = || {
+                    self.entries
+                        .iter()
+                        .rev()
+                        .filter(|e| e.kind == row.kind && e.target == row.name)
+                };
+                of_row()
+                    .find(|e| e.trigger != "pre-recovery")
+                    .or_else(|| of_row().next())
+                    .map(|e| e.id.clone())
+            }),
             _ => None,
         };
         let Some(entry) = id.and_then(|id| self.entry(&id).cloned()) else {
-            self.message = Some((false, "pick a backup to restore (2 lists them all)".into()));
+            self.message = Some((
+                false,
+                match self.screen() {
+                    Screen::Inventory => {
+                        "this target has no backup to restore yet: b takes one".into()
+                    }
+                    _ => "pick a backup to restore (2 lists them all)".into(),
+                },
+            ));
             return Vec::new();
         };
         if self.refuse_if_busy() {

@@ -132,6 +132,7 @@ pub fn print_plan(plan: &Plan, out: &mut impl Write) -> std::io::Result<()> {
 /// few minutes, then minutes.
 fn eta(secs: f64) -> String {
     match secs {
+        s if s < 1.0 => "under a second".to_string(),
         s if s < 10.0 => format!("{s:.1}s"),
         s if s < 600.0 => format!("{s:.0}s"),
         s => format!("{:.0} min", s / 60.0),
