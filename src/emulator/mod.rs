@@ -1,4 +1,5 @@
-//! A local Cloudflare: the v4 REST API for D1, Workers KV and R2 buckets, and R2's S3 endpoint,
+//! A local Cloudflare: the v4 REST API for D1, Workers KV, R2 buckets and Workers' versions and
+//! deployments, and R2's S3 endpoint,
 //! faithful to the contract in `shared/cloudflare-api`. The demo, the tests and offline drills talk
 //! to it over HTTP exactly as the product talks to api.cloudflare.com; only the base URL differs.
 
@@ -13,6 +14,7 @@ mod seed;
 mod server;
 mod state;
 mod store;
+mod workers;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -1,5 +1,6 @@
 //! The emulator's router: every v4 route of the contract under `/client/v4`, the control routes
-//! under `/__emulator`, and the presigned transfer URLs under `/__signed`.
+//! under `/__emulator` (Workers' versions are uploaded there: the contract leaves uploads out),
+//! and the presigned transfer URLs under `/__signed`.
 
 use std::sync::Arc;
 
@@ -20,6 +21,7 @@ use super::envelope::{ApiError, ApiResult, ok, parse_json};
 use super::kv;
 use super::r2;
 use super::state::Shared;
+use super::workers;
 
 /// The largest request body read at all (D1 imports of big dumps go through `/__signed`).
 pub const MAX_BODY_BYTES: usize = 2 << 30;
@@ -110,6 +112,27 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route(
             &format!("{A}/r2/buckets/{{bucket_name}}"),
             get(r2::get).delete(r2::delete),
+        )
+        .route(&format!("{A}/workers/scripts"), get(workers::list_scripts))
+        .route(
+            &format!("{A}/workers/scripts/{{script_name}}/versions"),
+            get(workers::list_versions),
+        )
+        .route(
+            &format!("{A}/workers/scripts/{{script_name}}/versions/{{version_id}}"),
+            get(workers::get_version),
+        )
+        .route(
+            &format!("{A}/workers/scripts/{{script_name}}/deployments"),
+            get(workers::list_deployments).post(workers::create_deployment),
+        )
+        .route(
+            &format!("{A}/workers/scripts/{{script_name}}/deployments/{{deployment_id}}"),
+            get(workers::get_deployment).delete(workers::delete_deployment),
+        )
+        .route(
+            "/__emulator/workers/{script_name}/versions",
+            post(workers::control_upload),
         )
         .route("/__emulator/stats", get(stats))
         .route("/__emulator/stats/reset", post(stats_reset))

@@ -1,5 +1,6 @@
 //! The emulator's own bookkeeping in one SQLite database: D1 database records, Time Travel
-//! history (deduplicated pages), KV namespaces and entries. In memory or in the data directory.
+//! history (deduplicated pages), KV namespaces and entries, Workers (each script with its versions
+//! and deployments, as one JSON document). In memory or in the data directory.
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -23,6 +24,7 @@ CREATE TABLE IF NOT EXISTS kv_namespaces(id TEXT PRIMARY KEY, title TEXT UNIQUE 
 CREATE TABLE IF NOT EXISTS kv_entries(
   ns TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, expiration INTEGER, metadata TEXT,
   PRIMARY KEY(ns, key)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS workers_scripts(name TEXT PRIMARY KEY, doc TEXT NOT NULL);
 ";
 
 pub struct Store {

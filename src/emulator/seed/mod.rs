@@ -1,6 +1,7 @@
 //! `--seed demo`: an account that feels like a real one, built from what the teams in
 //! `shared/seeds` run (see `shared/DEMO.md`): five D1 databases with dozens of tables, KV
-//! namespaces with a web app's key patterns and TTLs, and R2 buckets of mixed objects.
+//! namespaces with a web app's key patterns and TTLs, R2 buckets of mixed objects, and Workers
+//! with a deploy history to roll back.
 //! Deterministic: the same seed gives the same content (timestamps aside).
 
 use std::sync::Arc;
@@ -33,6 +34,148 @@ pub async fn demo(shared: &Arc<Shared>) -> anyhow::Result<()> {
     }
     seed_kv(shared, &mut rng)?;
     seed_r2(shared, &mut rng).await?;
+    seed_workers(shared)?;
+    Ok(())
+}
+
+/// Four Workers with a history to roll back: `api-gateway`, a bad deploy an hour ago on top of
+/// two good ones; `auth-worker`, its JWT secret rotated after its last deploy (a rollback needs
+/// `force=true`); `cron-jobs`, a gradual rollout at 10 %; `chat-rooms`, a Durable Object
+/// migration between its two versions. Their bindings point at the demo's own KV namespaces, R2
+/// buckets and D1 databases.
+fn seed_workers(shared: &Shared) -> anyhow::Result<()> {
+    use super::workers::{Upload, upload};
+    let (namespaces, _) = shared.store.ns_list(true, false, 1, 100)?;
+    let kv = |title: &str| {
+        namespaces
+            .iter()
+            .find(|n| n.title == title)
+            .map(|n| n.id.clone())
+            .unwrap_or_default()
+    };
+    let d1 = |name: &str| {
+        shared
+            .store
+            .db_get(name, true)
+            .ok()
+            .flatten()
+            .map(|d| d.uuid)
+            .unwrap_or_default()
+    };
+    let hour: i64 = 3_600_000_000;
+    let now = super::workers::now_us();
+    let at = |hours_ago: i64| Some(now - hours_ago * hour);
+    let secrets = |jwt: &str| {
+        [("JWT_SECRET".to_string(), jwt.to_string())]
+            .into_iter()
+            .collect()
+    };
+    let api_bindings = vec![
+        json!({ "type": "kv_namespace", "name": "SESSIONS", "namespace_id": kv("SESSIONS") }),
+        json!({ "type": "kv_namespace", "name": "CACHE", "namespace_id": kv("CACHE") }),
+        json!({ "type": "d1", "name": "DB", "id": d1("auth-prod"), "database_id": d1("auth-prod") }),
+        json!({ "type": "r2_bucket", "name": "EVIDENCE", "bucket_name": "evidence" }),
+        json!({ "type": "plain_text", "name": "ENVIRONMENT", "text": "production" }),
+    ];
+    let deploy = |message: &str, hours_ago: i64, bindings: &Vec<serde_json::Value>| Upload {
+        triggered_by: "upload".into(),
+        bindings: bindings.clone(),
+        secrets: secrets("s3cr3t-2026-10"),
+        message: Some(message.into()),
+        tag: None,
+        migration_tag: None,
+        compatibility_date: "2025-09-01".into(),
+        author_email: Some("dana@example.com".into()),
+        at_us: at(hours_ago),
+    };
+    for (message, hours_ago) in [
+        ("v1.8.0: paginated search", 240),
+        ("v1.8.1: fix the invoice total", 72),
+        ("v1.9.0: new rate limiter", 1),
+    ] {
+        upload(
+            &shared.store,
+            "api-gateway",
+            &deploy(message, hours_ago, &api_bindings),
+        )
+        .map_err(anyhow::Error::msg)?;
+    }
+    let auth_bindings = vec![
+        json!({ "type": "kv_namespace", "name": "SESSIONS", "namespace_id": kv("SESSIONS") }),
+        json!({ "type": "d1", "name": "DB", "id": d1("auth-prod"), "database_id": d1("auth-prod") }),
+    ];
+    for (message, hours_ago) in [("auth 3.2.0", 500), ("auth 3.3.0", 50)] {
+        upload(
+            &shared.store,
+            "auth-worker",
+            &deploy(message, hours_ago, &auth_bindings),
+        )
+        .map_err(anyhow::Error::msg)?;
+    }
+    upload(
+        &shared.store,
+        "auth-worker",
+        &Upload {
+            triggered_by: "secret".into(),
+            secrets: secrets("s3cr3t-2026-12-rotated"),
+            message: None,
+            at_us: at(6),
+            ..deploy("", 6, &auth_bindings)
+        },
+    )
+    .map_err(anyhow::Error::msg)?;
+    let cron_bindings = vec![
+        json!({ "type": "r2_bucket", "name": "ARTIFACTS", "bucket_name": "agent-artifacts" }),
+        json!({ "type": "queue", "name": "JOBS", "queue_name": "nightly-jobs" }),
+    ];
+    upload(
+        &shared.store,
+        "cron-jobs",
+        &deploy("nightly jobs 2.0", 300, &cron_bindings),
+    )
+    .map_err(anyhow::Error::msg)?;
+    let canary = upload(
+        &shared.store,
+        "cron-jobs",
+        &Upload {
+            triggered_by: "version_upload".into(),
+            ..deploy("nightly jobs 2.1 (canary)", 3, &cron_bindings)
+        },
+    )
+    .map_err(anyhow::Error::msg)?;
+    // The rollout in progress: 90 % on the old version, 10 % on the new one.
+    let mut cron = canary;
+    let (old, new) = (cron.versions[0].id.clone(), cron.versions[1].id.clone());
+    cron.deployments.push(super::workers::Deployment {
+        id: uuid::Uuid::new_v4().to_string(),
+        created_us: now - 2 * hour,
+        source: "wrangler".into(),
+        versions: vec![(old, 90.0), (new, 10.0)],
+        author_email: "dana@example.com".into(),
+        message: Some("gradual: nightly jobs 2.1 at 10 %".into()),
+        triggered_by: "deployment".into(),
+    });
+    super::workers::save(&shared.store, &cron)?;
+    let rooms = |tag: &str| {
+        vec![
+            json!({ "type": "durable_object_namespace", "name": "ROOMS", "class_name": "ChatRoom",
+                     "namespace_id": format!("do-rooms-{tag}") }),
+        ]
+    };
+    for (message, hours_ago, tag) in [
+        ("rooms v1", 400, "v1"),
+        ("rooms v2: SQLite-backed rooms", 24, "v2"),
+    ] {
+        upload(
+            &shared.store,
+            "chat-rooms",
+            &Upload {
+                migration_tag: Some(tag.into()),
+                ..deploy(message, hours_ago, &rooms(tag))
+            },
+        )
+        .map_err(anyhow::Error::msg)?;
+    }
     Ok(())
 }
 
