@@ -21,6 +21,7 @@ mod repo_init;
 mod restore;
 mod shell;
 mod status;
+mod workers;
 
 use std::process::ExitCode;
 
@@ -79,6 +80,9 @@ pub enum Command {
     /// Runbooks for recovery: list, read and check them; run, resume and retry them.
     #[command(subcommand)]
     Playbook(playbook::PlaybookCommand),
+    /// Workers: what is live on each, the versions it could go back to, its deployments.
+    #[command(subcommand)]
+    Workers(workers::WorkersCommand),
     /// Bring a team's existing backups into the repository: KV backup files, SQL dumps of D1
     /// databases, SQLite snapshots — from a folder or an R2 prefix.
     Import(import::ImportArgs),
@@ -143,6 +147,7 @@ fn run(cli: Cli, version: &'static str) -> anyhow::Result<()> {
         Some(Command::Playbook(cmd)) => runtime.block_on(playbook::run(cmd)),
         Some(Command::Demo(args)) => runtime.block_on(demo::run(args)),
         Some(Command::Import(args)) => runtime.block_on(import::run(args)),
+        Some(Command::Workers(cmd)) => runtime.block_on(workers::run(cmd)),
         Some(Command::Completions(_) | Command::Man(_)) => Ok(()),
         None => runtime.block_on(console::run(
             context::RepoArgs { repo: cli.repo },

@@ -12,6 +12,7 @@ pub mod pace;
 pub mod r2;
 pub mod retries;
 pub mod sigv4;
+pub mod workers;
 
 pub use budget::{Budget, BudgetState};
 pub use client::{Answer, Body, CfError, Client, RetryPolicy};

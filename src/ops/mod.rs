@@ -12,6 +12,7 @@ pub mod probe;
 pub mod prune;
 pub mod restore;
 pub mod status;
+pub mod workers;
 
 use crate::cloudflare::{CfError, S3Error};
 use crate::engine::d1::D1Error;
