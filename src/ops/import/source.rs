@@ -81,7 +81,9 @@ impl Source {
                 "`{source}` does not exist: give a file, a folder, or r2://bucket/prefix"
             )));
         }
-        Ok(Source::Local(path))
+        // The location is what a second import recognises: the same file however it is named
+        // (relative or absolute, through a link).
+        Ok(Source::Local(std::fs::canonicalize(&path).unwrap_or(path)))
     }
 
     /// Every file at the source, by name.
