@@ -113,26 +113,29 @@ pub fn router(shared: Arc<Shared>) -> Router {
             &format!("{A}/r2/buckets/{{bucket_name}}"),
             get(r2::get).delete(r2::delete),
         )
-        .route(&format!("{A}/workers/scripts"), get(workers::list_scripts))
+        .route(
+            &format!("{A}/workers/scripts"),
+            get(workers::routes::list_scripts),
+        )
         .route(
             &format!("{A}/workers/scripts/{{script_name}}/versions"),
-            get(workers::list_versions),
+            get(workers::routes::list_versions),
         )
         .route(
             &format!("{A}/workers/scripts/{{script_name}}/versions/{{version_id}}"),
-            get(workers::get_version),
+            get(workers::routes::get_version),
         )
         .route(
             &format!("{A}/workers/scripts/{{script_name}}/deployments"),
-            get(workers::list_deployments).post(workers::create_deployment),
+            get(workers::routes::list_deployments).post(workers::routes::create_deployment),
         )
         .route(
             &format!("{A}/workers/scripts/{{script_name}}/deployments/{{deployment_id}}"),
-            get(workers::get_deployment).delete(workers::delete_deployment),
+            get(workers::routes::get_deployment).delete(workers::routes::delete_deployment),
         )
         .route(
             "/__emulator/workers/{script_name}/versions",
-            post(workers::control_upload),
+            post(workers::routes::control_upload),
         )
         .route("/__emulator/stats", get(stats))
         .route("/__emulator/stats/reset", post(stats_reset))

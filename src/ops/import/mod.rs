@@ -158,11 +158,12 @@ pub async fn run(env: &Env<'_>, req: &Request, progress: &Progress) -> Result<Re
         s3.retries.watch(progress);
     }
     progress.phase("list the source", "files", None);
-    let found: Vec<Found> = src
-        .list()
-        .await?
-        .into_iter()
+    // Every file, once: a SQLite snapshot's metadata.json is looked up among them.
+    let all = src.list().await?;
+    let found: Vec<Found> = all
+        .iter()
         .filter(|f| req.format.takes(f))
+        .cloned()
         .collect();
     progress.finish();
     if found.is_empty() {
@@ -178,11 +179,6 @@ pub async fn run(env: &Env<'_>, req: &Request, progress: &Progress) -> Result<Re
             }
         )));
     }
-    let all: Vec<Found> = if req.format == Format::SqliteSnapshot {
-        src.list().await?
-    } else {
-        Vec::new()
-    };
     let kind = req.format.kind();
     let mut report = Report::default();
     let mut candidates = Vec::new();
