@@ -74,9 +74,20 @@ pub struct Deployment {
     pub triggered_by: String,
 }
 
-/// Microseconds since the epoch, as the API's `created_on` carries them.
+/// Microseconds since the epoch, as the API's `created_on` carries them: the clock's
+/// milliseconds with a random microsecond part, never at or before the last one given, so that
+/// what is made later is always newer (the newest deployment is what is live).
 pub fn now_us() -> i64 {
-    super::clock::now_ms() * 1000 + i64::from(rand::random::<u16>() % 1000)
+    static LAST: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+    let real = super::clock::now_ms() * 1000 + i64::from(rand::random::<u16>() % 1000);
+    let prev = LAST
+        .fetch_update(
+            std::sync::atomic::Ordering::SeqCst,
+            std::sync::atomic::Ordering::SeqCst,
+            |last| Some(real.max(last + 1)),
+        )
+        .unwrap_or(real);
+    real.max(prev + 1)
 }
 
 /// RFC 3339 with the fraction's trailing zeros dropped, as Workers writes it
@@ -378,6 +389,15 @@ pub(super) fn truncate(m: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_is_made_later_is_always_newer() {
+        let times: Vec<i64> = (0..2000).map(|_| now_us()).collect();
+        assert!(
+            times.windows(2).all(|w| w[0] < w[1]),
+            "within a millisecond too"
+        );
+    }
 
     #[test]
     fn times_drop_the_fractions_trailing_zeros_as_workers_writes_them() {
