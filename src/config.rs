@@ -48,6 +48,8 @@ struct FileConfig {
     r2_secret_access_key: Option<Secret>,
     repo: Option<String>,
     key_file: Option<PathBuf>,
+    /// Where a Worker answers with its version (`{script}` replaced by its name).
+    workers_probe_url: Option<String>,
     /// Refuse every restore before it sends a write.
     #[serde(default)]
     read_only: bool,
@@ -87,6 +89,10 @@ pub struct Config {
     pub repo: Option<String>,
     pub key: Option<Secret>,
     pub key_file: Option<PathBuf>,
+    /// `workers_probe_url` / `CFDR_WORKERS_PROBE_URL`: a URL on which each Worker answers which
+    /// version served the request (`{script}` replaced by the Worker's name), probed after a
+    /// rollback.
+    pub workers_probe_url: Option<String>,
     /// The newest backup of a target should be younger than this (`[rpo] default`, or
     /// `CFDR_RPO`; 24 hours unless set).
     pub rpo_default: Duration,
@@ -245,6 +251,7 @@ impl Config {
             repo: env("CFDR_REPO").or(fc.repo),
             key: env("CFDR_KEY").map(Secret),
             key_file: env("CFDR_KEY_FILE").map(PathBuf::from).or(fc.key_file),
+            workers_probe_url: env("CFDR_WORKERS_PROBE_URL").or(fc.workers_probe_url),
             rpo_default: DEFAULT_RPO,
             rpo: Default::default(),
             file: read.clone(),

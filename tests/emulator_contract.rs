@@ -799,4 +799,22 @@ async fn workers_operations_match_the_contract() {
             &r.json(),
         );
     }
+    // A rollback the rules refuse (across a Durable Object migration) in the same envelope.
+    let m = upload(json!({ "triggered_by": "version_upload", "migration_tag": "m2" })).await;
+    let m = m["version"]["id"].as_str().unwrap();
+    let r = api
+        .send(
+            "POST",
+            "/workers/scripts/api/deployments",
+            Some(json!({ "strategy": "percentage", "versions": [{ "version_id": m, "percentage": 100 }] })),
+        )
+        .await;
+    assert_eq!((r.status, r.error_code()), (400, 10021));
+    check(
+        "workers",
+        &format!("{WK}/{{script_name}}/deployments"),
+        "post",
+        r.status,
+        &r.json(),
+    );
 }

@@ -3,7 +3,10 @@
 //! the page, deployments newest first and at most 10, a deployment of one or two versions
 //! summing to 100 within the newest 100 of this script, 10220 across a secret change unless
 //! `force=true`, messages cut at 1,000 bytes, the latest deployment kept from deletion, 10007
-//! for an unknown Worker; and the demo's Workers with their history.
+//! for an unknown Worker, a rollback across a Durable Object migration or onto a binding whose
+//! KV namespace or R2 bucket is gone refused; the workers.dev stand-in answering with the version
+//! the live split picks (pinned by `Cloudflare-Workers-Version-Overrides`, sticky by
+//! `Cloudflare-Workers-Version-Key`); and the demo's Workers with their history.
 
 mod common;
 
@@ -218,6 +221,116 @@ async fn a_rollback_across_a_secret_change_needs_force() {
         "{}",
         String::from_utf8_lossy(&forced.bytes)
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rollbacks_across_a_migration_or_onto_a_lost_resource_are_refused() {
+    let api = common::start().await;
+    let ns = api.kv_create("SESSIONS").await;
+    let id = |v: &Value| v["version"]["id"].as_str().unwrap().to_string();
+    let kv = json!([{ "type": "kv_namespace", "name": "S", "namespace_id": ns }]);
+    let v1 = id(&upload(
+        &api,
+        "rooms",
+        json!({ "migration_tag": "v1", "bindings": kv }),
+    )
+    .await);
+    upload(
+        &api,
+        "rooms",
+        json!({ "migration_tag": "v2", "bindings": kv }),
+    )
+    .await;
+    let refused = api
+        .send(
+            "POST",
+            "/workers/scripts/rooms/deployments",
+            Some(deploy(&[(&v1, 100.0)])),
+        )
+        .await;
+    assert_eq!((refused.status, refused.error_code()), (400, 10021));
+    assert!(String::from_utf8_lossy(&refused.bytes).contains("Durable Object migration"));
+    // The namespace an older version binds to is deleted: that version cannot come back.
+    let gone = api.kv_create("GONE").await;
+    let old = id(&upload(
+        &api,
+        "api",
+        json!({ "bindings": [{ "type": "kv_namespace", "name": "S", "namespace_id": gone }] }),
+    )
+    .await);
+    upload(&api, "api", json!({ "bindings": kv })).await;
+    api.send("DELETE", &format!("/storage/kv/namespaces/{gone}"), None)
+        .await;
+    let refused = api
+        .send(
+            "POST",
+            "/workers/scripts/api/deployments",
+            Some(deploy(&[(&old, 100.0)])),
+        )
+        .await;
+    assert_eq!((refused.status, refused.error_code()), (400, 10021));
+    let text = String::from_utf8_lossy(&refused.bytes);
+    assert!(
+        text.contains(&gone) && text.contains("no longer exists"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_worker_answers_with_the_version_its_split_picks() {
+    let api = common::start().await;
+    let id = |v: &Value| v["version"]["id"].as_str().unwrap().to_string();
+    let a = id(&upload(&api, "web", json!({})).await);
+    let b = id(&upload(&api, "web", json!({ "triggered_by": "version_upload" })).await);
+    let made = api
+        .send(
+            "POST",
+            "/workers/scripts/web/deployments",
+            Some(deploy(&[(&a, 80.0), (&b, 20.0)])),
+        )
+        .await;
+    assert_eq!(made.status, 200);
+    let url = format!("{}/__workers.dev/web/any/path", api.emu.origin());
+    let http = reqwest::Client::new();
+    let ask = |h: Option<(&'static str, String)>| {
+        let mut r = http.get(&url);
+        if let Some((k, v)) = h {
+            r = r.header(k, v);
+        }
+        async move {
+            r.send().await.unwrap().json::<Value>().await.unwrap()["version_id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let mut on_b = 0;
+    for _ in 0..400 {
+        if ask(None).await == b {
+            on_b += 1;
+        }
+    }
+    assert!((40..=120).contains(&on_b), "about 20 % of 400 on b: {on_b}");
+    let pin = format!("web=\"{b}\"");
+    for _ in 0..5 {
+        assert_eq!(
+            ask(Some(("Cloudflare-Workers-Version-Overrides", pin.clone()))).await,
+            b
+        );
+    }
+    let sticky = ask(Some(("Cloudflare-Workers-Version-Key", "user-42".into()))).await;
+    for _ in 0..5 {
+        assert_eq!(
+            ask(Some(("Cloudflare-Workers-Version-Key", "user-42".into()))).await,
+            sticky
+        );
+    }
+    let none = http
+        .get(format!("{}/__workers.dev/nope", api.emu.origin()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(none.status(), 404);
 }
 
 #[tokio::test(flavor = "multi_thread")]

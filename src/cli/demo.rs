@@ -222,6 +222,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         r2_secret_access_key: Some(Secret::new(emulator::DEFAULT_R2_SECRET_ACCESS_KEY)),
         repo: Some(repo_dir.display().to_string()),
         rpo_default: crate::config::DEFAULT_RPO,
+        // The emulator serves each Worker as workers.dev would, naming its version.
+        workers_probe_url: Some(format!("{}/__workers.dev/{{script}}", emu.origin())),
         ..Config::default()
     };
     for (target, secs) in RPO {

@@ -124,6 +124,15 @@ pub struct Client {
     concurrency: usize,
 }
 
+/// When a request is sent again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Resend {
+    /// After any failure the retry policy covers (a lost answer, a 5xx, 429).
+    Failed,
+    /// Only when Cloudflare refused it without acting on it (429).
+    Refused,
+}
+
 /// What a request sends.
 pub enum Body {
     None,
@@ -178,7 +187,34 @@ impl Client {
         query: &[(&str, String)],
         body: Body,
     ) -> Result<Answer, CfError> {
-        let (status, headers, bytes) = self.raw(method.clone(), path, query, &body).await?;
+        self.call_as(method, path, query, body, Resend::Failed)
+            .await
+    }
+
+    /// Like [`call`](Self::call), for a request that must not land twice (a Workers
+    /// deployment: each POST makes a new one): sent again only when Cloudflare refused it
+    /// unread (429), never after a lost answer or a 5xx, which may have landed; the caller
+    /// reads back what happened.
+    pub async fn call_once(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Body,
+    ) -> Result<Answer, CfError> {
+        self.call_as(method, path, query, body, Resend::Refused)
+            .await
+    }
+
+    async fn call_as(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Body,
+        resend: Resend,
+    ) -> Result<Answer, CfError> {
+        let (status, headers, bytes) = self.raw(method.clone(), path, query, &body, resend).await?;
         let v: Value = serde_json::from_slice(&bytes).map_err(|e| CfError::Decode {
             method: method.to_string(),
             path: path.into(),
@@ -202,7 +238,7 @@ impl Client {
         query: &[(&str, String)],
         body: Body,
     ) -> Result<(reqwest::header::HeaderMap, Vec<u8>), CfError> {
-        let (_, headers, bytes) = self.raw(method, path, query, &body).await?;
+        let (_, headers, bytes) = self.raw(method, path, query, &body, Resend::Failed).await?;
         Ok((headers, bytes))
     }
 
@@ -212,6 +248,7 @@ impl Client {
         path: &str,
         query: &[(&str, String)],
         body: &Body,
+        resend: Resend,
     ) -> Result<(u16, reqwest::header::HeaderMap, Vec<u8>), CfError> {
         let mut url = format!("{}/accounts/{}{path}", self.base, self.account);
         if !query.is_empty() {
@@ -278,9 +315,12 @@ impl Client {
                         .get("x-should-retry")
                         .and_then(|v| v.to_str().ok())
                         .map(|v| v == "true");
-                    let retryable = should.unwrap_or(
-                        matches!(status.as_u16(), 408 | 409 | 429) || status.is_server_error(),
-                    );
+                    let retryable = match resend {
+                        Resend::Failed => should.unwrap_or(
+                            matches!(status.as_u16(), 408 | 409 | 429) || status.is_server_error(),
+                        ),
+                        Resend::Refused => *status == StatusCode::TOO_MANY_REQUESTS,
+                    };
                     if status.is_success() || !retryable || attempt >= self.retry.max_retries {
                         if status.is_success() {
                             return Ok((status.as_u16(), headers.clone(), bytes.clone()));
@@ -298,7 +338,7 @@ impl Client {
                     wait
                 }
                 Err(message) => {
-                    if attempt >= self.retry.max_retries {
+                    if attempt >= self.retry.max_retries || resend == Resend::Refused {
                         return Err(CfError::Network {
                             method: method_s,
                             path: path_s,

@@ -32,6 +32,11 @@ impl Pace {
         s.total += took;
     }
 
+    /// Requests answered so far (a plan's and a run's request counts).
+    pub fn count(&self) -> u64 {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).count
+    }
+
     /// The mean round trip so far; `None` before the first.
     pub fn mean(&self) -> Option<Duration> {
         let s = *self.inner.lock().unwrap_or_else(|e| e.into_inner());

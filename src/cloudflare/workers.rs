@@ -212,6 +212,48 @@ impl Client {
         })
     }
 
+    /// One deployment (the read-back of one just made).
+    pub async fn worker_deployment(&self, script: &str, id: &str) -> Result<Deployment, CfError> {
+        let path = format!("{}/deployments/{id}", scripts_path(script));
+        let a = self.call(Method::GET, &path, &[], Body::None).await?;
+        Deployment::of(&a.result).ok_or_else(|| unexpected(&path, "deployment"))
+    }
+
+    /// A new deployment of `script` putting traffic on `shares` (one or two versions summing
+    /// to 100, in this order), annotated with `message`. `force` overrides Cloudflare's guard
+    /// against bringing back an older secret value (10220): only ever on the operator's word.
+    /// Sent once: a lost answer may mean it landed, so the caller reads the deployments back
+    /// instead of sending it again.
+    pub async fn worker_deploy(
+        &self,
+        script: &str,
+        shares: &[Share],
+        message: &str,
+        force: bool,
+    ) -> Result<Deployment, CfError> {
+        let path = format!("{}/deployments", scripts_path(script));
+        let body = serde_json::json!({
+            "strategy": "percentage",
+            "versions": shares.iter()
+                .map(|s| serde_json::json!({ "version_id": s.version_id, "percentage": s.percentage }))
+                .collect::<Vec<_>>(),
+            "annotations": { "workers/message": message },
+        });
+        let q: Vec<(&str, String)> = if force {
+            vec![("force", "true".into())]
+        } else {
+            vec![]
+        };
+        let a = self
+            .call_once(Method::POST, &path, &q, Body::Json(body))
+            .await?;
+        Deployment::of(&a.result).ok_or_else(|| CfError::Decode {
+            method: "POST".into(),
+            path,
+            message: "no deployment in the answer".into(),
+        })
+    }
+
     /// A Worker's recent deployments (about the newest 10), newest first by their time; the
     /// first is what is live.
     pub async fn worker_deployments(&self, script: &str) -> Result<Vec<Deployment>, CfError> {
@@ -226,6 +268,49 @@ impl Client {
         out.sort_by_key(|d| std::cmp::Reverse(d.created_on));
         Ok(out)
     }
+}
+
+/// The version that answered a request to a Worker at `url`: the Worker reports it (its
+/// `version_metadata` binding's id) as `version_id` in a JSON body. `pin` sends
+/// `Cloudflare-Workers-Version-Overrides` so that one version of the live deployment answers.
+/// No API token goes with it: the Worker is not the API. `None` when the answer names no
+/// version.
+pub async fn probe(
+    url: &str,
+    pin: Option<(&str, &str)>,
+    timeout: std::time::Duration,
+) -> Result<Option<String>, CfError> {
+    let failed = |message: String| CfError::Network {
+        method: "GET".into(),
+        path: url.to_string(),
+        message,
+    };
+    let http = reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .map_err(|e| failed(e.to_string()))?;
+    let mut req = http.get(url);
+    if let Some((script, version)) = pin {
+        req = req.header(
+            "Cloudflare-Workers-Version-Overrides",
+            format!("{script}=\"{version}\""),
+        );
+    }
+    let resp = req.send().await.map_err(|e| failed(e.to_string()))?;
+    let status = resp.status();
+    let bytes = resp.bytes().await.map_err(|e| failed(e.to_string()))?;
+    if !status.is_success() {
+        return Err(CfError::Api {
+            method: "GET".into(),
+            path: url.to_string(),
+            status: status.as_u16(),
+            code: None,
+            message: String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned(),
+            ray: None,
+        });
+    }
+    let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    Ok(text(&v["version_id"]).or_else(|| text(&v["id"])))
 }
 
 #[cfg(test)]

@@ -97,6 +97,9 @@ pub struct FaultConfig {
     /// Only requests whose path contains this string are faulted.
     #[serde(default)]
     pub path_contains: Option<String>,
+    /// Only requests of this method (`POST`, …) are faulted.
+    #[serde(default)]
+    pub method: Option<String>,
     /// Changes the rate limit (requests per window, per token).
     #[serde(default)]
     pub rate_limit: Option<RateLimitConfig>,
@@ -182,11 +185,17 @@ impl Faults {
     }
 
     /// Latency to add and the fault to inject for a request to `path`.
-    pub fn roll(&self, path: &str) -> (Duration, Fault) {
+    pub fn roll(&self, method: &str, path: &str) -> (Duration, Fault) {
         let mut guard = lock(&self.inner);
         let (config, rng) = &mut *guard;
-        if let Some(filter) = &config.path_contains
-            && !path.contains(filter.as_str())
+        if config
+            .path_contains
+            .as_ref()
+            .is_some_and(|filter| !path.contains(filter.as_str()))
+            || config
+                .method
+                .as_ref()
+                .is_some_and(|m| !m.eq_ignore_ascii_case(method))
         {
             return (Duration::ZERO, Fault::None);
         }
@@ -303,7 +312,7 @@ mod tests {
             retry_after_secs: Some(7),
             ..FaultConfig::default()
         });
-        let got: Vec<Fault> = (0..3).map(|_| faults.roll("/x").1).collect();
+        let got: Vec<Fault> = (0..3).map(|_| faults.roll("GET", "/x").1).collect();
         assert_eq!(
             got,
             [
@@ -323,7 +332,7 @@ mod tests {
             ..FaultConfig::default()
         });
         let errors = (0..10_000)
-            .filter(|_| matches!(faults.roll("/x").1, Fault::ServerError { .. }))
+            .filter(|_| matches!(faults.roll("GET", "/x").1, Fault::ServerError { .. }))
             .count();
         assert!((800..1200).contains(&errors), "{errors} errors in 10,000");
     }

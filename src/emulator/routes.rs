@@ -137,6 +137,11 @@ pub fn router(shared: Arc<Shared>) -> Router {
             "/__emulator/workers/{script_name}/versions",
             post(workers::routes::control_upload),
         )
+        .route("/__workers.dev/{script}", get(workers::routes::serve))
+        .route(
+            "/__workers.dev/{script}/{*rest}",
+            get(workers::routes::serve),
+        )
         .route("/__emulator/stats", get(stats))
         .route("/__emulator/stats/reset", post(stats_reset))
         .route("/__emulator/faults", get(faults_get).post(faults_set))

@@ -294,7 +294,7 @@ async fn api_gate(
                 limit_headers(&mut r);
                 return Ok(finish(&shared, &method, "(rate limited)", bytes_in, r));
             }
-            let (latency, fault) = shared.faults.roll(&path);
+            let (latency, fault) = shared.faults.roll(method.as_str(), &path);
             if !latency.is_zero() {
                 tokio::time::sleep(latency).await;
             }
@@ -331,7 +331,7 @@ async fn api_gate(
     }
     let response = if path.starts_with("/__signed/") {
         // Presigned transfers (D1 export downloads, import uploads) cross the same network.
-        let (latency, fault) = shared.faults.roll(&path);
+        let (latency, fault) = shared.faults.roll(method.as_str(), &path);
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
         }
@@ -452,7 +452,7 @@ async fn s3_gate(
     let label = super::r2::s3::route_label(req.uri().path(), req.uri().query());
     let class = super::r2::s3::fault_class(&method, &label);
     let bytes_in = content_length(req.headers());
-    let (latency, fault) = shared.faults.roll(req.uri().path());
+    let (latency, fault) = shared.faults.roll(req.method().as_str(), req.uri().path());
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }

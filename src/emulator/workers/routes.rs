@@ -191,6 +191,28 @@ pub async fn create_deployment(
                 .collect()
         })
         .unwrap_or_default();
+    // The refusals Cloudflare documents for rollbacks (no code of their own is confirmed).
+    for v in req
+        .versions
+        .iter()
+        .filter_map(|v| script.version(&v.version_id))
+    {
+        if let Some(l) = live.iter().find(|l| l.migration_tag != v.migration_tag) {
+            return Err(invalid(format!(
+                "version {} cannot be deployed: a Durable Object migration lies between it (migration tag {}) and the live version {} ({})",
+                v.id,
+                v.migration_tag.as_deref().unwrap_or("none"),
+                l.id,
+                l.migration_tag.as_deref().unwrap_or("none")
+            )));
+        }
+        if let Some(gone) = missing_resource(&s, v) {
+            return Err(invalid(format!(
+                "version {} cannot be deployed: it binds to {gone}, which no longer exists",
+                v.id
+            )));
+        }
+    }
     if !force {
         let mut changed: Vec<String> = req
             .versions
@@ -231,6 +253,79 @@ pub async fn create_deployment(
     script.modified_us = d.created_us;
     save(&s.store, &script).map_err(internal)?;
     ok(d.json())
+}
+
+/// The first KV namespace or R2 bucket `v` binds to that the account no longer has.
+fn missing_resource(s: &Shared, v: &Version) -> Option<String> {
+    v.bindings.iter().find_map(|b| match b["type"].as_str() {
+        Some("kv_namespace") => {
+            let id = b["namespace_id"].as_str().unwrap_or_default();
+            matches!(s.store.ns_get(id), Ok(None))
+                .then(|| format!("KV namespace {id} (binding {})", b["name"]))
+        }
+        Some("r2_bucket") => {
+            let name = b["bucket_name"].as_str().unwrap_or_default();
+            matches!(s.r2.bucket(name), Ok(None))
+                .then(|| format!("R2 bucket {name} (binding {})", b["name"]))
+        }
+        _ => None,
+    })
+}
+
+/// `GET /__workers.dev/{script}[/…]`: the Worker itself, as `workers.dev` would serve it —
+/// one version of the live deployment answers, chosen by its share (at random, or sticky by
+/// `Cloudflare-Workers-Version-Key`), or the one `Cloudflare-Workers-Version-Overrides` pins,
+/// and it reports its `version_metadata` as a deployed Worker can.
+pub async fn serve(
+    State(s): S,
+    Path(path): Path<Vec<(String, String)>>,
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
+    let name = path
+        .iter()
+        .find(|(k, _)| k == "script")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    let missing = |m: &str| (StatusCode::NOT_FOUND, m.to_string()).into_response();
+    let Ok(Some(script)) = script(&s.store, &name) else {
+        return missing("There is nothing here yet: no Worker of that name.");
+    };
+    let Some(live) = script.live() else {
+        return missing("This Worker has no deployment.");
+    };
+    let header = |k: &str| headers.get(k).and_then(|v| v.to_str().ok());
+    let pinned = header("cloudflare-workers-version-overrides").and_then(|o| {
+        let (k, v) = o.split_once('=')?;
+        (k.trim() == name).then(|| v.trim().trim_matches('"').to_string())
+    });
+    let id = match pinned {
+        // A pin names a version of the live deployment; any other is not served.
+        Some(p) if live.versions.iter().any(|(id, _)| *id == p) => p,
+        _ => {
+            let roll = match header("cloudflare-workers-version-key") {
+                Some(k) => {
+                    let h = k.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+                    });
+                    (h % 10_000) as f64 / 100.0
+                }
+                None => rand::random::<f64>() * 100.0,
+            };
+            let mut acc = 0.0;
+            live.versions
+                .iter()
+                .find(|(_, p)| {
+                    acc += p;
+                    roll < acc
+                })
+                .or(live.versions.iter().rev().find(|(_, p)| *p > 0.0))
+                .map(|(id, _)| id.clone())
+                .unwrap_or_default()
+        }
+    };
+    let number = script.version(&id).map(|v| v.number);
+    axum::Json(json!({ "script": name, "version_id": id, "version_number": number }))
+        .into_response()
 }
 
 pub async fn delete_deployment(

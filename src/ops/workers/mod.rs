@@ -1,6 +1,10 @@
 //! Workers as an operator reads them before a rollback: each Worker with what is live (the
 //! newest deployment's versions and shares, by version number), its deployable versions with
-//! the live ones marked, its recent deployments. Read-only: every call here is a GET.
+//! the live ones marked, its recent deployments. Read-only: every call here is a GET. A
+//! rollback is planned in [`rollback`] and carried out (and undone) in [`deploy`].
+
+pub mod deploy;
+pub mod rollback;
 
 use serde::Serialize;
 

@@ -1,0 +1,619 @@
+//! Carrying out a Worker rollback plan (WORKERS.md §4, steps 5–8), Worker by Worker in the
+//! plan's order, stopping at the first failure: the live deployment re-read just before each
+//! deployment (someone may have deployed since the plan), the undo recorded in the run's
+//! journal (`runs/<run>/worker-rollback.json`: the live `versions[]` exactly) before the first
+//! write, each deployment sent once with a message naming the run (`force=true` only when the
+//! operator said so, after Cloudflare's 10220), then verified — read back, the split equal to
+//! the request, read again after a settling delay, and the Worker itself probed over HTTP when
+//! a probe URL is set — and between `--steps` stages checked again after the wait. Undo puts
+//! back what a run replaced, while the live deployment is still one that run made.
+
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::super::restore::Outcome;
+use super::super::{Error, Result};
+use super::rollback::{
+    self, CHANGES, Pick, Plan, Share, UNTOUCHED, WorkerPlan, label, plan_one, same,
+};
+use crate::cloudflare::workers::{Deployment, probe};
+use crate::cloudflare::{CfError, Client};
+use crate::ops::backup::Env;
+use crate::progress::Progress;
+use crate::repo::audit::Record;
+use crate::repo::{Lease, lease, manifest};
+
+/// The run's journal in its folder.
+pub const JOURNAL: &str = "worker-rollback.json";
+pub const JOURNAL_FORMAT: &str = "cfdr.worker-rollback-run/1";
+
+/// What the operator asked for.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    /// Each Worker and where it goes, in the order they are rolled back.
+    pub workers: Vec<(String, Pick)>,
+    /// `--steps`: the target's percentage at each stage, the last 100.
+    pub steps: Vec<f64>,
+    /// This run undoes that one.
+    pub undo_of: Option<String>,
+}
+
+/// How the run goes.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Between a deployment's read-back and its second read (a concurrent deploy could win).
+    pub settle: Duration,
+    /// Between `--steps` stages.
+    pub wait: Duration,
+    /// The operator agreed to `force=true` if Cloudflare asks for it (10220).
+    pub force: bool,
+    /// The Worker's URL (`{script}` replaced by its name), asked which version answers.
+    pub probe: Option<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            settle: Duration::from_secs(2),
+            wait: Duration::ZERO,
+            force: false,
+            probe: None,
+        }
+    }
+}
+
+/// What happened to one Worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Done {
+    pub script: String,
+    /// pending, rolled-back, stopped (some stages landed), failed (nothing landed), untouched
+    /// (an earlier Worker failed), undone (a later run put it back).
+    pub state: String,
+    /// The undo: the live deployment's versions exactly, before this run.
+    pub before: Vec<Share>,
+    /// The deployments this run made, in order.
+    pub made: Vec<String>,
+    /// Cloudflare asked for force (10220) and the operator had agreed: these secrets' values
+    /// went back.
+    pub forced: bool,
+    /// The checks that passed, each a line.
+    pub checks: Vec<String>,
+    pub error: Option<String>,
+    /// The run that undid this one.
+    pub undone_by: Option<String>,
+}
+
+/// A run as its journal holds it, and its report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Journal {
+    pub format: String,
+    pub plan: Plan,
+    pub by: String,
+    pub started: String,
+    pub workers: Vec<Done>,
+    pub outcome: Option<Outcome>,
+    pub finished: Option<String>,
+    pub seconds: Option<f64>,
+    /// Requests to Cloudflare's API, the plan's and the run's.
+    pub requests: u64,
+}
+
+fn client<'a>(env: &'a Env<'_>) -> Result<&'a Client> {
+    env.client.ok_or_else(|| {
+        Error::usage(
+            "a Worker rollback needs the account: set CLOUDFLARE_API_TOKEN (Workers Scripts Write) and CLOUDFLARE_ACCOUNT_ID",
+        )
+    })
+}
+
+/// The plan: read only, nothing written anywhere.
+pub async fn plan(env: &Env<'_>, req: &Request) -> Result<Plan> {
+    let c = client(env)?;
+    if req.workers.is_empty() {
+        return Err(Error::usage(
+            "name the Worker to roll back (cfdr workers list shows them)",
+        ));
+    }
+    let began = c.pace.count();
+    let mut workers = Vec::new();
+    for (script, pick) in &req.workers {
+        if workers.iter().any(|w: &WorkerPlan| w.script == *script) {
+            return Err(Error::usage(format!(
+                "Worker `{script}` is named twice; name each once"
+            )));
+        }
+        workers.push(plan_one(c, script, pick, &req.steps).await?);
+    }
+    let stages: u64 = workers.iter().map(|w| w.stages.len() as u64).sum();
+    Ok(Plan {
+        format: rollback::PLAN_FORMAT.into(),
+        run: manifest::new_id(time::OffsetDateTime::now_utc()),
+        workers,
+        undo_of: req.undo_of.clone(),
+        requests_read: c.pace.count() - began,
+        requests_planned: stages * 4,
+        changes: CHANGES.into(),
+        untouched: UNTOUCHED.iter().map(|s| s.to_string()).collect(),
+    })
+}
+
+async fn save(env: &Env<'_>, j: &Journal) -> Result<()> {
+    Ok(env
+        .repo
+        .put_run_file(&j.plan.run, JOURNAL, &serde_json::to_vec_pretty(j)?)
+        .await?)
+}
+
+/// A run's journal.
+pub async fn load(env: &Env<'_>, run: &str) -> Result<Journal> {
+    let bytes = env.repo.run_file(run, JOURNAL).await?.ok_or_else(|| {
+        Error::usage(format!(
+            "no Worker rollback run `{run}` in repository `{}`; the audit trail lists them (cfdr audit)",
+            env.repo.storage.display
+        ))
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        Error::Verification(format!(
+            "Worker rollback run `{run}`: its journal cannot be read: {e}"
+        ))
+    })
+}
+
+/// The request that undoes run `run`: each Worker it changed, last first, back to what was live
+/// before it.
+pub async fn undo_request(env: &Env<'_>, run: &str) -> Result<Request> {
+    let j = load(env, run).await?;
+    let workers: Vec<(String, Pick)> = j
+        .workers
+        .iter()
+        .rev()
+        .filter(|w| !w.made.is_empty() || w.state == "sending")
+        .map(|w| {
+            (
+                w.script.clone(),
+                Pick::Undo {
+                    run: run.to_string(),
+                    shares: w.before.clone(),
+                    made: w.made.clone(),
+                },
+            )
+        })
+        .collect();
+    if workers.is_empty() {
+        return Err(Error::usage(format!(
+            "run `{run}` changed no Worker: there is nothing to undo"
+        )));
+    }
+    if let Some(w) = j.workers.iter().find(|w| w.undone_by.is_some()) {
+        return Err(Error::usage(format!(
+            "run `{run}` was undone already, by run {} (Worker `{}`)",
+            w.undone_by.as_deref().unwrap_or_default(),
+            w.script
+        )));
+    }
+    Ok(Request {
+        workers,
+        steps: Vec::new(),
+        undo_of: Some(run.to_string()),
+    })
+}
+
+/// Carries `plan` out (after the face's confirmation) and reports.
+pub async fn run(
+    env: &Env<'_>,
+    plan: Plan,
+    opts: &Options,
+    progress: &Progress,
+) -> Result<Journal> {
+    let c = client(env)?;
+    if env.config.read_only {
+        return Err(Error::usage(
+            "cfdr is read-only here (read_only / CFDR_READ_ONLY): a rollback deploys; nothing was sent",
+        ));
+    }
+    let refusals = plan.refusals();
+    if !refusals.is_empty() {
+        return Err(Error::usage(format!(
+            "the plan refuses this rollback, so nothing was sent: {}",
+            refusals.join("; ")
+        )));
+    }
+    let began = Instant::now();
+    let mut leases = Vec::new();
+    for w in &plan.workers {
+        leases.push(
+            Lease::acquire_at(
+                &env.repo.storage,
+                &format!("locks/worker-{}.json", manifest::path_safe(&w.script)),
+                &format!("Worker `{}`", w.script),
+                &format!("Worker rollback run {}", plan.run),
+                lease::DEFAULT_TTL,
+            )
+            .await?,
+        );
+    }
+    let mut j = Journal {
+        format: JOURNAL_FORMAT.into(),
+        by: lease::who(),
+        started: manifest::rfc3339(time::OffsetDateTime::now_utc()),
+        workers: plan
+            .workers
+            .iter()
+            .map(|w| Done {
+                script: w.script.clone(),
+                state: "pending".into(),
+                before: w.live.versions.clone(),
+                made: Vec::new(),
+                forced: false,
+                checks: Vec::new(),
+                error: None,
+                undone_by: None,
+            })
+            .collect(),
+        outcome: None,
+        finished: None,
+        seconds: None,
+        requests: plan.requests_read,
+        plan,
+    };
+    // The undo is recorded before anything is sent.
+    save(env, &j).await?;
+    let sent_from = c.pace.count();
+    let action = if j.plan.undo_of.is_some() {
+        "worker-undo"
+    } else {
+        "worker-rollback"
+    };
+    let mut failed = false;
+    for i in 0..j.workers.len() {
+        if failed {
+            j.workers[i].state = "untouched".into();
+            continue;
+        }
+        let w = j.plan.workers[i].clone();
+        let p = progress.job(format!("rollback {}", w.script));
+        let item_began = Instant::now();
+        let got = one(env, c, &mut j, i, &w, opts, &p).await;
+        let d = &mut j.workers[i];
+        match &got {
+            Ok(()) => d.state = "rolled-back".into(),
+            Err(e) => {
+                d.state = if d.made.is_empty() {
+                    "failed"
+                } else {
+                    "stopped"
+                }
+                .into();
+                d.error = Some(e.to_string());
+                failed = true;
+            }
+        }
+        let record = Record {
+            action: action.into(),
+            target: Some(format!("worker `{}`", w.script)),
+            run: Some(j.plan.run.clone()),
+            result: if got.is_ok() { "success" } else { "failed" }.into(),
+            detail: Some(match &got {
+                Ok(()) => format!(
+                    "{} → {} ({}), verified",
+                    label(&w.live.versions),
+                    label(&w.target),
+                    w.how
+                ),
+                Err(e) => e.to_string(),
+            }),
+            ..Default::default()
+        };
+        crate::ops::audit::record(env, record, item_began, progress).await;
+        save(env, &j).await?;
+        if let Err(Error::Cancelled(_)) = got {
+            break;
+        }
+    }
+    let done = j
+        .workers
+        .iter()
+        .filter(|w| w.state == "rolled-back")
+        .count();
+    j.outcome = Some(if done == j.workers.len() {
+        Outcome::Success
+    } else if j.workers.iter().any(|w| !w.made.is_empty()) {
+        Outcome::Partial
+    } else {
+        Outcome::Failed
+    });
+    j.finished = Some(manifest::rfc3339(time::OffsetDateTime::now_utc()));
+    j.seconds = Some((began.elapsed().as_secs_f64() * 1000.0).round() / 1000.0);
+    j.requests += c.pace.count() - sent_from;
+    save(env, &j).await?;
+    if let Some(of) = &j.plan.undo_of
+        && j.outcome == Some(Outcome::Success)
+        && let Ok(mut orig) = load(env, of).await
+    {
+        for w in orig.workers.iter_mut() {
+            if j.workers.iter().any(|u| u.script == w.script) {
+                w.undone_by = Some(j.plan.run.clone());
+            }
+        }
+        save(env, &orig).await?;
+    }
+    for l in leases {
+        l.release().await?;
+    }
+    Ok(j)
+}
+
+/// The newest deployment of `script`.
+async fn live(c: &Client, script: &str) -> Result<Deployment> {
+    c.worker_deployments(script)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::Remote(format!("Worker `{script}` has no deployment any more")))
+}
+
+/// One Worker's stages, each deployed and verified.
+async fn one(
+    env: &Env<'_>,
+    c: &Client,
+    j: &mut Journal,
+    i: usize,
+    w: &WorkerPlan,
+    opts: &Options,
+    progress: &Progress,
+) -> Result<()> {
+    let run = j.plan.run.clone();
+    let n = w.stages.len();
+    for (k, stage) in w.stages.iter().enumerate() {
+        progress.check()?;
+        let expected = j.workers[i]
+            .made
+            .last()
+            .cloned()
+            .unwrap_or_else(|| w.live.deployment.clone());
+        let now = live(c, &w.script).await?;
+        if now.id != expected {
+            return Err(Error::Remote(format!(
+                "Worker `{}` changed since {}: its live deployment is {} ({}), not {expected}; nothing more was sent — look at `cfdr workers deployments {}` and plan again",
+                w.script,
+                if k == 0 { "the plan" } else { "the last stage" },
+                now.id,
+                now.message.as_deref().unwrap_or("no message"),
+                w.script
+            )));
+        }
+        let message = format!(
+            "cfdr {} run {run}{}: {}",
+            if j.plan.undo_of.is_some() {
+                "undo"
+            } else {
+                "rollback"
+            },
+            if n > 1 {
+                format!(" (stage {} of {n})", k + 1)
+            } else {
+                String::new()
+            },
+            label(stage)
+        );
+        let wire: Vec<_> = stage.iter().map(Share::wire).collect();
+        j.workers[i].state = "sending".into();
+        save(env, j).await?;
+        let made = match c.worker_deploy(&w.script, &wire, &message, false).await {
+            Ok(d) => d,
+            Err(CfError::Api {
+                code: Some(10220),
+                message: said,
+                ..
+            }) if opts.force => {
+                progress.warn(format!(
+                    "{}: Cloudflare asked for force ({said}); going ahead as the operator agreed (--force-secrets)",
+                    w.script
+                ));
+                j.workers[i].forced = true;
+                c.worker_deploy(&w.script, &wire, &message, true).await?
+            }
+            Err(CfError::Api {
+                code: Some(10220),
+                message: said,
+                ..
+            }) => {
+                return Err(Error::usage(format!(
+                    "Cloudflare refused to deploy {} on `{}` without force (10220): {said} Nothing was changed. To bring back that version's secret values anyway, run again with --force-secrets",
+                    label(stage),
+                    w.script
+                )));
+            }
+            Err(
+                e @ (CfError::Network { .. }
+                | CfError::Decode { .. }
+                | CfError::Api { status: 500.., .. }),
+            ) => {
+                // Sent once: whether it landed is read back, never guessed.
+                let now = live(c, &w.script).await?;
+                if now.id != expected
+                    && now.message.as_deref().is_some_and(|m| m.contains(&run))
+                    && same(stage, &now.versions)
+                {
+                    progress.warn(format!(
+                        "{}: the answer to the deployment was lost ({e}); read back, it landed as {}",
+                        w.script, now.id
+                    ));
+                    now
+                } else {
+                    return Err(Error::Remote(format!(
+                        "the deployment of {} on `{}` got no answer ({e}), and read back it did not land: nothing changed; run it again",
+                        label(stage),
+                        w.script
+                    )));
+                }
+            }
+            Err(e) => return Err(e.into()),
+        };
+        j.workers[i].made.push(made.id.clone());
+        j.workers[i].state = "verifying".into();
+        save(env, j).await?;
+        let at = if n > 1 {
+            format!("stage {} of {n}: ", k + 1)
+        } else {
+            String::new()
+        };
+        let checks = verify(c, &w.script, &made.id, stage, opts, progress).await?;
+        j.workers[i]
+            .checks
+            .extend(checks.into_iter().map(|l| format!("{at}{l}")));
+        save(env, j).await?;
+        if k + 1 < n && !opts.wait.is_zero() {
+            progress.warn(format!(
+                "{}: {} verified; waiting {} before the next stage",
+                w.script,
+                label(stage),
+                humantime::format_duration(opts.wait)
+            ));
+            let until = Instant::now() + opts.wait;
+            while Instant::now() < until {
+                progress.check()?;
+                tokio::time::sleep(
+                    until
+                        .saturating_duration_since(Instant::now())
+                        .min(Duration::from_millis(250)),
+                )
+                .await;
+            }
+            let line = still_live(c, &w.script, &made.id, stage).await?;
+            j.workers[i]
+                .checks
+                .push(format!("{at}after the wait, {line}"));
+            if let Some(url) = &opts.probe {
+                let line = probe_check(url, &w.script, stage).await?;
+                j.workers[i]
+                    .checks
+                    .push(format!("{at}after the wait, {line}"));
+            }
+            save(env, j).await?;
+        }
+    }
+    Ok(())
+}
+
+/// `id` is the newest deployment of `script` and carries `stage`.
+async fn still_live(c: &Client, script: &str, id: &str, stage: &[Share]) -> Result<String> {
+    let now = live(c, script).await?;
+    if now.id != id {
+        return Err(Error::Verification(format!(
+            "Worker `{script}`: deployment {id} is no longer live — {} ({}) is; someone deployed over it",
+            now.id,
+            now.message.as_deref().unwrap_or("no message")
+        )));
+    }
+    if !same(stage, &now.versions) {
+        return Err(Error::Verification(format!(
+            "Worker `{script}`: deployment {id} carries {:?}, not the {} asked for",
+            now.versions,
+            label(stage)
+        )));
+    }
+    Ok(format!("deployment {id} is live with {}", label(stage)))
+}
+
+/// The checks after a deployment: read back, read again after the settling delay, probed.
+async fn verify(
+    c: &Client,
+    script: &str,
+    id: &str,
+    stage: &[Share],
+    opts: &Options,
+    progress: &Progress,
+) -> Result<Vec<String>> {
+    let mut out = vec![format!(
+        "read back: {}",
+        still_live(c, script, id, stage).await?
+    )];
+    progress.check()?;
+    tokio::time::sleep(opts.settle).await;
+    still_live(c, script, id, stage).await?;
+    out.push(format!(
+        "read again after {}: still live",
+        humantime::format_duration(opts.settle)
+    ));
+    if let Some(url) = &opts.probe {
+        out.push(probe_check(url, script, stage).await?);
+    }
+    Ok(out)
+}
+
+/// Requests sent unpinned when probing.
+const PROBES: usize = 10;
+
+/// The Worker asked over HTTP which version answers: each version of `stage` pinned by
+/// `Cloudflare-Workers-Version-Overrides` must answer, and unpinned requests only ever reach the
+/// versions `stage` gives traffic. New deployments take a couple of seconds to reach every
+/// location, so a mismatch is tried again twice, a second apart.
+pub async fn probe_check(url: &str, script: &str, stage: &[Share]) -> Result<String> {
+    let url = url.replace("{script}", script);
+    let mut last = String::new();
+    for attempt in 0..3 {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        match probe_once(&url, script, stage).await? {
+            Ok(line) => return Ok(line),
+            Err(why) => last = why,
+        }
+    }
+    Err(Error::Verification(format!(
+        "Worker `{script}` over HTTP ({url}): {last}"
+    )))
+}
+
+async fn probe_once(
+    url: &str,
+    script: &str,
+    stage: &[Share],
+) -> Result<std::result::Result<String, String>> {
+    let timeout = Duration::from_secs(10);
+    let name = |id: &str| {
+        stage
+            .iter()
+            .find(|s| s.version_id == id)
+            .and_then(|s| s.number)
+            .map_or_else(|| id.chars().take(8).collect(), |n| format!("v{n}"))
+    };
+    let serving: Vec<&Share> = stage.iter().filter(|s| s.percentage > 0.0).collect();
+    for s in &serving {
+        let got = probe(url, Some((script, &s.version_id)), timeout).await?;
+        if got.as_deref() != Some(s.version_id.as_str()) {
+            return Ok(Err(format!(
+                "pinned to {}, it answered as {}",
+                name(&s.version_id),
+                got.as_deref().unwrap_or("no version")
+            )));
+        }
+    }
+    let mut seen: Vec<String> = Vec::new();
+    for _ in 0..PROBES {
+        let got = probe(url, None, timeout).await?.unwrap_or_default();
+        if !serving.iter().any(|s| s.version_id == got) {
+            return Ok(Err(format!(
+                "a request was answered by {}, which {} gives no traffic",
+                if got.is_empty() {
+                    "no version".into()
+                } else {
+                    got.clone()
+                },
+                label(stage)
+            )));
+        }
+        if !seen.contains(&got) {
+            seen.push(got);
+        }
+    }
+    Ok(Ok(format!(
+        "probe: {PROBES} requests answered by {}; each version answered when pinned",
+        seen.iter()
+            .map(|s| name(s))
+            .collect::<Vec<_>>()
+            .join(" and ")
+    )))
+}
