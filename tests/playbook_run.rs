@@ -82,6 +82,7 @@ fn args_for(id: &str, db: &str, before: &str) -> Vec<String> {
         }
         "partial-failure" => p(&["broken=CACHE", "healthy=kv"]),
         "quarterly-drill" => p(&["components=kv,r2", "facilitator=carol"]),
+        "worker-rollback" => p(&["worker=api-gateway"]),
         other => panic!("a built-in playbook the test does not know: {other}"),
     }
 }

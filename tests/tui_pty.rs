@@ -490,3 +490,54 @@ fn the_demo_restores_into_a_scratch_copy_and_a_skip_restore_keeps_what_the_targe
     pty.press("q");
     assert_eq!(pty.wait(Duration::from_secs(30)), 0);
 }
+
+#[test]
+fn the_demo_rolls_a_worker_back_from_the_workers_screen() {
+    let (_home, mut pty, screen, api) = demo();
+    let live_number = |script: &str| {
+        let d = json(&call(
+            &api,
+            "GET",
+            &format!("/workers/scripts/{script}/deployments"),
+            None,
+        ));
+        let id = d["result"]["deployments"][0]["versions"][0]["version_id"].clone();
+        let v = json(&call(
+            &api,
+            "GET",
+            &format!("/workers/scripts/{script}/versions?deployable=true"),
+            None,
+        ));
+        v["result"]["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["id"] == id)
+            .map(|v| v["number"].as_u64().unwrap())
+            .unwrap()
+    };
+    assert_eq!(live_number("api-gateway"), 3);
+
+    // w: every Worker with its split (cron-jobs mid-rollout); api-gateway's plan and history.
+    pty.press("w");
+    screen.wait_for("v1 90 % · v2 10 %", Duration::from_secs(20));
+    screen.wait_for("R: plan → type the name", Duration::from_secs(20));
+    let shown = screen.text();
+    assert!(shown.contains("rollback v3 100 % → v2 100 %"), "{shown}");
+    assert!(shown.contains("recent deployments"), "{shown}");
+    // R: the worker-rollback playbook asks for the name, deploys, verifies.
+    pty.press("R");
+    screen.wait_for("Type its name to go on", Duration::from_secs(30));
+    pty.press("api-gateway");
+    pty.press("\r");
+    screen.wait_for("Worker rollback verified ✓", Duration::from_secs(60));
+    let done = screen.text();
+    assert!(
+        done.contains("v3 100 % → v2 100 % live, verified"),
+        "{done}"
+    );
+    assert_eq!(live_number("api-gateway"), 2, "through the API: v2 serves");
+    pty.press("\x1b");
+    pty.press("q");
+    assert_eq!(pty.wait(Duration::from_secs(30)), 0);
+}

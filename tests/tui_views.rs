@@ -1153,3 +1153,151 @@ fn another_target_the_plan_finds_is_confirmed_like_the_backups_own() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn the_workers_their_live_split_history_and_a_rollback_that_starts_the_playbook() {
+    use cfdr::ops::workers::rollback::{Finding, Live, Share, WorkerPlan};
+    use cfdr::ops::workers::{DeploymentRow, Share as Row, WorkerRow};
+    use cfdr::tui::state::Command;
+    let mut a = app();
+    assert_eq!(key(&mut a, KeyCode::Char('w')), [Command::LoadWorkers]);
+    let row = |n: Option<u64>, p: f64| Row {
+        version_id: format!("{:08}-aaaa", n.unwrap_or(0)),
+        number: n,
+        percentage: p,
+    };
+    let worker = |name: &str, live: Vec<Row>, ago_h: i64, by: &str, m: &str| WorkerRow {
+        name: name.into(),
+        live,
+        deployment: Some("d".into()),
+        deployed_on: Some(cfdr::repo::manifest::rfc3339(
+            NOW - time::Duration::hours(ago_h),
+        )),
+        author: Some("dana@example.com".into()),
+        message: Some(m.into()),
+        triggered_by: Some(by.into()),
+    };
+    let cmds = a.handle(Event::Loaded(Loaded::Workers(Ok(vec![
+        worker(
+            "api-gateway",
+            vec![row(Some(3), 100.0)],
+            1,
+            "upload",
+            "Automatic deployment on upload.",
+        ),
+        worker(
+            "chat-rooms",
+            vec![row(Some(2), 100.0)],
+            24,
+            "upload",
+            "Automatic deployment on upload.",
+        ),
+        worker(
+            "cron-jobs",
+            vec![row(Some(1), 90.0), row(Some(2), 10.0)],
+            2,
+            "deployment",
+            "gradual: nightly jobs 2.1 at 10 %",
+        ),
+    ]))));
+    assert_eq!(
+        cmds,
+        [Command::LoadWorker("api-gateway".into())],
+        "the first one's plan"
+    );
+    let share = |n: u64, p: f64| Share {
+        version_id: format!("{n:08}-aaaa"),
+        number: Some(n),
+        percentage: p,
+    };
+    let dep = |n: u64, h: i64, live: bool, by: &str, m: &str| DeploymentRow {
+        id: format!("dep-{n}"),
+        created_on: Some(cfdr::repo::manifest::rfc3339(
+            NOW - time::Duration::hours(h),
+        )),
+        source: "wrangler".into(),
+        versions: vec![row(Some(n), 100.0)],
+        author_email: None,
+        message: Some(m.into()),
+        triggered_by: Some(by.into()),
+        live,
+    };
+    let plan = |script: &str, from: u64, to: u64, findings: Vec<Finding>| WorkerPlan {
+        script: script.into(),
+        live: Live {
+            deployment: format!("dep-{from}"),
+            created_on: None,
+            versions: vec![share(from, 100.0)],
+            author: None,
+            message: None,
+        },
+        how: "automatic".into(),
+        why: format!("v{to}: the newest earlier deployment at 100 % whose version is not live"),
+        target: vec![share(to, 100.0)],
+        stages: vec![vec![share(to, 100.0)]],
+        findings,
+    };
+    let warn = Finding {
+        level: "warning".into(),
+        text: "secret values come back as v2 had them (JWT_SECRET); if one changed since, Cloudflare asks for force (error 10220)".into(),
+    };
+    a.handle(Event::Loaded(Loaded::Worker(
+        "api-gateway".into(),
+        Ok(Box::new(cfdr::tui::workers::Detail {
+            deployments: vec![
+                dep(3, 1, true, "upload", "Automatic deployment on upload."),
+                dep(2, 72, false, "upload", "Automatic deployment on upload."),
+                dep(1, 240, false, "upload", "Automatic deployment on upload."),
+            ],
+            plan: Ok(plan("api-gateway", 3, 2, vec![warn.clone()])),
+        })),
+    )));
+    both("workers", &a);
+    // R: the worker-rollback playbook on the planned version, on the run screen.
+    match &key(&mut a, KeyCode::Char('R'))[..] {
+        [Command::StartPlaybook { id, params, .. }] => {
+            assert_eq!(id, "worker-rollback");
+            assert_eq!(params["worker"], "api-gateway");
+            assert_eq!(
+                params["to"], "00000002-aaaa",
+                "where the plan on screen said"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(*a.screen(), cfdr::tui::state::Screen::Run);
+    // A refused plan is said, and nothing starts.
+    let mut b = app();
+    key(&mut b, KeyCode::Char('w'));
+    b.handle(Event::Loaded(Loaded::Workers(Ok(vec![worker(
+        "chat-rooms",
+        vec![row(Some(2), 100.0)],
+        24,
+        "upload",
+        "Automatic deployment on upload.",
+    )]))));
+    let refusal = Finding {
+        level: "refused".into(),
+        text: "a Durable Object migration lies between v2 (migration tag v2) and v1 (v1): Cloudflare refuses a rollback across it".into(),
+    };
+    b.handle(Event::Loaded(Loaded::Worker(
+        "chat-rooms".into(),
+        Ok(Box::new(cfdr::tui::workers::Detail {
+            deployments: vec![dep(
+                2,
+                24,
+                true,
+                "upload",
+                "Automatic deployment on upload.",
+            )],
+            plan: Ok(plan("chat-rooms", 2, 1, vec![refusal])),
+        })),
+    )));
+    assert!(key(&mut b, KeyCode::Char('R')).is_empty());
+    assert!(
+        b.message
+            .as_ref()
+            .is_some_and(|(bad, m)| *bad && m.contains("Durable Object migration"))
+    );
+    insta::assert_snapshot!("workers_refused_80x24", draw(&b, 80, 24));
+}

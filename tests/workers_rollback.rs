@@ -450,3 +450,74 @@ async fn a_deployment_is_sent_once_and_a_lost_answer_is_read_back() {
     assert_eq!(count(&s.deployments("api-gateway").await), before + 1);
     assert_eq!(s.live("api-gateway").await, [(2, 100.0)]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_worker_rollback_playbook_runs_headless_and_never_forces_on_its_own() {
+    let s = Setup::demo().await;
+    let run = |params: Vec<&'static str>, extra: Vec<&'static str>| {
+        let mut a = vec!["playbook", "run", "worker-rollback"];
+        for p in params {
+            a.extend(["--param", p]);
+        }
+        a.extend(extra);
+        a
+    };
+    // The dry run shows the plan and writes nothing.
+    s.api.control("POST", "/__emulator/stats/reset", None).await;
+    let o = s
+        .cfdr(&run(vec!["worker=cron-jobs"], vec!["--dry-run"]))
+        .await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("plan: Worker `cron-jobs` v1 90 % · v2 10 % → v1 100 %"),
+        "{text}"
+    );
+    assert_eq!(s.api.writes().await, 0);
+    // A mistake in a parameter is said before anything runs.
+    let o = s
+        .cfdr(&run(
+            vec!["worker=cron-jobs", "steps=10,half"],
+            vec!["--yes"],
+        ))
+        .await;
+    assert!(
+        !o.status.success() && stderr(&o).contains("`half` is not a percentage"),
+        "{}",
+        stderr(&o)
+    );
+    // The gradual rollout ended: v1 back at 100 %, verified, probed.
+    let o = s
+        .cfdr(&run(vec!["worker=cron-jobs"], vec!["--yes", "--json"]))
+        .await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["outcome"], "success");
+    let note = r["run"]["steps"][2]["items"][0]["note"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        note.contains("v1 90 % · v2 10 % → v1 100 % live, verified") && note.contains("probe"),
+        "{r}"
+    );
+    assert_eq!(s.live("cron-jobs").await, [(1, 100.0)]);
+    // auth-worker: Cloudflare asks for force; without force_secrets=yes the run fails there.
+    let before = s.deployments("auth-worker").await;
+    let o = s
+        .cfdr(&run(vec!["worker=auth-worker"], vec!["--yes", "--json"]))
+        .await;
+    assert!(!o.status.success());
+    let r: Value = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
+    assert_eq!(r["outcome"], "failed", "{r}");
+    assert!(r.to_string().contains("10220"), "{r}");
+    assert_eq!(s.deployments("auth-worker").await, before, "nothing forced");
+    let o = s
+        .cfdr(&run(
+            vec!["worker=auth-worker", "force_secrets=yes"],
+            vec!["--yes"],
+        ))
+        .await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(s.live("auth-worker").await, [(2, 100.0)]);
+}

@@ -288,6 +288,19 @@ fn does(a: &Action) -> String {
             Some(r) => format!("waits {} ({r})", humantime::format_duration(*time)),
             None => format!("waits {}", humantime::format_duration(*time)),
         },
+        Action::Rollback {
+            worker, to, steps, ..
+        } => format!(
+            "puts Worker {worker} back on {} (planned, preflighted, deployed, read back, probed){}",
+            to.as_ref()
+                .map_or("its automatic target".into(), |t| format!(
+                    "version {t} (its automatic target when empty)"
+                )),
+            steps
+                .as_ref()
+                .map(|s| format!(", in stages {s} when given"))
+                .unwrap_or_default()
+        ),
     }
 }
 

@@ -148,6 +148,19 @@ pub async fn bind(
             ParamKind::Text | ParamKind::Backup => {
                 values.insert(p.name.clone(), v);
             }
+            ParamKind::Worker => {
+                if let Err(why) = model::check_value(p.kind, &v) {
+                    return usage(format!("--param {}: {why}", p.name));
+                }
+                values.insert(p.name.clone(), v.clone());
+                targets.insert(
+                    p.name.clone(),
+                    Target {
+                        kind: "worker".into(),
+                        name: v,
+                    },
+                );
+            }
         }
     }
     for p in pb.params.iter().filter(|p| p.kind == ParamKind::Backup) {
@@ -501,6 +514,44 @@ impl Binding<'_> {
                 secs: time.as_secs(),
                 reason: self.opt(reason),
             },
+            Action::Rollback {
+                worker,
+                to,
+                steps,
+                wait,
+                force,
+            } => {
+                let steps = self.opt(steps);
+                if let Some(s) = &steps {
+                    super::worker::steps(s)?;
+                }
+                let wait_secs = match self.opt(wait) {
+                    None => 0,
+                    Some(w) => humantime::parse_duration(&w)
+                        .map_err(|_| {
+                            Error::usage(format!(
+                                "wait `{w}` is not a duration: write it like 30s or 2m"
+                            ))
+                        })?
+                        .as_secs(),
+                };
+                let force = match self.opt(force).as_deref().map(str::to_lowercase).as_deref() {
+                    None | Some("no" | "false") => false,
+                    Some("yes" | "true") => true,
+                    Some(other) => {
+                        return usage(format!(
+                            "force `{other}`: give yes (bring older secret values back if Cloudflare asks) or no"
+                        ));
+                    }
+                };
+                Act::Rollback {
+                    worker: self.text(worker),
+                    to: self.opt(to),
+                    steps,
+                    wait_secs,
+                    force,
+                }
+            }
         })
     }
 }
@@ -593,6 +644,19 @@ pub fn describe(a: &Act) -> String {
         }
         Act::Approve { role } => format!("the {role} gives their name"),
         Act::Notify { message, .. } => format!("post \"{message}\""),
+        Act::Rollback {
+            worker,
+            to,
+            steps,
+            wait_secs,
+            force,
+        } => format!(
+            "put Worker `{worker}` back on {}{}{}, then read it back and probe it{}",
+            to.as_ref().map_or("its automatic target (the newest earlier 100 % deployment whose version is not live)".into(), |t| format!("version {t}")),
+            steps.as_ref().map(|s| format!(" in stages {s} %")).unwrap_or_default(),
+            if *wait_secs > 0 && steps.is_some() { format!(", {wait_secs}s between them") } else { String::new() },
+            if *force { "; force if a secret changed (10220)" } else { "" }
+        ),
         Act::Wait { secs, reason } => format!(
             "wait {}{}",
             humantime::format_duration(std::time::Duration::from_secs(*secs)),
@@ -836,13 +900,13 @@ fn subject(a: &Act) -> Option<&Target> {
 }
 
 /// What an item did.
-enum Did {
+pub(super) enum Did {
     Done(String, BTreeMap<String, String>),
     Skipped(String),
     Stop(String),
 }
 
-fn facts(pairs: &[(&str, String)]) -> BTreeMap<String, String> {
+pub(super) fn facts(pairs: &[(&str, String)]) -> BTreeMap<String, String> {
     pairs
         .iter()
         .map(|(k, v)| (k.to_string(), v.clone()))
@@ -851,7 +915,7 @@ fn facts(pairs: &[(&str, String)]) -> BTreeMap<String, String> {
 
 /// Records a fact of the running item in the journal at once (a restore's run id before its
 /// first write).
-async fn record(env: &Env<'_>, run: &mut Run, key: &str, value: &str) -> Result<()> {
+pub(super) async fn record(env: &Env<'_>, run: &mut Run, key: &str, value: &str) -> Result<()> {
     for e in run.handle(Event::Fact {
         key: key.into(),
         value: value.into(),
@@ -957,6 +1021,7 @@ async fn execute(
             Answer::Unattended(why) | Answer::Refused(why) => Ok(Did::Stop(why)),
         },
         Act::Restore { .. } => restore_item(env, run, at, act, opts, progress).await,
+        Act::Rollback { .. } => super::worker::rollback_item(env, run, at, act, progress).await,
         Act::Verify {
             backup,
             target,
@@ -1516,6 +1581,9 @@ pub async fn preview(env: &Env<'_>, run: &Run, progress: &Progress) -> Result<Ve
                     c.unchanged,
                     p.requests.total
                 ));
+            }
+            if let Act::Rollback { .. } = &i.act {
+                out.extend(super::worker::preview(env, &i.act).await?);
             }
         }
     }

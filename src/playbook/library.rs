@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use super::model::{self, LoadError, Playbook};
 
 /// The built-in playbooks: (file name, text).
-pub const BUILT_IN: [(&str, &str); 8] = [
+pub const BUILT_IN: [(&str, &str); 9] = [
     (
         "d1-recovery.toml",
         include_str!("../../playbooks/d1-recovery.toml"),
@@ -40,6 +40,10 @@ pub const BUILT_IN: [(&str, &str); 8] = [
     (
         "quarterly-drill.toml",
         include_str!("../../playbooks/quarterly-drill.toml"),
+    ),
+    (
+        "worker-rollback.toml",
+        include_str!("../../playbooks/worker-rollback.toml"),
     ),
 ];
 
@@ -224,7 +228,8 @@ mod tests {
                 "disaster-recovery",
                 "data-corruption",
                 "partial-failure",
-                "quarterly-drill"
+                "quarterly-drill",
+                "worker-rollback"
             ]
         );
         for (name, _) in BUILT_IN {

@@ -12,3 +12,4 @@ pub mod model;
 pub mod recover;
 pub mod report;
 pub mod runner;
+pub mod worker;

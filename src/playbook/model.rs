@@ -37,20 +37,23 @@ pub enum ParamKind {
     /// A time (RFC 3339, or `now`).
     Time,
     Text,
+    /// A Worker, by name (`cfdr workers list`).
+    Worker,
 }
 
 impl ParamKind {
     /// Every kind, by the name the file gives it.
-    const ALL: [(&'static str, Self); 5] = [
+    const ALL: [(&'static str, Self); 6] = [
         ("target", Self::Target),
         ("backup", Self::Backup),
         ("components", Self::Components),
         ("time", Self::Time),
         ("text", Self::Text),
+        ("worker", Self::Worker),
     ];
 
-    pub const NAMES: [&'static str; 5] = {
-        let mut names = [""; 5];
+    pub const NAMES: [&'static str; 6] = {
+        let mut names = [""; 6];
         let mut i = 0;
         while i < names.len() {
             names[i] = Self::ALL[i].0;
@@ -217,6 +220,19 @@ pub enum Action {
         time: Duration,
         reason: Option<Template>,
     },
+    /// A Worker put back on an earlier version (`cfdr workers rollback`): planned, deployed,
+    /// verified.
+    Rollback {
+        worker: Template,
+        /// A version (id, `v12`); the automatic choice when empty.
+        to: Option<Template>,
+        /// Stages of traffic on the target (`10,50,100`).
+        steps: Option<Template>,
+        /// Between stages (`30s`).
+        wait: Option<Template>,
+        /// `yes`: force on Cloudflare's 10220 (a secret changed since the target was live).
+        force: Option<Template>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -241,12 +257,13 @@ impl Action {
             Self::Approve { .. } => "approve",
             Self::Notify { .. } => "notify",
             Self::Wait { .. } => "wait",
+            Self::Rollback { .. } => "rollback",
         }
     }
 }
 
 /// Every step kind, with the fields it takes: (name, required).
-pub const STEP_KINDS: [(&str, &[(&str, bool)]); 11] = [
+pub const STEP_KINDS: [(&str, &[(&str, bool)]); 12] = [
     ("validate", &[("backup", true), ("full", false)]),
     ("snapshot", &[("target", true)]),
     ("confirm", &[("target", true)]),
@@ -278,6 +295,16 @@ pub const STEP_KINDS: [(&str, &[(&str, bool)]); 11] = [
     ("approve", &[("role", true)]),
     ("notify", &[("message", true), ("url", false)]),
     ("wait", &[("for", true), ("reason", false)]),
+    (
+        "rollback",
+        &[
+            ("worker", true),
+            ("to", false),
+            ("steps", false),
+            ("wait", false),
+            ("force", false),
+        ],
+    ),
 ];
 
 /// A mistake in a playbook file, where it is.
@@ -712,6 +739,10 @@ fn params(table: &Table<'_>, e: &mut Errors<'_>) -> Vec<Param> {
 pub fn check_value(kind: ParamKind, value: &str) -> Result<(), String> {
     match kind {
         ParamKind::Target | ParamKind::Text => Ok(()),
+        ParamKind::Worker if value.trim().is_empty() => {
+            Err("give a Worker's name (cfdr workers list)".into())
+        }
+        ParamKind::Worker => Ok(()),
         ParamKind::Backup if value.trim().is_empty() => {
             Err("give a backup id (cfdr backups list) or `latest`".into())
         }
@@ -835,6 +866,7 @@ fn step(
         template(&f, key, required, takes, params, e)
     };
     let target_kinds = [K::Target, K::Components];
+    let confirm_kinds = [K::Target, K::Components, K::Worker];
     let backup_kinds = [K::Backup, K::Components];
     let action = match kind.as_str() {
         "validate" => Action::Validate {
@@ -845,7 +877,7 @@ fn step(
             target: t("target", true, &target_kinds, e)?,
         },
         "confirm" => Action::Confirm {
-            target: t("target", true, &target_kinds, e)?,
+            target: t("target", true, &confirm_kinds, e)?,
         },
         "restore" => {
             let mode = f.string("mode", false, e);
@@ -924,6 +956,13 @@ fn step(
                 reason: t("reason", false, &[], e),
             }
         }
+        "rollback" => Action::Rollback {
+            worker: t("worker", true, &[K::Worker], e)?,
+            to: t("to", false, &[K::Text], e),
+            steps: t("steps", false, &[K::Text], e),
+            wait: t("wait", false, &[K::Text], e),
+            force: t("force", false, &[K::Text], e),
+        },
         _ => unreachable!("every kind of STEP_KINDS is matched"),
     };
     if e.found.len() != before {
@@ -955,6 +994,7 @@ fn default_title(a: &Action) -> String {
         Action::Approve { role } => format!("Approval by the {role}"),
         Action::Notify { .. } => "Notify".into(),
         Action::Wait { time, .. } => format!("Wait {}", humantime::format_duration(*time)),
+        Action::Rollback { worker, .. } => format!("Roll back Worker {worker}"),
     }
 }
 

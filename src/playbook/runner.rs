@@ -71,6 +71,16 @@ pub enum Act {
         secs: u64,
         reason: Option<String>,
     },
+    Rollback {
+        worker: String,
+        /// A version; the automatic choice when `None`.
+        to: Option<String>,
+        /// The target's percentage at each stage (`10,50,100`); all at once when `None`.
+        steps: Option<String>,
+        wait_secs: u64,
+        /// Force on 10220: the operator said so when starting the run.
+        force: bool,
+    },
 }
 
 impl Act {
@@ -87,12 +97,13 @@ impl Act {
             Self::Approve { .. } => "approve",
             Self::Notify { .. } => "notify",
             Self::Wait { .. } => "wait",
+            Self::Rollback { .. } => "rollback",
         }
     }
 
     /// Whether the item writes to a target (its effect must never land twice).
     pub fn writes(&self) -> bool {
-        matches!(self, Self::Restore { .. })
+        matches!(self, Self::Restore { .. } | Self::Rollback { .. })
     }
 
     /// The backup the item works with, when it names one.

@@ -42,6 +42,10 @@ impl App {
             }
             Loaded::Runs(r) => self.runs_loaded(r),
             Loaded::Status(r) => self.records.status_loaded(r, &mut self.message),
+            Loaded::Workers(r) => return self.workers_loaded(r),
+            Loaded::Worker(name, r) => {
+                self.workers.detail.insert(name, r.map(|d| *d));
+            }
         }
         Vec::new()
     }

@@ -92,6 +92,22 @@ pub fn exec(
                 let r = sent(drills(&c)).await;
                 let _ = tx.send(Event::Loaded(Loaded::Drills(r)));
             }
+            Command::LoadWorkers => {
+                let r = crate::ops::workers::list(c.client.as_deref())
+                    .await
+                    .map_err(text);
+                let _ = tx.send(Event::Loaded(Loaded::Workers(r)));
+            }
+            Command::LoadWorker(name) => {
+                let r = sent(async {
+                    super::workers::detail(&env(&c), &name)
+                        .await
+                        .map(Box::new)
+                        .map_err(text)
+                })
+                .await;
+                let _ = tx.send(Event::Loaded(Loaded::Worker(name, r)));
+            }
             Command::LoadRuns => {
                 let r = sent(runs_of(&c)).await;
                 let _ = tx.send(Event::Loaded(Loaded::Runs(r)));

@@ -37,6 +37,8 @@ pub enum Action {
     Playbooks,
     Drills,
     NewDrill,
+    Workers,
+    Rollback,
 }
 
 impl Action {
@@ -73,6 +75,8 @@ impl Action {
             Action::Playbooks => "playbooks: run one, step by step",
             Action::Drills => "drills: their reports, a new one",
             Action::NewDrill => "a new drill (components, scenario)",
+            Action::Workers => "Workers: what is live, roll one back",
+            Action::Rollback => "roll the Worker back: plan, confirm, deploy, verify",
         }
     }
 }
@@ -90,6 +94,7 @@ impl Action {
                 | Action::NewDrill
                 | Action::Undo
                 | Action::Retry
+                | Action::Rollback
         )
     }
 
@@ -108,6 +113,7 @@ impl Action {
             Action::Retry => "retry",
             Action::Cancel => "stop",
             Action::NewDrill => "new drill",
+            Action::Rollback => "roll back",
             other => other.name(),
         }
     }
@@ -237,6 +243,7 @@ pub const GLOBAL: &[Binding] = &[
     b(&[Key::ch('4')], Action::Status, false),
     b(&[Key::ch('p')], Action::Playbooks, false),
     b(&[Key::ch('d')], Action::Drills, false),
+    b(&[Key::ch('w')], Action::Workers, false),
     b(&[Key::ch('x')], Action::Cancel, false),
     b(&[Key::ch('r')], Action::Refresh, false),
     b(
@@ -299,6 +306,12 @@ pub const PLAYBOOKS: &[Binding] = &[
 pub const DRILLS: &[Binding] = &[
     b(&[Key::code(KeyCode::Enter)], Action::Open, true),
     b(&[Key::ch('n')], Action::NewDrill, true),
+    b(&[Key::code(KeyCode::Esc)], Action::Back, true),
+];
+
+/// The Workers: the one under the cursor shows its history and rollback plan; R rolls it back.
+pub const WORKERS: &[Binding] = &[
+    b(&[Key::ch('R')], Action::Rollback, true),
     b(&[Key::code(KeyCode::Esc)], Action::Back, true),
 ];
 
@@ -389,7 +402,7 @@ pub fn help(screen: &[Binding]) -> Vec<(String, Action)> {
 }
 
 /// Moving the cursor: keys, not commands — the palette leaves them out.
-fn motion(a: Action) -> bool {
+pub fn motion(a: Action) -> bool {
     matches!(
         a,
         Action::Up

@@ -15,6 +15,7 @@ pub mod recovery;
 pub mod state;
 pub mod view;
 mod work;
+pub mod workers;
 
 use std::path::PathBuf;
 use std::sync::Arc;

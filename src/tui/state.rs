@@ -54,6 +54,8 @@ pub enum Loaded {
     Drills(Result<Vec<super::drills::Report>, String>),
     Runs(Result<Vec<Run>, String>),
     Status(Result<Box<crate::ops::status::Status>, String>),
+    Workers(Result<Vec<crate::ops::workers::WorkerRow>, String>),
+    Worker(String, Result<Box<super::workers::Detail>, String>),
 }
 
 #[derive(Debug)]
@@ -120,6 +122,9 @@ pub enum Command {
     },
     /// The playbook runs in the repository (interrupted ones are offered).
     LoadRuns,
+    LoadWorkers,
+    /// A Worker's deployments and its rollback plan (reads only).
+    LoadWorker(String),
     /// Undo restore run `run` from its pre-recovery snapshot.
     Undo {
         job: u64,
@@ -146,7 +151,9 @@ impl Command {
             | Command::LoadStatus
             | Command::LoadPlaybooks
             | Command::LoadDrills
-            | Command::LoadRuns => None,
+            | Command::LoadRuns
+            | Command::LoadWorkers
+            | Command::LoadWorker(_) => None,
         }
     }
 }
@@ -173,6 +180,8 @@ pub enum Screen {
     Drills,
     /// One drill's report.
     DrillReport,
+    /// The Workers: what is live, history, rollback (`App::workers`).
+    Workers,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -233,6 +242,7 @@ pub struct App {
     pub books: super::playbooks::Books,
     pub guide: Option<super::guide::Guide>,
     pub drills: super::drills::Drills,
+    pub workers: super::workers::Workers,
     pub jobs: Vec<Job>,
     pub budget: Option<BudgetState>,
     /// The last thing worth telling the operator, and whether it is an error.
@@ -267,6 +277,7 @@ impl App {
             books: Default::default(),
             guide: None,
             drills: Default::default(),
+            workers: Default::default(),
             jobs: Vec::new(),
             budget: None,
             message: None,
@@ -303,6 +314,7 @@ impl App {
             Screen::Drills => keymap::DRILLS,
             Screen::DrillReport => keymap::STATUS,
             Screen::Status => keymap::STATUS,
+            Screen::Workers => keymap::WORKERS,
             Screen::Restore => match self.recovery.as_ref().map(|r| &r.stage) {
                 Some(Stage::Form) => keymap::RESTORE_FORM,
                 Some(Stage::Run | Stage::Undo) => keymap::RESTORE_RUN,
@@ -515,6 +527,10 @@ impl App {
             Screen::DrillReport => {
                 self.drills.scroll = step(usize::from(self.drills.scroll), 400) as u16
             }
+            Screen::Workers => {
+                let last = self.workers.rows().len().saturating_sub(1);
+                self.workers.sel = step(self.workers.sel, last);
+            }
             Screen::Run => {
                 if let Some(g) = &mut self.guide {
                     g.scroll = step(usize::from(g.scroll), 200) as u16;
@@ -536,6 +552,9 @@ impl App {
     /// Does what an action asks.
     pub fn act(&mut self, a: Action) -> Vec<Command> {
         self.move_cursor(a);
+        if *self.screen() == Screen::Workers && keymap::motion(a) {
+            return self.workers_selected();
+        }
         match a {
             Action::Quit => self.quit = true,
             Action::Help => self.overlay = Some(Overlay::Help),
@@ -558,6 +577,8 @@ impl App {
             Action::Proceed => return self.restore_proceed(),
             Action::Playbooks => return self.playbooks_open(),
             Action::Drills => return self.drills_open(),
+            Action::Workers => return self.workers_open(),
+            Action::Rollback => return self.workers_rollback(),
             Action::NewDrill => self.drills_new(),
             Action::NextField if *self.screen() == Screen::Params => self.params_move(Action::Down),
             Action::NextField => {
@@ -654,6 +675,7 @@ impl App {
             | Screen::Status
             | Screen::Params
             | Screen::Run
+            | Screen::Workers
             | Screen::DrillReport => Vec::new(),
         }
     }

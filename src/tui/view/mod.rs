@@ -11,6 +11,7 @@ mod overlay;
 mod playbooks;
 mod records;
 mod restore;
+mod workers;
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -88,6 +89,7 @@ pub fn render(app: &App, frame: &mut Frame) {
         Screen::Run => playbooks::run(app, theme, frame, body),
         Screen::Drills => drills::list(app, theme, frame, body),
         Screen::DrillReport => drills::report(app, theme, frame, body),
+        Screen::Workers => workers::render(app, theme, frame, body),
     }
     frame.render_widget(Paragraph::new(job_line(app, theme, job.width)), job);
     frame.render_widget(
@@ -116,6 +118,7 @@ fn title(app: &App, theme: Theme) -> Line<'static> {
         Screen::Playbooks => "playbooks".to_string(),
         Screen::Drills => "drills".to_string(),
         Screen::DrillReport => "drills › report".to_string(),
+        Screen::Workers => "workers".to_string(),
         Screen::Params => match &app.books.form {
             Some(f) => format!("playbooks › {}", f.book.id),
             None => "playbooks".to_string(),

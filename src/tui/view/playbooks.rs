@@ -88,6 +88,7 @@ pub fn params(app: &App, theme: Theme, frame: &mut Frame, area: Rect) {
             ParamKind::Components => "d1,kv,r2,sqlite — typed",
             ParamKind::Time => "RFC 3339 or now — typed",
             ParamKind::Text => "typed",
+            ParamKind::Worker => "a Worker's name — typed",
         };
         lines.push(Line::from(vec![
             Span::styled(
