@@ -6,6 +6,7 @@
 //! with the repository's inventory on it, and key-to-frame latency while a verify runs.
 //!
 //! usage: bench seal FILE REPO | bench verify REPO | bench catalog REPO N | bench console CFDR REPO
+//! | bench console-restore CFDR | bench worker-rollback CFDR [WRANGLER]
 
 use std::time::Instant;
 
@@ -116,9 +117,11 @@ async fn main() -> anyhow::Result<()> {
         }
         ["console", cfdr, repo] => console::run(cfdr, repo)?,
         ["console-restore", cfdr] => console::restore(cfdr).await?,
+        ["worker-rollback", cfdr] => console::rollback(cfdr, None).await?,
+        ["worker-rollback", cfdr, wrangler] => console::rollback(cfdr, Some(wrangler)).await?,
         _ => {
             anyhow::bail!(
-                "usage: bench seal FILE REPO | bench verify REPO | bench catalog REPO N | bench console CFDR REPO | bench console-restore CFDR"
+                "usage: bench seal FILE REPO | bench verify REPO | bench catalog REPO N | bench console CFDR REPO | bench console-restore CFDR | bench worker-rollback CFDR [WRANGLER]"
             )
         }
     }

@@ -318,3 +318,169 @@ pub async fn restore(cfdr: &str) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// Requests the emulator answered on the account's API routes (not the Worker's own).
+fn api_requests(stats: &serde_json::Value) -> u64 {
+    stats["result"]["routes"].as_object().map_or(0, |r| {
+        r.iter()
+            .filter(|(k, _)| k.contains(" /accounts/"))
+            .filter_map(|(_, v)| v["requests"].as_u64())
+            .sum()
+    })
+}
+
+/// A Worker rolled back as an operator would at an incident: `cfdr workers rollback
+/// api-gateway --yes` on the demo account, every request (API and the Worker's probe) slowed to
+/// 50 ms, the default 2 s settling read included. Prints the seconds from the command to its
+/// verified report, the API requests it sent, and the same for `wrangler rollback` (which
+/// deploys and verifies nothing) when `wrangler` is given.
+pub async fn rollback(cfdr: &str, wrangler: Option<&str>) -> anyhow::Result<()> {
+    let mut out = serde_json::Map::new();
+    let emu = Emulator::start(cfdr)?;
+    let dir = tempfile::tempdir()?;
+    let origin = emu.api.trim_end_matches("/client/v4").to_string();
+    let env: Vec<(&str, String)> = vec![
+        ("CFDR_REPO", dir.path().join("repo").display().to_string()),
+        ("CFDR_KEY", hex::encode(super::KEY)),
+        ("CFDR_CONFIG", "/nonexistent/cfdr.toml".into()),
+        ("CLOUDFLARE_API_BASE_URL", emu.api.clone()),
+        ("CLOUDFLARE_API_TOKEN", cfdr::emulator::DEFAULT_TOKEN.into()),
+        (
+            "CLOUDFLARE_ACCOUNT_ID",
+            cfdr::emulator::DEFAULT_ACCOUNT_ID.into(),
+        ),
+        (
+            "CFDR_WORKERS_PROBE_URL",
+            format!("{origin}/__workers.dev/{{script}}"),
+        ),
+    ];
+    let cmd = |args: &[&str]| {
+        let mut c = std::process::Command::new(cfdr);
+        c.args(args)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdin(std::process::Stdio::null());
+        c
+    };
+    let init = cmd(&["repo", "init"]).output()?;
+    anyhow::ensure!(init.status.success(), "repo init failed");
+    let http = reqwest::Client::new();
+    let control = |path: &str, body: serde_json::Value| {
+        http.post(format!("{origin}{path}"))
+            .bearer_auth(cfdr::emulator::DEFAULT_TOKEN)
+            .json(&body)
+            .send()
+    };
+    control(
+        "/__emulator/faults",
+        serde_json::json!({ "latency_ms": 50 }),
+    )
+    .await?
+    .error_for_status()?;
+    control("/__emulator/stats/reset", serde_json::json!({}))
+        .await?
+        .error_for_status()?;
+    let began = Instant::now();
+    let o = cmd(&["workers", "rollback", "api-gateway", "--yes", "--json"]).output()?;
+    let secs = began.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        o.status.success(),
+        "cfdr workers rollback: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout)?;
+    anyhow::ensure!(r["outcome"] == "success", "the rollback: {r}");
+    let stats: serde_json::Value = http
+        .get(format!("{origin}/__emulator/stats"))
+        .bearer_auth(cfdr::emulator::DEFAULT_TOKEN)
+        .send()
+        .await?
+        .json()
+        .await?;
+    out.insert("cfdr_secs".into(), secs.into());
+    out.insert("cfdr_requests".into(), r["requests"].clone());
+    out.insert("emulator_requests".into(), api_requests(&stats).into());
+    out.insert(
+        "checks".into(),
+        r["workers"][0]["checks"]
+            .as_array()
+            .map_or(0, Vec::len)
+            .into(),
+    );
+    if let Some(w) = wrangler {
+        // wrangler's own rollback of the same Worker to v1, through the same slowed API.
+        control("/__emulator/stats/reset", serde_json::json!({}))
+            .await?
+            .error_for_status()?;
+        let v1 = r["plan"]["workers"][0]["live"]["versions"][0]["version_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let began = Instant::now();
+        let o = std::process::Command::new(w)
+            .args([
+                "rollback",
+                &v1,
+                "--name",
+                "api-gateway",
+                "--message",
+                "bench",
+                "-y",
+            ])
+            .env("CLOUDFLARE_API_BASE_URL", &emu.api)
+            .env("CLOUDFLARE_API_TOKEN", cfdr::emulator::DEFAULT_TOKEN)
+            .env("CLOUDFLARE_ACCOUNT_ID", cfdr::emulator::DEFAULT_ACCOUNT_ID)
+            .env("WRANGLER_SEND_METRICS", "false")
+            .env("CI", "true")
+            .current_dir(dir.path())
+            .stdin(std::process::Stdio::null())
+            .output()?;
+        let secs = began.elapsed().as_secs_f64();
+        let stats: serde_json::Value = http
+            .get(format!("{origin}/__emulator/stats"))
+            .bearer_auth(cfdr::emulator::DEFAULT_TOKEN)
+            .send()
+            .await?
+            .json()
+            .await?;
+        if o.status.success() {
+            out.insert("wrangler_secs".into(), secs.into());
+            out.insert("wrangler_requests".into(), api_requests(&stats).into());
+        } else {
+            out.insert(
+                "wrangler_error".into(),
+                String::from_utf8_lossy(&o.stderr)
+                    .lines()
+                    .chain(String::from_utf8_lossy(&o.stdout).lines())
+                    .filter(|l| !l.trim().is_empty())
+                    .take(3)
+                    .collect::<Vec<_>>()
+                    .join(" / ")
+                    .into(),
+            );
+        }
+    }
+    // Again without the settling wait: what the rest of the work costs.
+    control("/__emulator/stats/reset", serde_json::json!({}))
+        .await?
+        .error_for_status()?;
+    let began = Instant::now();
+    let o = cmd(&[
+        "workers",
+        "rollback",
+        "api-gateway",
+        "--yes",
+        "--json",
+        "--settle",
+        "0s",
+    ])
+    .output()?;
+    let fast = began.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        o.status.success(),
+        "cfdr workers rollback --settle 0s: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out.insert("cfdr_no_settle_secs".into(), fast.into());
+    println!("{}", serde_json::Value::Object(out));
+    Ok(())
+}

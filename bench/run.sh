@@ -3,7 +3,7 @@
 # noisy: compare the ratios). Installs restic, rclone and sqlite3 from Debian if missing.
 #   bash bench/run.sh [SIZE_MIB]      (default 1024: a 1 GiB file)
 # Three tables: the repository (seal, verify, list), the console (first frame, key latency
-# during a verify and during a D1 restore on the emulator), the backup engines (bench/engines.py: KV, R2, D1 against their peers).
+# during a verify and during a D1 restore on the emulator; a Worker rollback beside wrangler's), the backup engines (bench/engines.py: KV, R2, D1 against their peers).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 size_mib=${1:-1024}
@@ -54,6 +54,8 @@ done
 console=$("$bin/examples/bench" console "$bin/cfdr" "$work/repo")
 # The console restoring the demo's tasks-prod over itself, every D1 request slowed to 300 ms.
 restore=$("$bin/examples/bench" console-restore "$bin/cfdr")
+# A Worker rolled back on the demo account, 50 ms on every request, beside wrangler rollback.
+rollback=$("$bin/examples/bench" worker-rollback "$bin/cfdr" "$wrangler")
 
 python3 - "$size_mib" "$seal" "$verify" "$t0" "$t1" "$t2" "$t3" "${list_times[@]}" <<'PY'
 import json, sys, statistics
@@ -75,9 +77,9 @@ for r in rows:
 print(f"\n{size_mib} MiB file; ratios above 1 mean cfdr was faster.")
 PY
 
-python3 - "$console" "$restore" <<'PY'
+python3 - "$console" "$restore" "$rollback" <<'PY'
 import json, sys
-c = json.loads(sys.argv[1]); r = json.loads(sys.argv[2])
+c = json.loads(sys.argv[1]); r = json.loads(sys.argv[2]); w = json.loads(sys.argv[3])
 print(f"\n{'console (real binary in a pseudo-terminal)':<52} {'cfdr':>10}  {'aim':<10}")
 print(f"{'first frame (title drawn)':<52} {c['first_paint_ms']:>7.0f} ms  ")
 print(f"{'first frame with the inventory, 10,001 backups':<52} {c['first_inventory_ms']:>7.0f} ms  {'<= 150 ms':<10}")
@@ -87,6 +89,13 @@ print(f"({c['samples']} keys over {c['verifies']} verify run(s) of the largest b
 print(f"{'key-to-frame, median, during a D1 restore':<52} {r['key_median_ms']:>7.1f} ms  {'<= 16 ms':<10}")
 print(f"{'key-to-frame, 95th percentile':<52} {r['key_p95_ms']:>7.1f} ms  ")
 print(f"({r['samples']} keys while the console restored tasks-prod, 300 ms a D1 request)")
+peer = (f"wrangler rollback {w['wrangler_secs']:.2f} s, {w['wrangler_requests']} requests, verifies nothing"
+        if 'wrangler_secs' in w else f"wrangler rollback failed: {w.get('wrangler_error', '?')}")
+print(f"\n{'Worker rollback, 50 ms a request (command to verified)':<52} {'cfdr':>10}  {'aim / peer (same run)'}")
+print(f"{'wall time, with the 2 s settling re-read':<52} {w['cfdr_secs']:>8.2f} s  <= 60 s; {peer}")
+print(f"{'wall time, --settle 0s':<52} {w['cfdr_no_settle_secs']:>8.2f} s")
+print(f"{'API requests (as the emulator counted them)':<52} {w['emulator_requests']:>10}  <= 8")
+print(f"({w['checks']} checks: read back, re-read after the delay, the Worker probed over HTTP)")
 PY
 
 python3 "$root/bench/engines.py" "$bin" "$work/engines" --wrangler "$wrangler"
