@@ -14,6 +14,10 @@
 5. Adoption: wrangler's own `d1 export` of the fixture goes in through `cfdr import d1-sql`, is
    restored into the emulator, and the emulator's export of the result is byte-identical to
    wrangler's; `systemd-analyze verify` accepts assets/schedules' service and timer.
+6. Workers: wrangler 4.86's own `versions list`, `deployments list` and `rollback` against the
+   emulator's Workers (the 10220 it gets across a secret change names the secret as wrangler reads
+   it; wrangler then forces on its own, where cfdr refuses without --force-secrets), and each
+   reads what the other deployed.
 Prints one line per check and closes with `N passed, N failed`.
 """
 import argparse, hashlib, json, os, shutil, subprocess, sys, tempfile, urllib.request
@@ -356,6 +360,54 @@ def adoption_checks(cfdr, emu, work):
     check("systemd-analyze verify names a broken copy of the service", any("oneshott" in l for l in said), "\n".join(said))
 
 
+def workers_checks(cfdr, emu, wrangler, work):
+    base = os.path.join(work, "workers")
+    shutil.rmtree(base, ignore_errors=True)
+    os.makedirs(base)
+    def upload(body):
+        status, _, data = emu.call("POST", "", body=body, url=emu.api.replace("/client/v4", "") + "/__emulator/workers/conf-worker/versions")
+        assert status == 200, (status, data)
+        return json.loads(data)["result"]["version"]["id"]
+    v1 = upload({"message": "one", "secrets": {"K": "a"}})
+    v2 = upload({"message": "two", "secrets": {"K": "a"}})
+    v3 = upload({"triggered_by": "secret", "secrets": {"K": "b"}})
+    env = dict(os.environ, CLOUDFLARE_API_BASE_URL=emu.api, CLOUDFLARE_API_TOKEN=emu.token,
+               CLOUDFLARE_ACCOUNT_ID=emu.account, WRANGLER_SEND_METRICS="false", CI="true",
+               CFDR_REPO=os.path.join(base, "repo"), CFDR_KEY=os.urandom(32).hex(), CFDR_CONFIG="/nonexistent")
+    def wr(*args):
+        return subprocess.run([wrangler, *args], cwd=base, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    def cf(*args):
+        return subprocess.run([cfdr, *args], cwd=base, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    def live_by_wrangler():
+        d = wr("deployments", "list", "--name", "conf-worker", "--json")
+        deps = json.loads(d.stdout) if d.returncode == 0 else []
+        newest = max(deps, key=lambda x: x["created_on"]) if deps else {}
+        return [v["version_id"] for v in newest.get("versions", [])], d
+    subprocess.run([cfdr, "repo", "init"], env=env, check=True, capture_output=True)
+    v = wr("versions", "list", "--name", "conf-worker", "--json")
+    got = [(x["id"], x["number"]) for x in json.loads(v.stdout)] if v.returncode == 0 else []
+    check("wrangler versions list reads the emulator's versions, numbered",
+          sorted(got, key=lambda x: x[1]) == [(v1, 1), (v2, 2), (v3, 3)], v.stdout[-400:] + v.stderr[-400:])
+    live, d = live_by_wrangler()
+    check("wrangler deployments list reads the emulator's deployments, the secret change's live", live == [v3], d.stdout[-400:] + d.stderr[-400:])
+    posts = lambda: emu.json("GET", "/workers/scripts/conf-worker/deployments")["deployments"]
+    before = len(posts())
+    r = cf("workers", "rollback", "conf-worker", "--to", v1, "--yes", "--settle", "0s")
+    check("cfdr refuses to roll back across the secret change without --force-secrets (10220, K named)",
+          r.returncode != 0 and "10220" in r.stdout + r.stderr and "K" in r.stdout and len(posts()) == before, r.stdout[-400:] + r.stderr[-400:])
+    r = wr("rollback", v1, "--name", "conf-worker", "--message", "conformance", "-y")
+    check("wrangler rollback gets the emulator's 10220 with the secret named, then forces on its own",
+          r.returncode == 0 and "* K" in r.stdout and live_by_wrangler()[0] == [v1], r.stdout[-600:] + r.stderr[-400:])
+    r = cf("workers", "deployments", "conf-worker", "--json")
+    rows = json.loads(r.stdout) if r.returncode == 0 else [{}]
+    ok = rows[0].get("live") and rows[0]["versions"][0]["version_id"] == v1 and rows[0].get("message") == "conformance" \
+        and rows[0].get("triggered_by") == "deployment"
+    check("cfdr reads wrangler's rollback as the live deployment, its message and trigger", bool(ok), r.stdout[-600:] + r.stderr[-400:])
+    r = cf("workers", "rollback", "conf-worker", "--to", v2, "--yes", "--settle", "0s")
+    check("wrangler reads cfdr's rollback to v2 as what is live", r.returncode == 0 and live_by_wrangler()[0] == [v2],
+          r.stdout[-400:] + r.stderr[-400:])
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--cfdr", required=True)
@@ -368,6 +420,7 @@ def main():
         s3_checks(emu, a.work)
         repo_checks(a.cfdr, a.work)
         adoption_checks(a.cfdr, emu, a.work)
+        workers_checks(a.cfdr, emu, a.wrangler, a.work)
     except Exception as e:  # a crash is a failure, never a silent pass
         check("conformance run completed", False, repr(e))
     finally:
