@@ -170,6 +170,24 @@ impl Emulator {
     }
 }
 
+impl Emulator {
+    /// The environment of a cfdr pointed at this emulator, its repository in `dir`.
+    fn env(&self, dir: &std::path::Path) -> Vec<(&'static str, String)> {
+        vec![
+            ("CFDR_REPO", dir.join("repo").display().to_string()),
+            ("CFDR_KEY", hex::encode(super::KEY)),
+            ("CFDR_CONFIG", "/nonexistent/cfdr.toml".into()),
+            ("CLOUDFLARE_API_BASE_URL", self.api.clone()),
+            ("CLOUDFLARE_API_TOKEN", cfdr::emulator::DEFAULT_TOKEN.into()),
+            (
+                "CLOUDFLARE_ACCOUNT_ID",
+                cfdr::emulator::DEFAULT_ACCOUNT_ID.into(),
+            ),
+            ("XDG_CACHE_HOME", dir.display().to_string()),
+        ]
+    }
+}
+
 impl Drop for Emulator {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -183,20 +201,8 @@ impl Drop for Emulator {
 pub async fn restore(cfdr: &str) -> anyhow::Result<()> {
     let emu = Emulator::start(cfdr)?;
     let dir = tempfile::tempdir()?;
-    let repo = dir.path().join("repo");
-    let env: Vec<(&str, String)> = vec![
-        ("CFDR_REPO", repo.display().to_string()),
-        ("CFDR_KEY", hex::encode(super::KEY)),
-        ("CFDR_CONFIG", "/nonexistent/cfdr.toml".into()),
-        ("CLOUDFLARE_API_BASE_URL", emu.api.clone()),
-        ("CLOUDFLARE_API_TOKEN", cfdr::emulator::DEFAULT_TOKEN.into()),
-        (
-            "CLOUDFLARE_ACCOUNT_ID",
-            cfdr::emulator::DEFAULT_ACCOUNT_ID.into(),
-        ),
-        ("CFDR_API_BUDGET", "100000/5m".into()),
-        ("XDG_CACHE_HOME", dir.path().display().to_string()),
-    ];
+    let mut env = emu.env(dir.path());
+    env.push(("CFDR_API_BUDGET", "100000/5m".into()));
     for args in [&["repo", "init"][..], &["backup", "d1", "tasks-prod"]] {
         let out = std::process::Command::new(cfdr)
             .args(args)
@@ -330,8 +336,8 @@ fn api_requests(stats: &serde_json::Value) -> u64 {
 }
 
 /// A Worker rolled back as an operator would at an incident: `cfdr workers rollback
-/// api-gateway --yes` on the demo account, every request (API and the Worker's probe) slowed to
-/// 50 ms, the default 2 s settling read included. Prints the seconds from the command to its
+/// api-gateway --yes` on the demo account, every API request slowed to 50 ms (the Worker's own
+/// answers to the probe are not), the default 2 s settling read included. Prints the seconds from the command to its
 /// verified report, the API requests it sent, and the same for `wrangler rollback` (which
 /// deploys and verifies nothing) when `wrangler` is given.
 pub async fn rollback(cfdr: &str, wrangler: Option<&str>) -> anyhow::Result<()> {
@@ -339,21 +345,11 @@ pub async fn rollback(cfdr: &str, wrangler: Option<&str>) -> anyhow::Result<()> 
     let emu = Emulator::start(cfdr)?;
     let dir = tempfile::tempdir()?;
     let origin = emu.api.trim_end_matches("/client/v4").to_string();
-    let env: Vec<(&str, String)> = vec![
-        ("CFDR_REPO", dir.path().join("repo").display().to_string()),
-        ("CFDR_KEY", hex::encode(super::KEY)),
-        ("CFDR_CONFIG", "/nonexistent/cfdr.toml".into()),
-        ("CLOUDFLARE_API_BASE_URL", emu.api.clone()),
-        ("CLOUDFLARE_API_TOKEN", cfdr::emulator::DEFAULT_TOKEN.into()),
-        (
-            "CLOUDFLARE_ACCOUNT_ID",
-            cfdr::emulator::DEFAULT_ACCOUNT_ID.into(),
-        ),
-        (
-            "CFDR_WORKERS_PROBE_URL",
-            format!("{origin}/__workers.dev/{{script}}"),
-        ),
-    ];
+    let mut env = emu.env(dir.path());
+    env.push((
+        "CFDR_WORKERS_PROBE_URL",
+        format!("{origin}/__workers.dev/{{script}}"),
+    ));
     let cmd = |args: &[&str]| {
         let mut c = std::process::Command::new(cfdr);
         c.args(args)

@@ -521,3 +521,154 @@ async fn the_worker_rollback_playbook_runs_headless_and_never_forces_on_its_own(
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(s.live("auth-worker").await, [(2, 100.0)]);
 }
+
+impl Setup {
+    /// `cfdr workers rollback …` started, not waited for (a test kills it).
+    fn spawn(&self, args: &[&str]) -> std::process::Child {
+        let mut c = common::cfdr_cmd(&self.api.clone_handle(), &self.repo, &self.key);
+        c.env(
+            "CFDR_WORKERS_PROBE_URL",
+            format!("{}/__workers.dev/{{script}}", self.origin()),
+        )
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+        c.spawn().unwrap()
+    }
+
+    /// Waits until the live deployment's message contains `what`; the message.
+    async fn live_message(&self, script: &str, what: &str) -> String {
+        for _ in 0..300 {
+            let d = self.deployments(script).await;
+            let m = d[0]["annotations"]["workers/message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            if m.contains(what) {
+                return m;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("no live deployment of {script} says {what:?}");
+    }
+
+    /// The deployments whose message names run `run`.
+    async fn made_by(&self, script: &str, run: &str) -> Vec<String> {
+        self.deployments(script)
+            .await
+            .iter()
+            .filter_map(|d| d["annotations"]["workers/message"].as_str())
+            .filter(|m| m.contains(run))
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+/// `cfdr rollback run <id> …`: the run's id.
+fn run_of(message: &str) -> String {
+    message.split_whitespace().nth(3).unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rollback_killed_between_stages_resumes_without_sending_a_stage_twice() {
+    let s = Setup::demo().await;
+    let mut child = s.spawn(&[
+        "workers",
+        "rollback",
+        "api-gateway",
+        "--to",
+        "v1",
+        "--steps",
+        "10,50,100",
+        "--wait",
+        "3s",
+        "--settle",
+        "100ms",
+        "--yes",
+    ]);
+    let m = s.live_message("api-gateway", "(stage 1 of 3)").await;
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    child.kill().unwrap(); // SIGKILL, inside the wait before stage 2
+    child.wait().unwrap();
+    let run = run_of(&m);
+    assert_eq!(s.made_by("api-gateway", &run).await.len(), 1);
+    let (o, r) = s.run(&["resume", &run, "--wait", "0s"]).await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let w = worker(&r, "api-gateway");
+    assert_eq!(w["state"], "rolled-back");
+    assert_eq!(w["made"].as_array().unwrap().len(), 3);
+    let mine = s.made_by("api-gateway", &run).await;
+    assert_eq!(mine.len(), 3, "each stage deployed once: {mine:?}");
+    for k in 1..=3 {
+        assert_eq!(
+            mine.iter()
+                .filter(|m| m.contains(&format!("(stage {k} of 3)")))
+                .count(),
+            1
+        );
+    }
+    assert_eq!(s.live("api-gateway").await, [(1, 100.0)]);
+    // A second resume reports the finished run and sends nothing.
+    let before = s.api.writes().await;
+    let (o, _) = s.run(&["resume", &run]).await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(s.api.writes().await, before);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rollback_killed_while_its_deployment_is_in_flight_resumes_and_sends_it_once() {
+    let s = Setup::demo().await;
+    // The POST hangs for 3 s before Cloudflare acts on it; the run is killed meanwhile.
+    s.api
+        .control(
+            "POST",
+            "/__emulator/faults",
+            Some(json!({ "latency_ms": 3000, "method": "POST", "path_contains": "/deployments" })),
+        )
+        .await;
+    let before = s.deployments("api-gateway").await.len();
+    let mut child = s.spawn(&[
+        "workers",
+        "rollback",
+        "api-gateway",
+        "--yes",
+        "--settle",
+        "100ms",
+    ]);
+    // Its journal is written before the deployment is sent (sealed: only its folder is seen);
+    // a second later the POST is in flight.
+    let runs = std::path::Path::new(&s.repo).join("runs");
+    let mut folder = None;
+    for _ in 0..200 {
+        folder = std::fs::read_dir(&runs)
+            .ok()
+            .and_then(|mut d| d.next())
+            .map(|e| e.unwrap().path());
+        if folder.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let folder = folder.expect("the run's folder");
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    s.api
+        .control("POST", "/__emulator/faults", Some(json!({})))
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+    let run = folder.file_name().unwrap().to_str().unwrap().to_string();
+    let landed = s.made_by("api-gateway", &run).await.len();
+    eprintln!("deployments of the killed run that landed: {landed}");
+    let (o, r) = s.run(&["resume", &run]).await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(worker(&r, "api-gateway")["state"], "rolled-back");
+    assert_eq!(
+        s.made_by("api-gateway", &run).await.len(),
+        1,
+        "landed before the kill: {landed}; sent once in all"
+    );
+    assert_eq!(s.deployments("api-gateway").await.len(), before + 1);
+    assert_eq!(s.live("api-gateway").await, [(2, 100.0)]);
+}

@@ -42,6 +42,28 @@ pub enum WorkersCommand {
     Rollback(RollbackArgs),
     /// Put back what a rollback run replaced, while its deployments are still live.
     Undo(UndoArgs),
+    /// Take up a rollback run cut off by a crash or a kill, from its journal: what landed is
+    /// not sent again.
+    Resume(ResumeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ResumeArgs {
+    /// The rollback (or undo) run.
+    run: String,
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    settle: std::time::Duration,
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    wait: std::time::Duration,
+    #[arg(long, value_name = "URL")]
+    probe: Option<String>,
+    /// If Cloudflare asks for force (10220), agree.
+    #[arg(long)]
+    force_secrets: bool,
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    repo: RepoArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -140,6 +162,23 @@ pub async fn run(cmd: WorkersCommand) -> anyhow::Result<()> {
     let cmd = match cmd {
         WorkersCommand::Rollback(a) => return rollback(config, client, a).await,
         WorkersCommand::Undo(a) => return undo(config, client, a).await,
+        WorkersCommand::Resume(a) => {
+            let opts = Options {
+                settle: a.settle,
+                wait: a.wait,
+                force: a.force_secrets,
+                probe: a.probe.clone().or_else(|| config.workers_probe_url.clone()),
+            };
+            let repo = context::open(&a.repo).await?;
+            let env = Env {
+                repo: &repo,
+                config: &config,
+                client: client.as_ref(),
+            };
+            let progress = Progress::new("rollback", super::progress::sink(a.json));
+            let j = deploy::resume(&env, &a.run, &opts, &progress).await?;
+            return report(&j, a.json);
+        }
         other => other,
     };
     let now = time::OffsetDateTime::now_utc();
@@ -211,7 +250,7 @@ pub async fn run(cmd: WorkersCommand) -> anyhow::Result<()> {
                 );
             }
         }
-        WorkersCommand::Rollback(_) | WorkersCommand::Undo(_) => {}
+        WorkersCommand::Rollback(_) | WorkersCommand::Undo(_) | WorkersCommand::Resume(_) => {}
     }
     Ok(())
 }

@@ -1,8 +1,8 @@
 //! A playbook's `rollback` step: a Worker put back on an earlier version through
 //! `ops::workers` — planned (a refusal stops the step before anything is sent), its run id kept
 //! in the playbook's journal before the first deployment, run and verified. A resume after a
-//! crash never deploys twice: it reads that run's journal, and an interrupted one is taken up
-//! again from its own plan, whose guard refuses if the Worker changed since.
+//! crash never deploys twice: it takes that rollback run up from its own journal
+//! (`deploy::resume`).
 
 use std::time::Duration;
 
@@ -99,12 +99,8 @@ pub(super) async fn rollback_item(
     opts.probe = env.config.workers_probe_url.clone();
     let begun = run.steps[at.0].items[at.1].facts.get("rollback").cloned();
     if let Some(id) = begun {
-        let j = deploy::load(env, &id).await?;
-        if j.outcome.is_some() {
-            return finish(&j);
-        }
-        // Cut off mid-way: its own plan again (the guard refuses if anything landed since).
-        let j = deploy::run(env, j.plan, &opts, progress).await?;
+        // Cut off mid-way: taken up from its journal, nothing that landed sent again.
+        let j = deploy::resume(env, &id, &opts, progress).await?;
         return finish(&j);
     }
     let plan = deploy::plan(env, &req).await?;

@@ -206,12 +206,6 @@ pub async fn run(
     opts: &Options,
     progress: &Progress,
 ) -> Result<Journal> {
-    let c = client(env)?;
-    if env.config.read_only {
-        return Err(Error::usage(
-            "cfdr is read-only here (read_only / CFDR_READ_ONLY): a rollback deploys; nothing was sent",
-        ));
-    }
     let refusals = plan.refusals();
     if !refusals.is_empty() {
         return Err(Error::usage(format!(
@@ -219,21 +213,7 @@ pub async fn run(
             refusals.join("; ")
         )));
     }
-    let began = Instant::now();
-    let mut leases = Vec::new();
-    for w in &plan.workers {
-        leases.push(
-            Lease::acquire_at(
-                &env.repo.storage,
-                &format!("locks/worker-{}.json", manifest::path_safe(&w.script)),
-                &format!("Worker `{}`", w.script),
-                &format!("Worker rollback run {}", plan.run),
-                lease::DEFAULT_TTL,
-            )
-            .await?,
-        );
-    }
-    let mut j = Journal {
+    let j = Journal {
         format: JOURNAL_FORMAT.into(),
         by: lease::who(),
         started: manifest::rfc3339(time::OffsetDateTime::now_utc()),
@@ -257,6 +237,68 @@ pub async fn run(
         requests: plan.requests_read,
         plan,
     };
+    carry(env, j, opts, progress).await
+}
+
+/// Takes run `run` up again after a crash, from its journal: the stages that landed are not
+/// sent again (one sent just before the crash is found by its message), the last one is
+/// verified again, and the rest follow. A finished run is reported as it ended.
+pub async fn resume(
+    env: &Env<'_>,
+    run: &str,
+    opts: &Options,
+    progress: &Progress,
+) -> Result<Journal> {
+    let j = load(env, run).await?;
+    if j.outcome.is_some() {
+        return Ok(j);
+    }
+    carry(env, j, opts, progress).await
+}
+
+/// The run from where its journal stands, under each Worker's lease (let go on every path).
+async fn carry(env: &Env<'_>, j: Journal, opts: &Options, progress: &Progress) -> Result<Journal> {
+    client(env)?;
+    if env.config.read_only {
+        return Err(Error::usage(
+            "cfdr is read-only here (read_only / CFDR_READ_ONLY): a rollback deploys; nothing was sent",
+        ));
+    }
+    let mut leases = Vec::new();
+    for w in &j.plan.workers {
+        let taken = Lease::acquire_at(
+            &env.repo.storage,
+            &format!("locks/worker-{}.json", manifest::path_safe(&w.script)),
+            &format!("Worker `{}`", w.script),
+            &format!("Worker rollback run {}", j.plan.run),
+            lease::DEFAULT_TTL,
+        )
+        .await;
+        match taken {
+            Ok(l) => leases.push(l),
+            Err(e) => {
+                for l in leases {
+                    let _ = l.release().await;
+                }
+                return Err(e.into());
+            }
+        }
+    }
+    let got = workers(env, j, opts, progress).await;
+    for l in leases {
+        l.release().await?;
+    }
+    got
+}
+
+async fn workers(
+    env: &Env<'_>,
+    mut j: Journal,
+    opts: &Options,
+    progress: &Progress,
+) -> Result<Journal> {
+    let c = client(env)?;
+    let began = Instant::now();
     // The undo is recorded before anything is sent.
     save(env, &j).await?;
     let sent_from = c.pace.count();
@@ -269,6 +311,9 @@ pub async fn run(
     for i in 0..j.workers.len() {
         if failed {
             j.workers[i].state = "untouched".into();
+            continue;
+        }
+        if j.workers[i].state == "rolled-back" {
             continue;
         }
         let w = j.plan.workers[i].clone();
@@ -307,9 +352,6 @@ pub async fn run(
         };
         crate::ops::audit::record(env, record, item_began, progress).await;
         save(env, &j).await?;
-        if let Err(Error::Cancelled(_)) = got {
-            break;
-        }
     }
     let done = j
         .workers
@@ -324,7 +366,9 @@ pub async fn run(
         Outcome::Failed
     });
     j.finished = Some(manifest::rfc3339(time::OffsetDateTime::now_utc()));
-    j.seconds = Some((began.elapsed().as_secs_f64() * 1000.0).round() / 1000.0);
+    j.seconds = Some(
+        j.seconds.unwrap_or_default() + (began.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+    );
     j.requests += c.pace.count() - sent_from;
     save(env, &j).await?;
     if let Some(of) = &j.plan.undo_of
@@ -338,10 +382,26 @@ pub async fn run(
         }
         save(env, &orig).await?;
     }
-    for l in leases {
-        l.release().await?;
-    }
     Ok(j)
+}
+
+/// What a deployment of stage `k` of `n` says: the run, so that it is found again.
+fn message(j: &Journal, k: usize, n: usize, stage: &[Share]) -> String {
+    format!(
+        "cfdr {} run {}{}: {}",
+        if j.plan.undo_of.is_some() {
+            "undo"
+        } else {
+            "rollback"
+        },
+        j.plan.run,
+        if n > 1 {
+            format!(" (stage {} of {n})", k + 1)
+        } else {
+            String::new()
+        },
+        label(stage)
+    )
 }
 
 /// The newest deployment of `script`.
@@ -363,9 +423,37 @@ async fn one(
     opts: &Options,
     progress: &Progress,
 ) -> Result<()> {
-    let run = j.plan.run.clone();
     let n = w.stages.len();
-    for (k, stage) in w.stages.iter().enumerate() {
+    let mut from = j.workers[i].made.len();
+    // Cut off mid-send: the deployment landed if the live one carries this stage's message.
+    if j.workers[i].state == "sending" && from < n {
+        let now = live(c, &w.script).await?;
+        if !j.workers[i].made.contains(&now.id)
+            && now.message.as_deref() == Some(message(j, from, n, &w.stages[from]).as_str())
+            && same(&w.stages[from], &now.versions)
+        {
+            progress.warn(format!(
+                "{}: the deployment sent before the interruption landed ({}); not sent again",
+                w.script, now.id
+            ));
+            j.workers[i].made.push(now.id);
+            j.workers[i].state = "verifying".into();
+            save(env, j).await?;
+            from += 1;
+        }
+    }
+    // Cut off mid-check: the last stage that landed is verified again before going on.
+    if j.workers[i].state == "verifying" && from > 0 {
+        let id = j.workers[i].made[from - 1].clone();
+        let checks = verify(c, &w.script, &id, &w.stages[from - 1], opts, progress).await?;
+        j.workers[i].checks.extend(
+            checks
+                .into_iter()
+                .map(|l| format!("after the interruption, {l}")),
+        );
+        save(env, j).await?;
+    }
+    for (k, stage) in w.stages.iter().enumerate().skip(from) {
         progress.check()?;
         let expected = j.workers[i]
             .made
@@ -383,20 +471,7 @@ async fn one(
                 w.script
             )));
         }
-        let message = format!(
-            "cfdr {} run {run}{}: {}",
-            if j.plan.undo_of.is_some() {
-                "undo"
-            } else {
-                "rollback"
-            },
-            if n > 1 {
-                format!(" (stage {} of {n})", k + 1)
-            } else {
-                String::new()
-            },
-            label(stage)
-        );
+        let message = message(j, k, n, stage);
         let wire: Vec<_> = stage.iter().map(Share::wire).collect();
         j.workers[i].state = "sending".into();
         save(env, j).await?;
@@ -433,7 +508,7 @@ async fn one(
                 // Sent once: whether it landed is read back, never guessed.
                 let now = live(c, &w.script).await?;
                 if now.id != expected
-                    && now.message.as_deref().is_some_and(|m| m.contains(&run))
+                    && now.message.as_deref() == Some(message.as_str())
                     && same(stage, &now.versions)
                 {
                     progress.warn(format!(
