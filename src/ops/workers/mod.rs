@@ -1,10 +1,13 @@
 //! Workers as an operator reads them before a rollback: each Worker with what is live (the
 //! newest deployment's versions and shares, by version number), its deployable versions with
 //! the live ones marked, its recent deployments. Read-only: every call here is a GET. A
-//! rollback is planned in [`rollback`] and carried out (and undone) in [`deploy`].
+//! rollback is planned in [`rollback`] (its target checked in [`preflight`]), carried out,
+//! resumed and undone in [`deploy`], each deployment verified in [`verify`].
 
 pub mod deploy;
+pub mod preflight;
 pub mod rollback;
+pub mod verify;
 
 use serde::Serialize;
 
