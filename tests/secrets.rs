@@ -1,5 +1,6 @@
 //! Secrets never leak: every command runs with a recognisable API token, R2 secret and master key,
-//! and none of them appears in any output, error, manifest, catalog, lease or artifact.
+//! and none of them appears in any output, error, manifest, catalog, lease or artifact — nor a
+//! Worker's secret values, through a rollback that Cloudflare refuses over a secret change.
 
 mod common;
 
@@ -12,6 +13,7 @@ use serde_json::json;
 const TOKEN: &str = "SECRET-api-token-7f3a9c";
 const R2_SECRET: &str = "SECRET-r2-secret-4b8e1d";
 const KEY: &str = "5ec2e75ec2e75ec2e75ec2e75ec2e75ec2e75ec2e75ec2e75ec2e75ec2e75ec2";
+const WORKER_SECRETS: [&str; 2] = ["SECRET-jwt-old-91c2", "SECRET-jwt-new-e07d"];
 
 fn files(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
@@ -49,6 +51,15 @@ async fn no_secret_appears_anywhere() {
     api.send("POST", "/r2/buckets", Some(json!({ "name": "media" })))
         .await
         .result();
+    // A Worker whose secret was rotated since its previous deploy.
+    for (kind, value) in [("upload", WORKER_SECRETS[0]), ("secret", WORKER_SECRETS[1])] {
+        api.control(
+            "POST",
+            "/__emulator/workers/auth/versions",
+            Some(json!({ "triggered_by": kind, "secrets": { "JWT_SECRET": value } })),
+        )
+        .await;
+    }
 
     let tmp = tempfile::tempdir().unwrap();
     let repo = tmp.path().join("repo");
@@ -118,6 +129,26 @@ async fn no_secret_appears_anywhere() {
             R2_SECRET,
         ));
         assert!(outs[6..].iter().all(|o| !o.status.success()));
+        outs.push(run(&["workers", "list", "--json"], KEY, TOKEN, R2_SECRET));
+        outs.push(run(
+            &["workers", "versions", "auth", "--json"],
+            KEY,
+            TOKEN,
+            R2_SECRET,
+        ));
+        // Refused with 10220 (the secret named, never its values); the journal is sealed.
+        let refused = run(
+            &["workers", "rollback", "auth", "--yes", "--settle", "0s"],
+            KEY,
+            TOKEN,
+            R2_SECRET,
+        );
+        assert!(
+            String::from_utf8_lossy(&refused.stdout).contains("JWT_SECRET"),
+            "{}",
+            String::from_utf8_lossy(&refused.stdout)
+        );
+        outs.push(refused);
         outs
     })
     .await
@@ -130,6 +161,8 @@ async fn no_secret_appears_anywhere() {
         "SECRET-api-token-wrong",
         "SECRET-r2-secret-wrong",
         "0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e",
+        WORKER_SECRETS[0],
+        WORKER_SECRETS[1],
     ];
     for o in &outputs {
         for text in [&o.stdout, &o.stderr] {
