@@ -3,10 +3,12 @@
 //! deployment (someone may have deployed since the plan), the undo recorded in the run's
 //! journal (`runs/<run>/worker-rollback.json`: the live `versions[]` exactly) before the first
 //! write, each deployment sent once with a message naming the run (`force=true` only when the
-//! operator said so, after Cloudflare's 10220), then verified — read back, the split equal to
-//! the request, read again after a settling delay, and the Worker itself probed over HTTP when
-//! a probe URL is set — and between `--steps` stages checked again after the wait. Undo puts
-//! back what a run replaced, while the live deployment is still one that run made.
+//! operator said so, after Cloudflare's 10220), then verified (`verify.rs`: read back, the
+//! split equal to the request, read again after a settling delay, the Worker itself probed over
+//! HTTP when a probe URL is set) and between `--steps` stages checked again after the wait. A
+//! run cut off by a crash is taken up from its journal ([`resume`]) without sending what landed
+//! again. Undo puts back what a run replaced, while the live deployment is still one that run
+//! made.
 
 use std::time::{Duration, Instant};
 
