@@ -325,6 +325,17 @@ pub async fn restore(cfdr: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The emulator's request counts.
+async fn read_stats(http: &reqwest::Client, origin: &str) -> anyhow::Result<serde_json::Value> {
+    Ok(http
+        .get(format!("{origin}/__emulator/stats"))
+        .bearer_auth(cfdr::emulator::DEFAULT_TOKEN)
+        .send()
+        .await?
+        .json()
+        .await?)
+}
+
 /// Requests the emulator answered on the account's API routes (not the Worker's own).
 fn api_requests(stats: &serde_json::Value) -> u64 {
     stats["result"]["routes"].as_object().map_or(0, |r| {
@@ -385,13 +396,7 @@ pub async fn rollback(cfdr: &str, wrangler: Option<&str>) -> anyhow::Result<()> 
     );
     let r: serde_json::Value = serde_json::from_slice(&o.stdout)?;
     anyhow::ensure!(r["outcome"] == "success", "the rollback: {r}");
-    let stats: serde_json::Value = http
-        .get(format!("{origin}/__emulator/stats"))
-        .bearer_auth(cfdr::emulator::DEFAULT_TOKEN)
-        .send()
-        .await?
-        .json()
-        .await?;
+    let stats = read_stats(&http, &origin).await?;
     out.insert("cfdr_secs".into(), secs.into());
     out.insert("cfdr_requests".into(), r["requests"].clone());
     out.insert("emulator_requests".into(), api_requests(&stats).into());
@@ -431,13 +436,7 @@ pub async fn rollback(cfdr: &str, wrangler: Option<&str>) -> anyhow::Result<()> 
             .stdin(std::process::Stdio::null())
             .output()?;
         let secs = began.elapsed().as_secs_f64();
-        let stats: serde_json::Value = http
-            .get(format!("{origin}/__emulator/stats"))
-            .bearer_auth(cfdr::emulator::DEFAULT_TOKEN)
-            .send()
-            .await?
-            .json()
-            .await?;
+        let stats = read_stats(&http, &origin).await?;
         if o.status.success() {
             out.insert("wrangler_secs".into(), secs.into());
             out.insert("wrangler_requests".into(), api_requests(&stats).into());

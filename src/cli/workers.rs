@@ -369,11 +369,7 @@ pub fn print_plan(
     opts: &Options,
     out: &mut dyn std::io::Write,
 ) -> std::io::Result<()> {
-    let verb = if plan.undo_of.is_some() {
-        "undo"
-    } else {
-        "rollback"
-    };
+    let verb = plan.verb();
     writeln!(
         out,
         "Worker {verb} {} — {} Worker(s), in this order:",
@@ -470,11 +466,7 @@ fn report(j: &Journal, json: bool) -> anyhow::Result<()> {
     if json {
         print_json(j)?;
     } else {
-        let verb = if j.plan.undo_of.is_some() {
-            "undo"
-        } else {
-            "rollback"
-        };
+        let verb = j.plan.verb();
         for (d, w) in j.workers.iter().zip(&j.plan.workers) {
             println!(
                 "{}: {}{}",
@@ -522,11 +514,7 @@ fn report(j: &Journal, json: bool) -> anyhow::Result<()> {
             Exit::Verification,
             format!(
                 "Worker {} {} is {}: {}",
-                if j.plan.undo_of.is_some() {
-                    "undo"
-                } else {
-                    "rollback"
-                },
+                j.plan.verb(),
                 j.plan.run,
                 if j.outcome == Some(Outcome::Partial) {
                     "partial"

@@ -305,11 +305,7 @@ async fn workers(
     // The undo is recorded before anything is sent.
     save(env, &j).await?;
     let sent_from = c.pace.count();
-    let action = if j.plan.undo_of.is_some() {
-        "worker-undo"
-    } else {
-        "worker-rollback"
-    };
+    let action = format!("worker-{}", j.plan.verb());
     let mut failed = false;
     for i in 0..j.workers.len() {
         if failed {
@@ -338,7 +334,7 @@ async fn workers(
             }
         }
         let record = Record {
-            action: action.into(),
+            action: action.clone(),
             target: Some(format!("worker `{}`", w.script)),
             run: Some(j.plan.run.clone()),
             result: if got.is_ok() { "success" } else { "failed" }.into(),
@@ -392,11 +388,7 @@ async fn workers(
 fn message(j: &Journal, k: usize, n: usize, stage: &[Share]) -> String {
     format!(
         "cfdr {} run {}{}: {}",
-        if j.plan.undo_of.is_some() {
-            "undo"
-        } else {
-            "rollback"
-        },
+        j.plan.verb(),
         j.plan.run,
         if n > 1 {
             format!(" (stage {} of {n})", k + 1)

@@ -144,6 +144,15 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// `undo` for a run that undoes another, `rollback` otherwise.
+    pub fn verb(&self) -> &'static str {
+        if self.undo_of.is_some() {
+            "undo"
+        } else {
+            "rollback"
+        }
+    }
+
     pub fn refusals(&self) -> Vec<String> {
         self.workers
             .iter()
