@@ -3,7 +3,8 @@
 
 1. D1 export: the emulator's export of a database holding every SQLite value type, AUTOINCREMENT,
    indexes, triggers and views is byte-identical to `wrangler d1 export --local` of the same
-   content (also with --no-data, --no-schema and --table), and each side imports the other's dump.
+   content (also with --no-data, --no-schema and --table), and each side imports either's dump
+   as the other does (D1's export → import moves some REALs by a bit; both sides alike).
 2. R2's S3 endpoint: Debian's AWS CLI and rclone put, list, get and delete objects; a wrong secret
    is refused.
 3. The sealed format: scripts/decrypt_sealed.py (Python's `cryptography`, written from the README
@@ -18,6 +19,10 @@
    emulator's Workers (the 10220 it gets across a secret change names the secret as wrangler reads
    it; wrangler then forces on its own, where cfdr refuses without --force-secrets), and each
    reads what the other deployed.
+7. D1 REALs: cfdr's paged dump of more than 100,000 awkward doubles (random bit patterns,
+   subnormals, ±max, ±min normal, values near 1e±300, integral values, -0.0, infinities), replayed
+   by wrangler into its local D1 (SQLite 3.47.0), reads back bit for bit from the state file; the
+   expression cfdr reads REALs with runs in D1's SQLite as in the emulator's.
 Prints one line per check and closes with `N passed, N failed`.
 """
 import argparse, hashlib, json, os, shutil, subprocess, sys, tempfile, urllib.request
@@ -29,6 +34,8 @@ INSERT INTO vals(i, r, t, b, n) VALUES (9007199254740993, 0.1, 'line1
 line2', NULL, 1);
 INSERT INTO vals(i, r, t, b, n) VALUES (0, 100.0, 'cr' || char(13) || 'lf' || char(10) || 'end \\n', X'deadbeef', 'x');
 INSERT INTO vals(i, r, t, b, n) VALUES (42, 2.5e-8, 'unicode é ☃ 🚀', NULL, 3.5);
+INSERT INTO vals(i, r, t, b, n) VALUES (43, 1e-300, 'D1 reads these one bit off', NULL, 2.5e-308);
+INSERT INTO vals(i, r, t, b, n) VALUES (44, -1.0e-300, '', NULL, 1.7976931348623157e308);
 INSERT INTO vals(i, r, t, b, n) VALUES (7, -1.5, 'gone', NULL, NULL);
 DELETE FROM vals WHERE i = 7;
 CREATE TABLE "odd name" ("a b" TEXT, "q""uote" INTEGER, [br] TEXT);
@@ -121,7 +128,7 @@ class Wrangler:
         os.makedirs(work)
         with open(os.path.join(work, "wrangler.toml"), "w") as f:
             f.write('name = "conformance"\ncompatibility_date = "2025-01-01"\n')
-            for i, name in enumerate(["fixture", "from_emulator"]):
+            for i, name in enumerate(["fixture", "from_emulator", "reals", "reimport"]):
                 f.write(f'[[d1_databases]]\nbinding = "DB{i}"\ndatabase_name = "{name}"\ndatabase_id = "00000000-0000-4000-8000-00000000000{i}"\n')
 
     def run(self, *args):
@@ -134,6 +141,28 @@ class Wrangler:
         with open(path, "wb") as f:
             f.write(sql)
         self.run("d1", "execute", db, "--local", "--file", path)
+
+    def state(self, table):
+        """A copy (SQLite's backup API: the data sits in the -wal file) of the local database
+        holding `table`."""
+        import sqlite3
+        base = os.path.join(self.work, ".wrangler", "state", "v3", "d1", "miniflare-D1DatabaseObject")
+        for name in sorted(os.listdir(base)):
+            if not name.endswith(".sqlite") or name == "metadata.sqlite":
+                continue
+            src, copy = sqlite3.connect(os.path.join(base, name)), sqlite3.connect(":memory:")
+            src.backup(copy)
+            src.close()
+            if copy.execute("SELECT count(*) FROM sqlite_schema WHERE name = ?", (table,)).fetchone()[0]:
+                return copy
+        raise RuntimeError(f"no local D1 database holds `{table}`")
+
+    def query(self, db, sql):
+        r = subprocess.run([self.exe, "d1", "execute", db, "--local", "--json", "--command", sql], cwd=self.work,
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(f"wrangler d1 execute --command: {r.stdout}\n{r.stderr}")
+        return json.loads(r.stdout)[0]["results"]
 
     def export(self, db, *flags):
         out = os.path.join(self.work, f"out-{db}.sql")
@@ -162,13 +191,26 @@ def d1_checks(emu, wr):
     w_full, e_full = wr.export("fixture"), emu.export(db, {})
     check("D1 export keeps D1's rounding of integers past 2^53", b"9223372036854776000" in e_full and b"9007199254740992" in e_full)
 
+    # D1's export → import is not a round trip: its SQLite reads back some REALs its export wrote
+    # (as JavaScript prints them) as the neighbouring double, 1e-300 among them. Each side is
+    # given the same dump and must end up with the same bytes as the other.
     other = emu.create("from-wrangler")
     emu.import_sql(other, w_full)
     again = emu.export(other, {})
-    check("the emulator imports wrangler's dump and exports the same bytes", again == w_full, first_difference(w_full, again))
+    wr.execute_file("reimport", w_full)
+    w_again = wr.export("reimport")
+    check("the emulator imports wrangler's dump as wrangler does (both export the same bytes after)",
+          again == w_again, first_difference(w_again, again))
+    check("... and both move 1e-300 by one bit, as D1's SQLite 3.47 reads the export's text",
+          b"VALUES(6,43,9.999999999999999e-301," in w_full and b"VALUES(6,43,1e-300," in w_again and again == w_again,
+          first_difference(w_full, w_again))
     wr.execute_file("from_emulator", e_full)
     back = wr.export("from_emulator")
-    check("wrangler imports the emulator's dump and exports the same bytes", back == e_full, first_difference(e_full, back))
+    emu_back = emu.create("from-emulator")
+    emu.import_sql(emu_back, e_full)
+    e_again = emu.export(emu_back, {})
+    check("wrangler imports the emulator's dump as the emulator does (both export the same bytes after)",
+          back == e_again, first_difference(back, e_again))
 
     global WRANGLER_DUMP
     WRANGLER_DUMP = w_full
@@ -180,6 +222,84 @@ def d1_checks(emu, wr):
         check("an export of a database with a virtual table fails as D1's does", False, "it succeeded")
     except RuntimeError as e:
         check("an export of a database with a virtual table fails as D1's does", "Virtual Tables" in str(e), str(e))
+
+
+def awkward_reals(n):
+    """At least n doubles D1 is likely to get wrong: random bit patterns, subnormals, the extremes,
+    values near 1e±300, integral values, zeros."""
+    import random, struct
+    rnd = random.Random(20261207)
+    of = lambda bits: struct.unpack("<d", struct.pack("<Q", bits))[0]
+    out = [0.0, -0.0, of(1), -of(1), of((1 << 52) - 1), 2.2250738585072014e-308, -2.2250738585072014e-308,
+           1.7976931348623157e308, -1.7976931348623157e308, 1e-300, -1e-300, 2.5e-308, 9.999999999999999e-301]
+    out += [of(rnd.getrandbits(52)) * rnd.choice([1, -1]) for _ in range(3000)]                    # subnormals
+    out += [float(f"{rnd.uniform(1, 10):.17g}e{e}") for e in (-301, -300, -299, 299, 300, 301) for _ in range(500)]
+    out += [float(rnd.randint(-(1 << 53), 1 << 53)) for _ in range(2000)] + [2.0 ** 60, -(2.0 ** 62), 1e22]
+    while len(out) < n:
+        x = of(rnd.getrandbits(64))
+        if x == x and abs(x) != float("inf"):
+            out.append(x)
+    return out
+
+
+def reals_checks(cfdr, emu, wr, work):
+    """cfdr's paged dump of >= 100,000 awkward REALs, replayed by wrangler 4.86.0 into its local D1
+    (SQLite 3.47.0): every value bit for bit, read back from the local state file."""
+    import struct
+    cols = 50
+    values = awkward_reals(105_000)
+    rows = [values[i:i + cols] for i in range(0, len(values), cols)]
+    rows[-1] += [0.5] * (cols - len(rows[-1]))
+    # Even columns REAL (SQLite stores -0.0 there as 0), odd ones untyped (-0.0 kept).
+    names = [f"c{j}" + (" REAL" if j % 2 == 0 else "") for j in range(cols)]
+    db = emu.create("reals")
+    control = emu.api.replace("/client/v4", "") + "/__emulator/faults"
+    emu.call("POST", "", body={"rate_limit": {"limit": 1_000_000, "window_secs": 300}}, url=control)
+    emu.json("POST", f"/d1/database/{db}/query", {"sql": f"CREATE TABLE reals(id INTEGER PRIMARY KEY, {', '.join(names)})"})
+    insert = f"INSERT INTO reals VALUES (?{', ?' * cols})"
+    for i, row in enumerate(rows):   # JSON numbers: exact in D1 (JavaScript) and in the emulator
+        emu.json("POST", f"/d1/database/{db}/query", {"sql": insert, "params": [i, *row]})
+    emu.json("POST", f"/d1/database/{db}/query",
+             {"sql": f"INSERT INTO reals(id, c0, c1) VALUES ({len(rows)}, 9e999, -9e999)"})
+    want = {i: row for i, row in enumerate(rows)}
+    want[len(rows)] = [float("inf"), float("-inf")] + [None] * (cols - 2)
+
+    base = os.path.join(work, "reals")
+    shutil.rmtree(base, ignore_errors=True)
+    env = dict(os.environ, CFDR_REPO=os.path.join(base, "repo"), CFDR_KEY=os.urandom(32).hex(),
+               CFDR_CONFIG="/nonexistent", CLOUDFLARE_API_BASE_URL=emu.api,
+               CLOUDFLARE_API_TOKEN=emu.token, CLOUDFLARE_ACCOUNT_ID=emu.account)
+    subprocess.run([cfdr, "repo", "init"], env=env, check=True, capture_output=True)
+    b = subprocess.run([cfdr, "backup", "d1", "reals", "--method", "paged", "--json"], env=env, capture_output=True, text=True)
+    if b.returncode != 0:
+        check("cfdr backs up the database of REALs", False, b.stderr[-600:])
+        return
+    m = json.loads(b.stdout)
+    dump = subprocess.run([cfdr, "backups", "cat", m["id"]], env=env, capture_output=True, check=True).stdout
+    wr.execute_file("reals", dump)
+    local = wr.state("reals")
+    bits = lambda x: None if x is None else struct.pack("<d", float(x))
+    wrong = []
+    for r in local.execute("SELECT * FROM reals ORDER BY id"):
+        expect = want.get(r[0], [])
+        for j, (got, w) in enumerate(zip(r[1:], expect)):
+            if w is not None and j % 2 == 0 and w == 0:
+                w = 0.0           # REAL affinity: -0.0 is stored as 0
+            if bits(got) != bits(w):
+                wrong.append(f"row {r[0]} c{j}: {w!r} came back as {got!r}")
+    total = sum(1 for row in want.values() for x in row if x is not None)
+    got_rows = local.execute("SELECT count(*) FROM reals").fetchone()[0]
+    warned = [w for w in m.get("warnings", []) if "REAL" in w]
+    check(f"wrangler 4.86's local D1 replays cfdr's dump of {total:,} REALs bit for bit (the state file read back)",
+          got_rows == len(want) and not wrong and not warned, f"{got_rows} rows; {len(wrong)} differ: {wrong[:5]}; warnings: {warned}")
+    # The expression cfdr's D1 engine reads a REAL with (engine/d1/query.rs, real_expr) in D1's SQLite.
+    expr = ("CASE WHEN typeof({c}) = 'real' THEN CASE WHEN {c} = 0 THEN iif(atan2({c}, -1) < 0, '-0.0', '0.0') "
+            "WHEN {c} IN (9e999, -9e999) THEN quote({c}) ELSE {c} END END")
+    got = wr.query("reals", f"SELECT {expr.format(c='c0')} AS a, {expr.format(c='c1')} AS b FROM reals WHERE id = {len(rows)}"
+                   f" UNION ALL SELECT {expr.format(c='c1')}, {expr.format(c='c3')} FROM reals WHERE id = 0")
+    # Row 0 holds 0.0, -0.0, 5e-324, -5e-324 in c0..c3.
+    ok = got[0] == {"a": "9.0e+999", "b": "-9.0e+999"} and got[1]["a"] == "-0.0" and got[1]["b"] == want[0][3]
+    check("D1's SQLite answers cfdr's REAL expression: infinities, -0.0 (atan2) and numbers as JSON", ok, str(got))
 
 
 def s3_checks(emu, work):
@@ -416,7 +536,9 @@ def main():
     a = p.parse_args()
     emu = Emulator(a.cfdr)
     try:
-        d1_checks(emu, Wrangler(a.wrangler, os.path.join(a.work, "wrangler")))
+        wr = Wrangler(a.wrangler, os.path.join(a.work, "wrangler"))
+        d1_checks(emu, wr)
+        reals_checks(a.cfdr, emu, wr, a.work)
         s3_checks(emu, a.work)
         repo_checks(a.cfdr, a.work)
         adoption_checks(a.cfdr, emu, a.work)

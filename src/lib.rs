@@ -11,6 +11,7 @@ pub mod playbook;
 pub mod progress;
 pub mod repo;
 pub mod seal;
+pub mod sqlnum;
 pub mod sqlsplit;
 pub mod text;
 pub mod tui;

@@ -80,15 +80,17 @@ pub fn picture(conn: &Connection) -> Picture {
         .unwrap_or_default();
     (
         schema,
-        cfdr::engine::d1::paged::local_hashes(conn).unwrap(),
+        cfdr::engine::d1::paged::local_hashes(conn, cfdr::engine::d1::query::RowText::Exact)
+            .unwrap(),
         seq,
     )
 }
 
-/// A local database built from `sql`: the truth a restored database is compared with.
+/// A local database built from `sql` with its numbers read as D1 reads them: the truth a
+/// restored database is compared with.
 pub fn truth(sql: &str) -> Connection {
     let c = Connection::open_in_memory().unwrap();
-    c.execute_batch(sql).unwrap();
+    c.execute_batch(&cfdr::sqlnum::as_d1(sql)).unwrap();
     c
 }
 

@@ -137,7 +137,8 @@ fn run_one(
     } else {
         0
     };
-    let mut stmt = conn.prepare(text)?;
+    // Numbers in the text are read as D1's SQLite (3.47) reads them, not as this one does.
+    let mut stmt = conn.prepare(&crate::sqlnum::as_d1(text))?;
     let wanted = stmt.parameter_count();
     if wanted > 0 {
         if params.len() != wanted {

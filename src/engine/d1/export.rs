@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::io::{Seek, Write};
 
+use super::query::RowText;
 use super::{D1Backup, D1Error, paged};
 use crate::cloudflare::Client;
 use crate::cloudflare::d1::Task;
@@ -64,6 +65,13 @@ pub async fn checked(
         .prefix("cfdr-d1-replay-")
         .suffix(".sqlite")
         .tempfile()?;
+    // D1's export writes each REAL as JavaScript prints it, which D1's own SQLite reads back as
+    // a neighbouring double for some values: those are written as literals it reads exactly.
+    if let Ok(sql) = std::str::from_utf8(&dump)
+        && let std::borrow::Cow::Owned(fixed) = crate::sqlnum::exact_dump(sql)
+    {
+        dump = fixed.into_bytes();
+    }
     let replayed: Result<BTreeMap<String, (u64, String)>, String> = (|| {
         let conn = rusqlite::Connection::open(scratch.path()).map_err(|e| e.to_string())?;
         let sql = std::str::from_utf8(&dump).map_err(|e| e.to_string())?;
@@ -71,11 +79,13 @@ pub async fn checked(
         // copies the rest of the text at every statement it prepares), which took 25 s of the
         // demo's 30 s of backups.
         conn.execute_batch("BEGIN").map_err(|e| e.to_string())?;
+        // Numbers read as D1's SQLite reads them: what a restore of this dump would hold.
         for stmt in crate::sqlsplit::statements(sql) {
-            conn.execute_batch(stmt).map_err(|e| e.to_string())?;
+            conn.execute_batch(&crate::sqlnum::as_d1(stmt))
+                .map_err(|e| e.to_string())?;
         }
         conn.execute_batch("COMMIT").map_err(|e| e.to_string())?;
-        paged::local_hashes(&conn).map_err(|e| e.to_string())
+        paged::local_hashes(&conn, RowText::Exact).map_err(|e| e.to_string())
     })();
     let mut paged_copy = tempfile::tempfile()?;
     let live = {

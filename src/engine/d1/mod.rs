@@ -1,6 +1,8 @@
 //! D1 backup. `export`: D1's own export (polled, consistent at its `at_bookmark`), then checked:
 //! the dump is replayed into a scratch SQLite and each table's row count and content hash are
-//! compared with the live database read through the query API with `quote()` (exact). Where D1's
+//! compared with the live database read through the query API (values as `quote()` writes them,
+//! REALs as JSON numbers written as literals D1 reads back bit for bit, `query::RowText`); D1's
+//! REALs in the export are first rewritten as such literals (`crate::sqlnum`). Where D1's
 //! export lost data (integers past 2^53 are rounded), the backup is not called good: the paged
 //! dump read for the comparison is kept instead, and the manifest says so. `paged`: the online
 //! paged dump alone. The default is `export`, or `paged` when the database has virtual tables

@@ -1,6 +1,8 @@
 //! The online paged dump: every table read a page at a time in rowid (or primary-key) order with
 //! `quote()` on every column, so SQLite itself writes each value as an exact SQL literal and no
-//! JSON number ever carries data. Virtual tables (FTS5) are dumped as their CREATE and their rows
+//! JSON number ever carries data — except REALs, which D1's SQLite cannot print and read back
+//! exactly through `quote()`: they come as twenty digits and are written as the literal D1
+//! reads back bit for bit ([`crate::sqlnum::literal`]). Virtual tables (FTS5) are dumped as their CREATE and their rows
 //! inserted through the table itself (external-content tables get a `'rebuild'`), their shadow
 //! tables skipped; tables go in foreign-key order; indexes, triggers and views last. The text
 //! format is D1's own export's (`PRAGMA defer_foreign_keys=TRUE;` first, no BEGIN/COMMIT).
@@ -14,7 +16,10 @@ use sha2::{Digest, Sha256};
 
 use crate::progress::{Counting, Progress};
 
-use super::query::{SchemaObject, ident, row_expr, rows, schema, text, text_ref};
+use super::query::{
+    Column, Real, RowText, SchemaObject, exact_row, ident, may_hold_real, row_select, rows, schema,
+    text, text_ref,
+};
 use super::{D1Error, TableStats};
 use crate::cloudflare::Client;
 
@@ -157,7 +162,7 @@ pub async fn dump(
             });
             continue;
         }
-        let ts = table_rows(client, db, name, is_virtual, out).await?;
+        let ts = table_rows(client, db, name, is_virtual, RowText::Exact, out).await?;
         stats.push(ts);
     }
     let seq = objects.iter().any(|o| o.name == "sqlite_sequence");
@@ -240,17 +245,33 @@ struct TableOut<'a, W> {
     out: &'a mut W,
     prefix: String,
     is_virtual: bool,
+    scheme: RowText,
     hash: Sha256,
     count: u64,
 }
 
 impl<W: Write> TableOut<'_, W> {
-    /// Takes a page (rowid, values); returns the bytes of its values.
-    fn page(&mut self, page: &[Vec<serde_json::Value>]) -> std::io::Result<usize> {
+    /// Takes a page (rowid, values, REALs); returns the bytes of its values.
+    fn page(&mut self, page: &[Vec<serde_json::Value>]) -> Result<usize, D1Error> {
         let mut bytes = 0;
         for r in page {
             let row = text_ref(&r[1]);
             bytes += row.len();
+            let row = match self.scheme {
+                RowText::Exact => {
+                    let mut reals = r[2..].iter().filter_map(|v| match v {
+                        serde_json::Value::Number(n) => n.as_f64().map(Real::Number),
+                        serde_json::Value::String(s) => Some(Real::Literal(s)),
+                        _ => None,
+                    });
+                    exact_row(&row, &mut reals).ok_or_else(|| {
+                        D1Error::Unexpected(format!(
+                            "a row came back with fewer REALs than it has: {r:?}"
+                        ))
+                    })?
+                }
+                RowText::Quote => std::borrow::Cow::Borrowed(&*row),
+            };
             self.hash.update(row.as_bytes());
             self.hash.update(b"\n");
             self.count += 1;
@@ -290,7 +311,7 @@ async fn span_page(
 }
 
 /// The rows of one table as INSERTs, and its count and content hash (SHA-256 over each row's
-/// quoted values joined by `,`, one row a line, in the order they are read). A rowid table is
+/// values as written by `scheme`, joined by `,`, one row a line, in the order they are read). A rowid table is
 /// read by rowid: a first page, then the rest in spans of rowids asked for
 /// [`PAGES_IN_FLIGHT`] at a time; other tables by primary key, a page after another.
 async fn table_rows(
@@ -298,19 +319,20 @@ async fn table_rows(
     db: &str,
     name: &str,
     is_virtual: bool,
+    scheme: RowText,
     out: &mut impl Write,
 ) -> Result<TableStats, D1Error> {
-    let cols: Vec<String> = rows(
+    // (name, declared type, position in the primary key)
+    let info: Vec<(String, String, u64)> = rows(
         client,
         db,
-        "SELECT name FROM pragma_table_info(?1) ORDER BY cid",
+        "SELECT name, type, pk FROM pragma_table_info(?1) ORDER BY cid",
         &[name.to_string()],
     )
     .await?
     .iter()
-    .map(|r| text(&r[0]))
+    .map(|r| (text(&r[0]), text(&r[1]), r[2].as_u64().unwrap_or(0)))
     .collect();
-    let values = row_expr(&cols);
     let has_rowid = is_virtual
         || rows(
             client,
@@ -320,21 +342,16 @@ async fn table_rows(
         )
         .await
         .is_ok();
-    let pk: Vec<String> = rows(
-        client,
-        db,
-        "SELECT name FROM pragma_table_info(?1) WHERE pk > 0 ORDER BY pk",
-        &[name.to_string()],
-    )
-    .await?
-    .iter()
-    .map(|r| ident(&text(&r[0])))
-    .collect();
+    let (cols, pk) = columns(&info, has_rowid);
+    let values = row_select(&cols, scheme);
     let prefix = if is_virtual {
         format!(
             "INSERT INTO {}(rowid,{}) VALUES(",
             ident(name),
-            cols.iter().map(|c| ident(c)).collect::<Vec<_>>().join(",")
+            cols.iter()
+                .map(|c| ident(&c.name))
+                .collect::<Vec<_>>()
+                .join(",")
         )
     } else {
         format!("INSERT INTO {} VALUES(", ident(name))
@@ -343,6 +360,7 @@ async fn table_rows(
         out,
         prefix,
         is_virtual,
+        scheme,
         hash: Sha256::new(),
         count: 0,
     };
@@ -438,6 +456,7 @@ pub async fn hashes(
     client: &Client,
     db: &str,
     only: Option<&BTreeSet<String>>,
+    scheme: RowText,
     progress: &Progress,
 ) -> Result<BTreeMap<String, TableStats>, D1Error> {
     let objects = schema(client, db).await?;
@@ -461,7 +480,15 @@ pub async fn hashes(
                 virtual_table: true,
             }
         } else {
-            table_rows(client, db, &t.name, is_virtual, &mut std::io::sink()).await?
+            table_rows(
+                client,
+                db,
+                &t.name,
+                is_virtual,
+                scheme,
+                &mut std::io::sink(),
+            )
+            .await?
         };
         out.insert(t.name.clone(), stats);
         progress.add(1, 0);
@@ -471,20 +498,48 @@ pub async fn hashes(
 }
 
 /// The requests [`table_rows`] takes for a rowid table of `rows` rows of about `row_bytes`
-/// each: its columns, whether it has a rowid, its key, its first page; past a full first page,
-/// the count of the rest and a span of rowids a page (rowids without gaps).
+/// each: its columns (with their types and key), whether it has a rowid, its first page; past a
+/// full first page, the count of the rest and a span of rowids a page (rowids without gaps).
 pub fn table_cost(rows: u64, row_bytes: u64) -> u64 {
     let first = FIRST_PAGE as u64;
     if rows < first {
-        return 4;
+        return 3;
     }
     let limit = next_page(FIRST_PAGE, FIRST_PAGE * row_bytes.max(1) as usize) as u64;
-    5 + (rows - first).div_ceil(limit)
+    4 + (rows - first).div_ceil(limit)
+}
+
+/// A table's columns as the dump reads them, and its primary key (quoted names, in key order),
+/// from `pragma_table_info`'s (name, declared type, pk).
+fn columns(info: &[(String, String, u64)], has_rowid: bool) -> (Vec<Column>, Vec<String>) {
+    let mut keyed: Vec<&(String, String, u64)> = info.iter().filter(|c| c.2 > 0).collect();
+    keyed.sort_by_key(|c| c.2);
+    let alias = match keyed.as_slice() {
+        [only] if has_rowid && only.1.eq_ignore_ascii_case("INTEGER") => Some(only.0.as_str()),
+        _ => None,
+    };
+    let cols = info
+        .iter()
+        .map(|(name, declared, _)| Column {
+            name: name.clone(),
+            real: may_hold_real(declared, alias == Some(name.as_str())),
+        })
+        .collect();
+    (cols, keyed.iter().map(|c| ident(&c.0)).collect())
+}
+
+/// The result columns [`row_select`] gives: the values' text, then one a REAL column.
+fn stmt_width(cols: &[Column], scheme: RowText) -> usize {
+    1 + match scheme {
+        RowText::Exact => cols.iter().filter(|c| c.real).count(),
+        RowText::Quote => 0,
+    }
 }
 
 /// The same per-table hashes over a local SQLite database (a replayed dump), for comparison.
 pub fn local_hashes(
     conn: &rusqlite::Connection,
+    scheme: RowText,
 ) -> rusqlite::Result<BTreeMap<String, (u64, String)>> {
     let tables: Vec<(String, String)> = conn
         .prepare("SELECT name, sql FROM sqlite_schema WHERE type='table' AND sql IS NOT NULL ORDER BY rowid")?
@@ -504,20 +559,18 @@ pub fn local_hashes(
         {
             continue;
         }
-        let cols: Vec<String> = conn
-            .prepare("SELECT name FROM pragma_table_info(?1) ORDER BY cid")?
-            .query_map([name], |r| r.get(0))?
+        let info: Vec<(String, String, u64)> = conn
+            .prepare("SELECT name, type, pk FROM pragma_table_info(?1) ORDER BY cid")?
+            .query_map([name], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)?.max(0) as u64))
+            })?
             .collect::<rusqlite::Result<_>>()?;
-        let values = row_expr(&cols);
         let has_rowid = virtuals.contains(name)
             || conn
                 .prepare(&format!("SELECT rowid FROM {} LIMIT 0", ident(name)))
                 .is_ok();
-        let pk: Vec<String> = conn
-            .prepare("SELECT name FROM pragma_table_info(?1) WHERE pk > 0 ORDER BY pk")?
-            .query_map([name], |r| r.get::<_, String>(0))?
-            .map(|n| n.map(|n| ident(&n)))
-            .collect::<rusqlite::Result<_>>()?;
+        let (cols, pk) = columns(&info, has_rowid);
+        let values = row_select(&cols, scheme);
         let order = if has_rowid {
             "rowid".to_string()
         } else if pk.is_empty() {
@@ -531,8 +584,29 @@ pub fn local_hashes(
         ))?;
         let mut rows = stmt.query([])?;
         let (mut hash, mut n) = (Sha256::new(), 0u64);
+        let width = stmt_width(&cols, scheme);
         while let Some(r) = rows.next()? {
             let v: String = r.get(0)?;
+            let v = match scheme {
+                RowText::Exact => {
+                    let specials: Vec<Option<String>> = (1..width)
+                        .map(|i| r.get::<_, Option<String>>(i).ok().flatten())
+                        .collect();
+                    let numbers: Vec<Option<f64>> = (1..width)
+                        .map(|i| match r.get_ref(i) {
+                            Ok(rusqlite::types::ValueRef::Real(f)) => Some(f),
+                            _ => None,
+                        })
+                        .collect();
+                    let mut reals = numbers.iter().zip(&specials).filter_map(|(n, s)| {
+                        n.map(Real::Number).or(s.as_deref().map(Real::Literal))
+                    });
+                    exact_row(&v, &mut reals)
+                        .ok_or(rusqlite::Error::InvalidColumnIndex(width))?
+                        .into_owned()
+                }
+                RowText::Quote => v,
+            };
             hash.update(v.as_bytes());
             hash.update(b"\n");
             n += 1;
@@ -564,11 +638,11 @@ mod tests {
 
     #[test]
     fn a_tables_cost_counts_its_pages_as_the_reader_takes_them() {
-        assert_eq!(table_cost(0, 10), 4, "columns, rowid, key, one empty page");
-        assert_eq!(table_cost(999, 10), 4);
-        assert_eq!(table_cost(1_000, 10), 5, "a full page asks how many follow");
+        assert_eq!(table_cost(0, 10), 3, "columns, rowid, one empty page");
+        assert_eq!(table_cost(999, 10), 3);
+        assert_eq!(table_cost(1_000, 10), 4, "a full page asks how many follow");
         // 40-byte rows: a page of 1,000, the count, then spans of 50,000.
-        assert_eq!(table_cost(1_000_000, 40), 3 + 1 + 1 + 20);
+        assert_eq!(table_cost(1_000_000, 40), 2 + 1 + 1 + 20);
     }
 
     #[test]

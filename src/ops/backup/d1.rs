@@ -50,7 +50,11 @@ pub async fn run(
         id,
         name: name.clone(),
     };
-    let stats = json!({ "tables": result.tables, "requests": requests });
+    let stats = json!({
+        "tables": result.tables,
+        "requests": requests,
+        "row_text": engine::query::RowText::EXACT,
+    });
     let sealed = Sealed {
         kind: Kind::D1,
         target,

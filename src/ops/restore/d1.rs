@@ -52,6 +52,11 @@ impl engine::Source for Data {
 }
 
 impl Data {
+    /// How the backup's tables were hashed (and so how the live ones must be).
+    pub(super) fn row_text(&self) -> query::RowText {
+        query::RowText::of(&self.manifest.stats)
+    }
+
     pub(super) fn tables(&self) -> Result<Vec<TableStats>> {
         serde_json::from_value(self.manifest.stats["tables"].clone()).map_err(|e| {
             Error::Verification(format!(
@@ -489,6 +494,7 @@ async fn in_place(
         client,
         &state.plan.target.id,
         Some(&names),
+        data.row_text(),
         &progress.job("check"),
     )
     .await?;
@@ -607,7 +613,14 @@ pub(super) async fn verify(
         });
     }
     let only: BTreeSet<String> = d1.compared().map(|t| t.name.to_ascii_lowercase()).collect();
-    let live = paged::hashes(client, db, Some(&only), &progress.job("verify")).await?;
+    let live = paged::hashes(
+        client,
+        db,
+        Some(&only),
+        data.row_text(),
+        &progress.job("verify"),
+    )
+    .await?;
     let differences = engine::compare(d1, &data.tables()?, &live);
     Ok(Verification::of(only.len() as u64, differences))
 }
@@ -641,7 +654,8 @@ pub async fn diff(
     d1.tables
         .retain(|t| !kept.contains(&t.name.to_ascii_lowercase()));
     let names: BTreeSet<String> = d1.compared().map(|t| t.name.to_ascii_lowercase()).collect();
-    let hashes = paged::hashes(client, &target.id, Some(&names), progress).await?;
+    let scheme = query::RowText::of(&m.stats);
+    let hashes = paged::hashes(client, &target.id, Some(&names), scheme, progress).await?;
     let differences = engine::compare(&d1, &backup, &hashes);
     Ok((target, Verification::of(names.len() as u64, differences)))
 }
