@@ -321,10 +321,19 @@ pub fn exact_reals(stmt: &str) -> Cow<'_, str> {
 /// A whole dump with [`exact_reals`] applied to each statement; the text between statements
 /// kept byte for byte, and borrowed when nothing changed.
 pub fn exact_dump(sql: &str) -> Cow<'_, str> {
+    per_statement(sql, exact_reals)
+}
+
+/// A whole script with [`as_d1`] applied to each statement: what D1 stores running it.
+pub fn as_d1_script(sql: &str) -> Cow<'_, str> {
+    per_statement(sql, as_d1)
+}
+
+fn per_statement(sql: &str, f: impl Fn(&str) -> Cow<'_, str>) -> Cow<'_, str> {
     let mut out = String::new();
     let mut copied = 0;
     for stmt in crate::sqlsplit::statements(sql) {
-        if let Cow::Owned(fixed) = exact_reals(stmt) {
+        if let Cow::Owned(fixed) = f(stmt) {
             let at = stmt.as_ptr() as usize - sql.as_ptr() as usize;
             out.push_str(&sql[copied..at]);
             out.push_str(&fixed);
@@ -569,6 +578,10 @@ mod tests {
             "INSERT INTO t VALUES(9.999999999999999e-301, '1e-300', 2.5000000000000003e-308, 0.5, x1e-300, ?1, 12)"
         );
         assert!(matches!(as_d1("SELECT 0.1 -- 1e-300"), Cow::Borrowed(_)));
+        assert_eq!(
+            as_d1_script("CREATE TABLE t(x DEFAULT 1e-300);\nINSERT INTO t VALUES(1e-300);"),
+            "CREATE TABLE t(x DEFAULT 1e-300);\nINSERT INTO t VALUES(9.999999999999999e-301);"
+        );
         assert!(matches!(
             as_d1("CREATE TABLE t(x DEFAULT 1e-300)"),
             Cow::Borrowed(_)

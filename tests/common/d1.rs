@@ -90,7 +90,7 @@ pub fn picture(conn: &Connection) -> Picture {
 /// restored database is compared with.
 pub fn truth(sql: &str) -> Connection {
     let c = Connection::open_in_memory().unwrap();
-    c.execute_batch(&cfdr::sqlnum::as_d1(sql)).unwrap();
+    c.execute_batch(&cfdr::sqlnum::as_d1_script(sql)).unwrap();
     c
 }
 
