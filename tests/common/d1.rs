@@ -94,6 +94,15 @@ pub fn truth(sql: &str) -> Connection {
     c
 }
 
+/// A local database built from `sql` with its numbers read correctly rounded: the doubles the
+/// text denotes, which is what cfdr restores from a dump it imported (its REALs rewritten as
+/// literals D1 reads exactly).
+pub fn as_written(sql: &str) -> Connection {
+    let c = Connection::open_in_memory().unwrap();
+    c.execute_batch(sql).unwrap();
+    c
+}
+
 /// [`PLAIN`] with its `randomblob()` replaced by a fixed blob, so that a database built from it
 /// on D1 and one built locally hold the same bytes.
 pub fn plain_fixed() -> String {
