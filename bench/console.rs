@@ -215,7 +215,9 @@ pub async fn restore(cfdr: &str) -> anyhow::Result<()> {
         );
     }
     let origin = emu.api.trim_end_matches("/client/v4");
-    reqwest::Client::new()
+    cfdr::cloudflare::http()
+        .build()
+        .unwrap()
         .post(format!("{origin}/__emulator/faults"))
         .bearer_auth(cfdr::emulator::DEFAULT_TOKEN)
         .json(&serde_json::json!({ "latency_ms": 300, "path_contains": "/d1/" }))
@@ -370,7 +372,7 @@ pub async fn rollback(cfdr: &str, wrangler: Option<&str>) -> anyhow::Result<()> 
     };
     let init = cmd(&["repo", "init"]).output()?;
     anyhow::ensure!(init.status.success(), "repo init failed");
-    let http = reqwest::Client::new();
+    let http = cfdr::cloudflare::http().build().unwrap();
     let control = |path: &str, body: serde_json::Value| {
         http.post(format!("{origin}{path}"))
             .bearer_auth(cfdr::emulator::DEFAULT_TOKEN)

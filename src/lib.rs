@@ -14,5 +14,6 @@ pub mod seal;
 pub mod sqlnum;
 pub mod sqlsplit;
 pub mod text;
+pub mod tls;
 pub mod tui;
 pub mod wrangler;

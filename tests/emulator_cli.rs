@@ -52,7 +52,9 @@ fn spawn(args: &[&str]) -> Proc {
 }
 
 async fn call(p: &Proc, method: &str, path: &str, body: Option<Value>) -> Value {
-    let mut req = reqwest::Client::new()
+    let mut req = cfdr::cloudflare::http()
+        .build()
+        .unwrap()
         .request(
             method.parse().unwrap(),
             format!("{}/accounts/{}{path}", p.api, p.account),

@@ -291,7 +291,7 @@ async fn the_worker_answers_with_the_version_its_split_picks() {
         .await;
     assert_eq!(made.status, 200);
     let url = format!("{}/__workers.dev/web/any/path", api.emu.origin());
-    let http = reqwest::Client::new();
+    let http = cfdr::cloudflare::http().build().unwrap();
     let ask = |h: Option<(&'static str, String)>| {
         let mut r = http.get(&url);
         if let Some((k, v)) = h {

@@ -149,7 +149,9 @@ fn call(api: &str, method: &str, path: &str, body: Option<Vec<u8>>) -> Vec<u8> {
         .build()
         .unwrap();
     rt.block_on(async {
-        let mut req = reqwest::Client::new()
+        let mut req = cfdr::cloudflare::http()
+            .build()
+            .unwrap()
             .request(
                 method.parse().unwrap(),
                 format!("{api}/accounts/{account}{path}"),
@@ -391,7 +393,9 @@ fn x_stops_a_restore_between_steps_and_t_goes_on_to_verified() {
         .unwrap();
     let slow = |body: serde_json::Value| {
         rt.block_on(async {
-            reqwest::Client::new()
+            cfdr::cloudflare::http()
+                .build()
+                .unwrap()
                 .post(format!("{origin}/__emulator/faults"))
                 .bearer_auth(cfdr::emulator::DEFAULT_TOKEN)
                 .json(&body)

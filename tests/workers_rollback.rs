@@ -348,7 +348,9 @@ async fn a_deploy_during_the_wait_stops_the_rollout_and_undo_is_offered() {
     // Someone deploys a hotfix a moment after the first stage lands.
     let meddler = tokio::spawn(async move {
         tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-        reqwest::Client::new()
+        cfdr::cloudflare::http()
+            .build()
+            .unwrap()
             .post(format!("{origin}/__emulator/workers/api-gateway/versions"))
             .bearer_auth(token)
             .json(&json!({ "triggered_by": "upload", "message": "hotfix" }))

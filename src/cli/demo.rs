@@ -291,7 +291,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             }
         }
     }
-    reqwest::Client::new()
+    crate::cloudflare::http()
+        .build()?
         .post(format!("{}/__emulator/faults", emu.origin()))
         .bearer_auth(&emu.token)
         .json(&json!({ "rate_limit": { "limit": 1200, "window_secs": 300 } }))

@@ -149,7 +149,7 @@ impl Client {
         retry: RetryPolicy,
         concurrency: usize,
     ) -> Self {
-        let http = reqwest::Client::builder()
+        let http = super::http()
             .timeout(retry.timeout)
             .connect_timeout(Duration::from_secs(10))
             .build()

@@ -19,3 +19,10 @@ pub use client::{Answer, Body, CfError, Client, RetryPolicy};
 pub use pace::Pace;
 pub use r2::{R2Credentials, S3Client, S3Error};
 pub use retries::Retries;
+
+/// An HTTP client builder, TLS ready (rustls on `ring`, [`crate::tls`]): every client cfdr
+/// builds starts here.
+pub fn http() -> reqwest::ClientBuilder {
+    crate::tls::install();
+    reqwest::Client::builder()
+}

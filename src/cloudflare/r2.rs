@@ -294,7 +294,7 @@ impl S3Client {
                 )));
             }
         };
-        let http = reqwest::Client::builder()
+        let http = super::http()
             .connect_timeout(Duration::from_secs(10))
             .read_timeout(retry.timeout)
             .build()

@@ -285,7 +285,7 @@ pub async fn probe(
         path: url.to_string(),
         message,
     };
-    let http = reqwest::Client::builder()
+    let http = super::http()
         .timeout(timeout)
         .build()
         .map_err(|e| failed(e.to_string()))?;

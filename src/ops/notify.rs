@@ -14,7 +14,9 @@ pub async fn post_failure(url: &str, error: &str) -> Result<(), String> {
 /// (a webhook URL is a secret of its own).
 pub async fn post(url: &str, text: &str) -> Result<(), String> {
     let body = serde_json::json!({ "content": text, "text": text });
-    let sent = reqwest::Client::new()
+    let sent = crate::cloudflare::http()
+        .build()
+        .map_err(|e| e.to_string())?
         .post(url)
         .json(&body)
         .timeout(std::time::Duration::from_secs(10))

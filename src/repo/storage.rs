@@ -57,6 +57,7 @@ impl Storage {
                 .secret_access_key
                 .clone()
                 .ok_or_else(|| RepoError::Usage("R2_SECRET_ACCESS_KEY is not set".into()))?;
+            crate::tls::install();
             let store = object_store::aws::AmazonS3Builder::new()
                 .with_bucket_name(bucket)
                 .with_endpoint(endpoint.trim_end_matches('/'))

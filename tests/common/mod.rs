@@ -20,7 +20,7 @@ pub async fn start_with(config: EmulatorConfig) -> Api {
     let emu = emulator::start(config).await.expect("emulator starts");
     Api {
         emu,
-        http: reqwest::Client::new(),
+        http: cfdr::cloudflare::http().build().unwrap(),
     }
 }
 
