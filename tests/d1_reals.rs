@@ -83,19 +83,21 @@ async fn read(api: &Api, db: &str) -> Vec<(i64, u64, u64)> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn reals_come_back_bit_for_bit_and_one_flipped_bit_is_seen() {
+/// An emulator without a rate limit and a fresh repository (removed with the directory).
+async fn start() -> (Api, tempfile::TempDir, String) {
     let api = common::start().await;
     api.unlimited().await;
     let tmp = tempfile::tempdir().unwrap();
     let repo = tmp.path().join("repo").to_str().unwrap().to_string();
-    let cfdr = |args: &[&str]| common::restore_cmd(&api, &repo, KEY, args);
-    assert!(output(cfdr(&["repo", "init"])).await.status.success());
+    let init = output(common::restore_cmd(&api, &repo, KEY, &["repo", "init"])).await;
+    assert!(init.status.success(), "{}", stderr(&init));
+    (api, tmp, repo)
+}
 
-    // `v` has REAL affinity (SQLite keeps -0.0 there as 0), `u` none (it keeps -0.0).
-    let values = awkward(3_000);
-    let db = api.d1_create("reals").await;
-    let mut sql = String::from("CREATE TABLE r(id INTEGER PRIMARY KEY, v REAL, u);\n");
+/// `CREATE TABLE r(id INTEGER PRIMARY KEY, v <v_type>, u <u_type>)` with row `i` holding
+/// `values[i]` and its negation, each written as cfdr writes a REAL.
+fn table_of(values: &[f64], v_type: &str, u_type: &str) -> String {
+    let mut sql = format!("CREATE TABLE r(id INTEGER PRIMARY KEY, v {v_type}, u {u_type});\n");
     for (i, x) in values.iter().enumerate() {
         sql.push_str(&format!(
             "INSERT INTO r VALUES({i}, {}, {});\n",
@@ -103,6 +105,18 @@ async fn reals_come_back_bit_for_bit_and_one_flipped_bit_is_seen() {
             literal(-*x)
         ));
     }
+    sql
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reals_come_back_bit_for_bit_and_one_flipped_bit_is_seen() {
+    let (api, _tmp, repo) = start().await;
+    let cfdr = |args: &[&str]| common::restore_cmd(&api, &repo, KEY, args);
+
+    // `v` has REAL affinity (SQLite keeps -0.0 there as 0), `u` none (it keeps -0.0).
+    let values = awkward(3_000);
+    let db = api.d1_create("reals").await;
+    let mut sql = table_of(&values, "REAL", "");
     sql.push_str(&format!(
         "INSERT INTO r VALUES(-1, {}, {});\nINSERT INTO r VALUES(-2, {}, {});\n",
         literal(f64::INFINITY),
@@ -157,13 +171,7 @@ async fn reals_come_back_bit_for_bit_and_one_flipped_bit_is_seen() {
     let diff = output(cfdr(&["diff", &b, "--to", "reals-copy", "--json"])).await;
     assert_eq!(diff.status.code(), Some(1), "{}", stderr(&diff));
     let d: Value = serde_json::from_slice(&diff.stdout).unwrap();
-    let named: Vec<&str> = d["verification"]["first"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x["key"].as_str().unwrap())
-        .collect();
-    assert_eq!(named, ["r"], "{d}");
+    assert_eq!(common::diff_keys(&d), ["r"], "{d}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -196,25 +204,13 @@ async fn the_emulator_reads_and_exports_numbers_as_d1_does() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_export_backup_keeps_its_reals_exact() {
-    let api = common::start().await;
-    api.unlimited().await;
-    let tmp = tempfile::tempdir().unwrap();
-    let repo = tmp.path().join("repo").to_str().unwrap().to_string();
+    let (api, _tmp, repo) = start().await;
     let cfdr = |args: &[&str]| common::restore_cmd(&api, &repo, KEY, args);
-    assert!(output(cfdr(&["repo", "init"])).await.status.success());
     // D1's export writes these as JavaScript does; D1 reads some of that text back one bit off.
-    // (A REAL column: in an untyped one the export turns integral REALs into integers.)
-    let values = awkward(500);
+    // (REAL columns: in an untyped one the export turns integral REALs into integers.)
     let db = api.d1_create("exported").await;
-    let mut sql = String::from("CREATE TABLE r(id INTEGER PRIMARY KEY, v REAL, u REAL);\n");
-    for (i, x) in values.iter().enumerate() {
-        sql.push_str(&format!(
-            "INSERT INTO r VALUES({i}, {}, {});\n",
-            literal(*x),
-            literal(-*x)
-        ));
-    }
-    api.d1_import(&db, &sql).await;
+    api.d1_import(&db, &table_of(&awkward(500), "REAL", "REAL"))
+        .await;
     let stored = read(&api, &db).await;
 
     let backup = output(cfdr(&["backup", "d1", "exported", "--json"])).await;

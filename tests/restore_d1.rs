@@ -68,12 +68,7 @@ async fn a_database_comes_back_exactly_and_only_where_asked() {
     let diff = output(cfdr(&api, &repo, &["diff", &b, "--json"])).await;
     assert_eq!(diff.status.code(), Some(1), "{}", stderr(&diff));
     let d: Value = serde_json::from_slice(&diff.stdout).unwrap();
-    let named: Vec<&str> = d["verification"]["first"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x["key"].as_str().unwrap())
-        .collect();
+    let named = common::diff_keys(&d);
     for t in ["child", "kv", "big", "parent"] {
         assert!(named.contains(&t), "{t} not named: {d}");
     }

@@ -604,6 +604,16 @@ impl Api {
     }
 }
 
+/// The keys (tables, keys, objects) `cfdr diff --json` names as differing.
+pub fn diff_keys(diff: &Value) -> Vec<&str> {
+    diff["verification"]["first"]
+        .as_array()
+        .expect("a diff's differences")
+        .iter()
+        .map(|x| x["key"].as_str().expect("a key"))
+        .collect()
+}
+
 /// Panics naming the first few entries that differ between two dumps (never the whole dumps:
 /// they can hold 10,000 entries).
 pub fn assert_same<V: PartialEq + std::fmt::Debug>(
