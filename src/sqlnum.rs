@@ -195,8 +195,7 @@ fn reads_back(text: &str, a: f64) -> bool {
 /// first (what `quote()` writes for most values), then more digits, closer to the double
 /// itself; else the exact product [`power_form`].
 fn positive(a: f64) -> String {
-    let (digits, exp) = split_e(&format!("{a:e}"));
-    let text = layout(&digits, exp);
+    let text = shortest(a);
     if reads_back(&text, a) {
         return text;
     }
@@ -280,12 +279,12 @@ fn is_ident(b: u8) -> bool {
 /// Whether a statement defines schema (`CREATE …`, `ALTER …`): its text is kept as written,
 /// numbers and all, because SQLite stores it and D1 hands it back verbatim.
 fn is_schema(stmt: &str) -> bool {
-    let word = crate::sqlsplit::without_leading_comments(stmt);
-    let word = &word[..word.len().min(6)];
-    word.eq_ignore_ascii_case("CREATE")
-        || word
-            .get(..5)
-            .is_some_and(|w| w.eq_ignore_ascii_case("ALTER"))
+    let word = crate::sqlsplit::without_leading_comments(stmt).as_bytes();
+    let starts = |w: &str| {
+        word.get(..w.len())
+            .is_some_and(|b| b.eq_ignore_ascii_case(w.as_bytes()))
+    };
+    starts("CREATE") || starts("ALTER")
 }
 
 /// `stmt` with every floating-point literal that D1's SQLite reads differently from a

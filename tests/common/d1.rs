@@ -80,8 +80,7 @@ pub fn picture(conn: &Connection) -> Picture {
         .unwrap_or_default();
     (
         schema,
-        cfdr::engine::d1::paged::local_hashes(conn, cfdr::engine::d1::query::RowText::Exact)
-            .unwrap(),
+        cfdr::engine::d1::local::hashes(conn, cfdr::engine::d1::query::RowText::Exact).unwrap(),
         seq,
     )
 }

@@ -10,6 +10,7 @@
 
 pub mod batch;
 pub mod export;
+pub mod local;
 pub mod paged;
 pub mod query;
 pub mod restore;

@@ -1,9 +1,9 @@
 //! The online paged dump: every table read a page at a time in rowid (or primary-key) order with
 //! `quote()` on every column, so SQLite itself writes each value as an exact SQL literal and no
-//! JSON number ever carries data — except REALs, which D1's SQLite cannot print and read back
-//! exactly through `quote()`: they come as twenty digits and are written as the literal D1
-//! reads back bit for bit ([`crate::sqlnum::literal`]). Virtual tables (FTS5) are dumped as their CREATE and their rows
-//! inserted through the table itself (external-content tables get a `'rebuild'`), their shadow
+//! JSON number carries data — except REALs, which D1's SQLite prints no text of that it reads
+//! back exactly: each comes as a JSON number of its own (exact) and is written as the literal
+//! D1 reads back bit for bit ([`crate::sqlnum::literal`]). Virtual tables (FTS5) are dumped as
+//! their CREATE and their rows inserted through the table itself (external-content tables get a `'rebuild'`), their shadow
 //! tables skipped; tables go in foreign-key order; indexes, triggers and views last. The text
 //! format is D1's own export's (`PRAGMA defer_foreign_keys=TRUE;` first, no BEGIN/COMMIT).
 
@@ -17,8 +17,8 @@ use sha2::{Digest, Sha256};
 use crate::progress::{Counting, Progress};
 
 use super::query::{
-    Column, Real, RowText, SchemaObject, exact_row, ident, may_hold_real, row_select, rows, schema,
-    text, text_ref,
+    Real, RowText, SchemaObject, columns, exact_row, ident, row_select, rows, schema, text,
+    text_ref,
 };
 use super::{D1Error, TableStats};
 use crate::cloudflare::Client;
@@ -40,7 +40,7 @@ pub fn next_page(rows: usize, bytes: usize) -> usize {
     (PAGE_BYTES / per_row).clamp(10, MAX_PAGE)
 }
 
-const SHADOW_SUFFIXES: [&str; 5] = ["_data", "_idx", "_content", "_docsize", "_config"];
+pub(super) const SHADOW_SUFFIXES: [&str; 5] = ["_data", "_idx", "_content", "_docsize", "_config"];
 
 pub fn is_internal(name: &str) -> bool {
     name.starts_with("sqlite_") || name.starts_with("_cf_")
@@ -507,113 +507,6 @@ pub fn table_cost(rows: u64, row_bytes: u64) -> u64 {
     }
     let limit = next_page(FIRST_PAGE, FIRST_PAGE * row_bytes.max(1) as usize) as u64;
     4 + (rows - first).div_ceil(limit)
-}
-
-/// A table's columns as the dump reads them, and its primary key (quoted names, in key order),
-/// from `pragma_table_info`'s (name, declared type, pk).
-fn columns(info: &[(String, String, u64)], has_rowid: bool) -> (Vec<Column>, Vec<String>) {
-    let mut keyed: Vec<&(String, String, u64)> = info.iter().filter(|c| c.2 > 0).collect();
-    keyed.sort_by_key(|c| c.2);
-    let alias = match keyed.as_slice() {
-        [only] if has_rowid && only.1.eq_ignore_ascii_case("INTEGER") => Some(only.0.as_str()),
-        _ => None,
-    };
-    let cols = info
-        .iter()
-        .map(|(name, declared, _)| Column {
-            name: name.clone(),
-            real: may_hold_real(declared, alias == Some(name.as_str())),
-        })
-        .collect();
-    (cols, keyed.iter().map(|c| ident(&c.0)).collect())
-}
-
-/// The result columns [`row_select`] gives: the values' text, then one a REAL column.
-fn stmt_width(cols: &[Column], scheme: RowText) -> usize {
-    1 + match scheme {
-        RowText::Exact => cols.iter().filter(|c| c.real).count(),
-        RowText::Quote => 0,
-    }
-}
-
-/// The same per-table hashes over a local SQLite database (a replayed dump), for comparison.
-pub fn local_hashes(
-    conn: &rusqlite::Connection,
-    scheme: RowText,
-) -> rusqlite::Result<BTreeMap<String, (u64, String)>> {
-    let tables: Vec<(String, String)> = conn
-        .prepare("SELECT name, sql FROM sqlite_schema WHERE type='table' AND sql IS NOT NULL ORDER BY rowid")?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<rusqlite::Result<_>>()?;
-    let virtuals: BTreeSet<String> = tables
-        .iter()
-        .filter(|(_, s)| s.starts_with("CREATE VIRTUAL TABLE"))
-        .map(|(n, _)| n.clone())
-        .collect();
-    let mut out = BTreeMap::new();
-    for (name, _) in &tables {
-        if is_internal(name)
-            || virtuals
-                .iter()
-                .any(|v| SHADOW_SUFFIXES.iter().any(|s| *name == format!("{v}{s}")))
-        {
-            continue;
-        }
-        let info: Vec<(String, String, u64)> = conn
-            .prepare("SELECT name, type, pk FROM pragma_table_info(?1) ORDER BY cid")?
-            .query_map([name], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)?.max(0) as u64))
-            })?
-            .collect::<rusqlite::Result<_>>()?;
-        let has_rowid = virtuals.contains(name)
-            || conn
-                .prepare(&format!("SELECT rowid FROM {} LIMIT 0", ident(name)))
-                .is_ok();
-        let (cols, pk) = columns(&info, has_rowid);
-        let values = row_select(&cols, scheme);
-        let order = if has_rowid {
-            "rowid".to_string()
-        } else if pk.is_empty() {
-            "1".into()
-        } else {
-            pk.join(", ")
-        };
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {values} FROM {} ORDER BY {order}",
-            ident(name)
-        ))?;
-        let mut rows = stmt.query([])?;
-        let (mut hash, mut n) = (Sha256::new(), 0u64);
-        let width = stmt_width(&cols, scheme);
-        while let Some(r) = rows.next()? {
-            let v: String = r.get(0)?;
-            let v = match scheme {
-                RowText::Exact => {
-                    let specials: Vec<Option<String>> = (1..width)
-                        .map(|i| r.get::<_, Option<String>>(i).ok().flatten())
-                        .collect();
-                    let numbers: Vec<Option<f64>> = (1..width)
-                        .map(|i| match r.get_ref(i) {
-                            Ok(rusqlite::types::ValueRef::Real(f)) => Some(f),
-                            _ => None,
-                        })
-                        .collect();
-                    let mut reals = numbers.iter().zip(&specials).filter_map(|(n, s)| {
-                        n.map(Real::Number).or(s.as_deref().map(Real::Literal))
-                    });
-                    exact_row(&v, &mut reals)
-                        .ok_or(rusqlite::Error::InvalidColumnIndex(width))?
-                        .into_owned()
-                }
-                RowText::Quote => v,
-            };
-            hash.update(v.as_bytes());
-            hash.update(b"\n");
-            n += 1;
-        }
-        out.insert(name.clone(), (n, hex::encode(hash.finalize())));
-    }
-    Ok(out)
 }
 
 #[cfg(test)]

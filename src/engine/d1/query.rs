@@ -81,6 +81,28 @@ pub struct Column {
     pub real: bool,
 }
 
+/// A table's columns as the dump reads them, and its primary key (quoted names, in key order),
+/// from `pragma_table_info`'s (name, declared type, pk).
+pub(super) fn columns(
+    info: &[(String, String, u64)],
+    has_rowid: bool,
+) -> (Vec<Column>, Vec<String>) {
+    let mut keyed: Vec<&(String, String, u64)> = info.iter().filter(|c| c.2 > 0).collect();
+    keyed.sort_by_key(|c| c.2);
+    let alias = match keyed.as_slice() {
+        [only] if has_rowid && only.1.eq_ignore_ascii_case("INTEGER") => Some(only.0.as_str()),
+        _ => None,
+    };
+    let cols = info
+        .iter()
+        .map(|(name, declared, _)| Column {
+            name: name.clone(),
+            real: may_hold_real(declared, alias == Some(name.as_str())),
+        })
+        .collect();
+    (cols, keyed.iter().map(|c| ident(&c.0)).collect())
+}
+
 /// An SQL expression for a column's value as text: `quote()`, except for text holding NUL,
 /// which `quote()` cannot carry and which becomes `CAST(X'…' AS TEXT)`, and for a REAL of a
 /// column read with [`RowText::Exact`], which is left empty for [`exact_row`] to fill from the

@@ -179,17 +179,16 @@ pub fn d1_sql(path: &Path, name: String) -> Result<Converted, Refusal> {
                 dropped.insert(tc);
                 continue;
             }
-            // REALs written as D1 reads back the doubles the dump's text denotes, then read as
-            // D1's SQLite reads them: what a restore of this backup will hold.
+            // REALs written as D1 reads back the doubles the dump's text denotes; after that,
+            // D1's SQLite and this one read every number of it alike.
             let body = crate::sqlnum::exact_reals(body);
-            conn.execute_batch(&crate::sqlnum::as_d1(&body))
-                .map_err(|e| {
-                    format!(
-                        "does not replay: statement {} (`{}`): {e}",
-                        n + 1,
-                        clip(&body)
-                    )
-                })?;
+            conn.execute_batch(&body).map_err(|e| {
+                format!(
+                    "does not replay: statement {} (`{}`): {e}",
+                    n + 1,
+                    clip(&body)
+                )
+            })?;
             w.write_all(body.as_bytes()).map_err(|e| e.to_string())?;
             w.write_all(b"\n").map_err(|e| e.to_string())?;
         }
@@ -199,9 +198,8 @@ pub fn d1_sql(path: &Path, name: String) -> Result<Converted, Refusal> {
         return Err("opens a transaction it never commits: the dump is truncated".into());
     }
     conn.execute_batch("COMMIT").map_err(|e| e.to_string())?;
-    let hashes =
-        crate::engine::d1::paged::local_hashes(&conn, crate::engine::d1::query::RowText::Exact)
-            .map_err(|e| e.to_string())?;
+    let hashes = crate::engine::d1::local::hashes(&conn, crate::engine::d1::query::RowText::Exact)
+        .map_err(|e| e.to_string())?;
     if hashes.is_empty() {
         return Err("creates no table: not a database dump".into());
     }
