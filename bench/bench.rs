@@ -5,8 +5,12 @@
 //! `console` drives the real binary's console in a pseudo-terminal: time to the first frame
 //! with the repository's inventory on it, and key-to-frame latency while a verify runs.
 //!
-//! usage: bench seal FILE REPO | bench verify REPO | bench catalog REPO N | bench console CFDR REPO
-//! | bench console-restore CFDR | bench worker-rollback CFDR [WRANGLER]
+//! `primitives` times the two primitives a seal is made of, as the crates cfdr uses compute them
+//! (sha2's SHA-256, aes-gcm's AES-256-GCM), on 1 MiB buffers in memory: the limit these crates
+//! set, beside the one `openssl speed` sets.
+//!
+//! usage: bench seal FILE REPO | bench verify REPO | bench primitives | bench catalog REPO N
+//! | bench console CFDR REPO | bench console-restore CFDR | bench worker-rollback CFDR [WRANGLER]
 
 use std::time::Instant;
 
@@ -24,6 +28,20 @@ fn peak_rss_bytes() -> u64 {
         })
         .map(|kb| kb * 1024)
         .unwrap_or(0)
+}
+
+/// CPU time (user + system) this process has used so far, in seconds.
+fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command's closing parenthesis; utime and stime are the 12th and 13th.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    f.iter().sum::<f64>() / 100.0
 }
 
 const KEY: [u8; 32] = [42; 32];
@@ -44,7 +62,7 @@ async fn main() -> anyhow::Result<()> {
             let storage = Storage::open(repo, &S3Settings::default())?;
             let repo = Repo::init(storage, key).await?;
             let lease = Lease::acquire(&repo.storage, "bench", lease::DEFAULT_TTL).await?;
-            let started = Instant::now();
+            let (started, cpu) = (Instant::now(), cpu_secs());
             let target = Target {
                 account: None,
                 id: file.to_string(),
@@ -57,9 +75,10 @@ async fn main() -> anyhow::Result<()> {
                 .plaintext_size;
             let m = w.commit().await?;
             let secs = started.elapsed().as_secs_f64();
+            let cpu = cpu_secs() - cpu;
             lease.release().await?;
             println!(
-                r#"{{"id":"{}","bytes":{bytes},"secs":{secs},"peak_rss":{}}}"#,
+                r#"{{"id":"{}","bytes":{bytes},"secs":{secs},"cpu":{cpu},"peak_rss":{}}}"#,
                 m.id,
                 peak_rss_bytes()
             );
@@ -68,15 +87,42 @@ async fn main() -> anyhow::Result<()> {
             let repo = Repo::open(Storage::open(repo, &S3Settings::default())?, key).await?;
             let id = repo.catalog().await?.entries[0].id.clone();
             let m = repo.manifest(&id).await?;
-            let started = Instant::now();
+            let (started, cpu) = (Instant::now(), cpu_secs());
             let r = repo.verify(&m, VerifyMode::Full).await?;
             anyhow::ensure!(r.ok, "verification failed: {:?}", r.problems);
             println!(
-                r#"{{"bytes":{},"secs":{},"peak_rss":{}}}"#,
+                r#"{{"bytes":{},"secs":{},"cpu":{},"peak_rss":{}}}"#,
                 r.bytes_checked,
                 started.elapsed().as_secs_f64(),
+                cpu_secs() - cpu,
                 peak_rss_bytes()
             );
+        }
+        ["primitives"] => {
+            use aes_gcm::{AeadInOut, Aes256Gcm, KeyInit};
+            use sha2::{Digest, Sha256};
+            const MIB: usize = 1 << 20;
+            const ROUNDS: usize = 512;
+            let mut buf = vec![0x5au8; MIB];
+            let started = Instant::now();
+            let mut h = Sha256::new();
+            for _ in 0..ROUNDS {
+                h.update(&buf);
+            }
+            std::hint::black_box(h.finalize());
+            let sha = (ROUNDS * MIB) as f64 / started.elapsed().as_secs_f64() / 1e9;
+            let cipher = Aes256Gcm::new(&[7u8; 32].into());
+            let started = Instant::now();
+            for i in 0..ROUNDS {
+                let mut nonce = [0u8; 12];
+                nonce[..8].copy_from_slice(&(i as u64).to_be_bytes());
+                let tag = cipher
+                    .encrypt_inout_detached(&nonce.into(), b"header", buf.as_mut_slice().into())
+                    .map_err(|_| anyhow::anyhow!("AES-GCM failed"))?;
+                std::hint::black_box(tag);
+            }
+            let aes = (ROUNDS * MIB) as f64 / started.elapsed().as_secs_f64() / 1e9;
+            println!(r#"{{"sha256_gbps":{sha},"aes_gcm_gbps":{aes}}}"#);
         }
         ["catalog", repo, n] => {
             let storage = Storage::open(repo, &S3Settings::default())?;
@@ -121,7 +167,7 @@ async fn main() -> anyhow::Result<()> {
         ["worker-rollback", cfdr, wrangler] => console::rollback(cfdr, Some(wrangler)).await?,
         _ => {
             anyhow::bail!(
-                "usage: bench seal FILE REPO | bench verify REPO | bench catalog REPO N | bench console CFDR REPO | bench console-restore CFDR | bench worker-rollback CFDR [WRANGLER]"
+                "usage: bench seal FILE REPO | bench verify REPO | bench primitives | bench catalog REPO N | bench console CFDR REPO | bench console-restore CFDR | bench worker-rollback CFDR [WRANGLER]"
             )
         }
     }

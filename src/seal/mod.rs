@@ -1,7 +1,7 @@
 //! Sealed artifacts: AES-256-GCM in the STREAM construction (big-endian 32-bit chunk counter and a
 //! last-chunk flag in the nonce), a per-artifact key derived with HKDF-SHA256 from the master key
 //! and a random salt, and SHA-256 of the plaintext and of the stored bytes computed in the same
-//! streaming pass. Memory stays at about two chunks whatever the artifact's size.
+//! streaming pass. Memory stays at a few chunks whatever the artifact's size.
 //!
 //! Stored layout (all integers big-endian):
 //!
@@ -24,7 +24,7 @@
 
 use std::io::{Read, Write};
 
-use aead_stream::{DecryptorBE32, EncryptorBE32};
+use aead_stream::{NewStream, StreamBE32, StreamPrimitive};
 use aes_gcm::Aes256Gcm;
 use aes_gcm::aead::KeyInit;
 use sha2::{Digest, Sha256};
@@ -192,31 +192,177 @@ fn fill(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(n)
 }
 
-/// The output side, on a second thread: hashes and writes each buffer, then hands it back for
-/// reuse. The two SHA-256 passes of a seal or an open thus run in parallel, and memory stays at a
-/// few chunks.
-struct Output {
-    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
-    spare: std::sync::mpsc::Receiver<Vec<u8>>,
+/// Page size for the placement of read buffers (see [`Chunk`]).
+const PAGE: usize = 4096;
+
+/// A chunk in flight: its bytes are `buf[start..end]`. The window starts where the input's
+/// position sits within a page, so the kernel copies each read from the page cache to the same
+/// offset within a page. AMD Zen's `rep movsb` (the kernel's `copy_to_user`) runs at a third of
+/// its speed when the destination sits a few bytes past the source within a page, which is where
+/// an allocator's 16-byte header put a plain `Vec`: measured here, reading 1 GiB from tmpfs
+/// into such buffers took 0.65 s of system time, 0.2 s aligned.
+#[derive(Default)]
+struct Chunk {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
 }
 
-impl Output {
+impl Chunk {
+    fn len(&self) -> usize {
+        self.end - self.start
+    }
+}
+
+impl AsRef<[u8]> for Chunk {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+}
+
+impl AsMut<[u8]> for Chunk {
+    fn as_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[self.start..self.end]
+    }
+}
+
+impl aes_gcm::aead::Buffer for Chunk {
+    fn extend_from_slice(&mut self, other: &[u8]) -> aes_gcm::aead::Result<()> {
+        let end = self.end + other.len();
+        if self.buf.len() < end {
+            self.buf.resize(end, 0);
+        }
+        self.buf[self.end..end].copy_from_slice(other);
+        self.end = end;
+        Ok(())
+    }
+
+    fn truncate(&mut self, len: usize) {
+        self.end = self.end.min(self.start + len);
+    }
+}
+
+/// Reads up to `len` bytes of `input` (fewer only at its end), which stands at byte `pos`, into
+/// `reuse` or a new chunk, with room for `len + extra` bytes. A new chunk's memory is reserved
+/// at once (so the window never moves) but zeroed and touched only as far as the input goes: a
+/// small artifact never touches a whole chunk.
+fn read_chunk(
+    reuse: Option<Chunk>,
+    input: &mut impl Read,
+    len: usize,
+    extra: usize,
+    pos: u64,
+) -> std::io::Result<Chunk> {
+    let mut c = reuse.unwrap_or_default();
+    let room = PAGE + len + extra;
+    if c.buf.capacity() < room {
+        c.buf.reserve_exact(room - c.buf.len());
+    }
+    // Same offset within a page as the input's position.
+    c.start = (pos as usize).wrapping_sub(c.buf.as_ptr() as usize) % PAGE;
+    c.end = c.start;
+    if c.buf.len() < c.start {
+        c.buf.resize(c.start, 0);
+    }
+    let want = c.start + len;
+    while c.end < want {
+        if c.buf.len() == c.end {
+            let grow = c.buf.len().max(64 << 10);
+            c.buf.resize(want.min(c.buf.len() + grow), 0);
+        }
+        let stop = want.min(c.buf.len());
+        match input.read(&mut c.buf[c.end..stop]) {
+            Ok(0) => break,
+            Ok(n) => c.end += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(c)
+}
+
+/// Seal or open.
+#[derive(Clone, Copy)]
+enum Way {
+    Seal,
+    Open,
+}
+
+/// A chunk's place in the STREAM: its index, and whether it is the artifact's last.
+#[derive(Clone, Copy)]
+struct Step {
+    index: u64,
+    last: bool,
+}
+
+/// The cipher of one artifact: position-addressed (STREAM's primitive), so either thread can
+/// seal or open any chunk.
+struct Cipher<'h> {
+    stream: StreamBE32<Aes256Gcm>,
+    aad: &'h [u8; HEADER_LEN],
+    way: Way,
+}
+
+impl Cipher<'_> {
+    fn apply(&self, chunk: &mut Chunk, step: Step) -> Result<(), SealError> {
+        let err = || SealError::Chunk { index: step.index };
+        let position = u32::try_from(step.index).map_err(|_| err())?;
+        if !step.last && position == u32::MAX {
+            // as aead-stream's own counter: the last position is kept for a last chunk
+            return Err(err());
+        }
+        match self.way {
+            Way::Seal => self
+                .stream
+                .encrypt_in_place(position, step.last, self.aad, chunk),
+            Way::Open => self
+                .stream
+                .decrypt_in_place(position, step.last, self.aad, chunk),
+        }
+        .map_err(|_| err())
+    }
+}
+
+/// How many chunks wait for reuse.
+const SPARE: usize = 4;
+
+type Writer<'s> = std::thread::ScopedJoinHandle<'s, Result<(Sha256, u64), SealError>>;
+
+/// A seal's or an open's two sides: the caller's thread reads and hashes the input, a second
+/// thread hashes and writes the output, then hands each chunk back for reuse; so the two SHA-256
+/// passes run in parallel, and memory stays at a few chunks. The cipher (AES-GCM, half of a
+/// core's work) goes to whichever side is free: a chunk is sealed or opened by the reader when
+/// the writer has work queued, else handed to the writer to do. The balance thus follows the
+/// machine (a slow disk makes writing dear; verifying writes nothing).
+struct Pipeline {
+    tx: Option<std::sync::mpsc::SyncSender<(Chunk, Option<Step>)>>,
+    spare: std::sync::mpsc::Receiver<Chunk>,
+    queued: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Pipeline {
     fn start<'s, W: Write + Send + 's>(
         scope: &'s std::thread::Scope<'s, '_>,
+        cipher: &'s Cipher<'_>,
         mut out: W,
-    ) -> (
-        Self,
-        std::thread::ScopedJoinHandle<'s, std::io::Result<(Sha256, u64)>>,
-    ) {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
-        let (back, spare) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
-        let handle = scope.spawn(move || {
+    ) -> (Self, Writer<'s>) {
+        use std::sync::atomic::Ordering;
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(Chunk, Option<Step>)>(2);
+        let (back, spare) = std::sync::mpsc::sync_channel::<Chunk>(SPARE);
+        let queued = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let waiting = queued.clone();
+        let writer = scope.spawn(move || {
             let (mut hash, mut len) = (Sha256::new(), 0u64);
-            for buf in rx {
-                hash.update(&buf);
-                len += buf.len() as u64;
-                out.write_all(&buf)?;
-                let _ = back.try_send(buf);
+            for (mut chunk, step) in rx {
+                waiting.fetch_sub(1, Ordering::Relaxed);
+                if let Some(step) = step {
+                    cipher.apply(&mut chunk, step)?;
+                }
+                let bytes = chunk.as_ref();
+                hash.update(bytes);
+                len += bytes.len() as u64;
+                out.write_all(bytes)?;
+                let _ = back.try_send(chunk);
             }
             out.flush()?;
             Ok((hash, len))
@@ -225,58 +371,64 @@ impl Output {
             Self {
                 tx: Some(tx),
                 spare,
+                queued,
             },
-            handle,
+            writer,
         )
     }
 
-    fn send(&self, buf: Vec<u8>) -> std::io::Result<()> {
-        match &self.tx {
-            Some(tx) => tx
-                .send(buf)
-                .map_err(|_| std::io::Error::other("the output stopped")),
-            None => Ok(()),
+    /// Sends `chunk` to be written as it is.
+    fn send(&self, chunk: Chunk) -> Result<(), SealError> {
+        self.push(chunk, None)
+    }
+
+    /// Sends chunk `step` to be written sealed or opened: here if the writer has work queued,
+    /// else by the writer.
+    fn send_crypt(&self, cipher: &Cipher, mut chunk: Chunk, step: Step) -> Result<(), SealError> {
+        if self.queued.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+            return self.push(chunk, Some(step));
         }
+        cipher.apply(&mut chunk, step)?;
+        self.push(chunk, None)
     }
 
-    /// Up to `len` bytes of `input` (fewer only at its end), in a buffer reused when one has
-    /// come back. A new buffer grows only as far as the input goes: a small artifact never
-    /// allocates, zeroes or touches a whole chunk.
-    fn read(&self, input: &mut impl Read, len: usize, capacity: usize) -> std::io::Result<Vec<u8>> {
-        let mut b = self
-            .spare
-            .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(capacity.min(64 << 10)));
-        b.clear();
-        input.take(len as u64).read_to_end(&mut b)?;
-        Ok(b)
+    fn push(&self, chunk: Chunk, step: Option<Step>) -> Result<(), SealError> {
+        let Some(tx) = &self.tx else { return Ok(()) };
+        self.queued
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tx.send((chunk, step))
+            .map_err(|_| SealError::Io(std::io::Error::other("the output stopped")))
     }
 
-    fn finish(mut self) {
+    fn read(
+        &self,
+        input: &mut impl Read,
+        len: usize,
+        extra: usize,
+        pos: u64,
+    ) -> std::io::Result<Chunk> {
+        read_chunk(self.spare.try_recv().ok(), input, len, extra, pos)
+    }
+
+    /// Closes the input side, lets the writer drain, and joins it. The writer's own error wins
+    /// over the "output stopped" it caused upstream.
+    fn finish<T>(
+        mut self,
+        result: Result<T, SealError>,
+        writer: Writer<'_>,
+    ) -> Result<(T, Sha256, u64), SealError> {
         self.tx.take();
-    }
-}
-
-/// Joins the output thread; its own error wins over the "output stopped" it caused upstream.
-fn join_output<T>(
-    handle: std::thread::ScopedJoinHandle<'_, std::io::Result<(Sha256, u64)>>,
-    result: Result<T, SealError>,
-) -> Result<(T, Sha256, u64), SealError> {
-    let joined = handle
-        .join()
-        .map_err(|_| SealError::Io(std::io::Error::other("the output thread panicked")))?;
-    match (result, joined) {
-        (Ok(t), Ok((hash, len))) => Ok((t, hash, len)),
-        (Err(SealError::Io(_)), Err(e)) => Err(SealError::Io(e)),
-        (Err(e), _) => Err(e),
-        (Ok(_), Err(e)) => Err(SealError::Io(e)),
+        let (hash, len) = writer
+            .join()
+            .map_err(|_| SealError::Io(std::io::Error::other("the output thread panicked")))??;
+        Ok((result?, hash, len))
     }
 }
 
 /// Seals everything `input` yields into `output`.
 pub fn seal(
     mut input: impl Read,
-    output: impl Write + Send,
+    mut output: impl Write + Send,
     key: &MasterKey,
     chunk: u32,
 ) -> Result<Summary, SealError> {
@@ -285,41 +437,75 @@ pub fn seal(
     }
     let header = Header::new(chunk, rand::random(), rand::random(), key.id_bytes());
     let size = chunk as usize;
+    let cipher = Cipher {
+        stream: StreamBE32::from_aead(header.cipher(key), (&header.prefix).into()),
+        aad: &header.bytes,
+        way: Way::Seal,
+    };
+    let mut plain_hash = Sha256::new();
+    let mut current = read_chunk(None, &mut input, size, TAG_LEN, 0)?;
+    plain_hash.update(current.as_ref());
+    if current.len() < size {
+        // The whole input is one chunk: sealed here, without a thread.
+        let plaintext_len = current.len() as u64;
+        cipher.apply(
+            &mut current,
+            Step {
+                index: 0,
+                last: true,
+            },
+        )?;
+        let mut stored_hash = Sha256::new();
+        stored_hash.update(header.bytes);
+        stored_hash.update(current.as_ref());
+        output.write_all(&header.bytes)?;
+        output.write_all(current.as_ref())?;
+        output.flush()?;
+        return Ok(Summary {
+            plaintext_len,
+            plaintext_sha256: hex::encode(plain_hash.finalize()),
+            stored_len: (HEADER_LEN + current.len()) as u64,
+            stored_sha256: hex::encode(stored_hash.finalize()),
+            chunks: 1,
+        });
+    }
     std::thread::scope(|scope| {
-        let (out, handle) = Output::start(scope, output);
+        let (pipe, writer) = Pipeline::start(scope, &cipher, output);
         let result = (|| {
-            out.send(header.bytes.to_vec())?;
-            let mut enc = EncryptorBE32::from_aead(header.cipher(key), (&header.prefix).into());
-            let (mut plain_hash, mut plain_len, mut chunks) = (Sha256::new(), 0u64, 0u64);
-            let mut current = out.read(&mut input, size, size + TAG_LEN)?;
+            pipe.send(Chunk {
+                buf: header.bytes.to_vec(),
+                start: 0,
+                end: HEADER_LEN,
+            })?;
+            let (mut plain_len, mut chunks) = (0u64, 0u64);
             loop {
-                let next = if current.len() == size {
-                    out.read(&mut input, size, size + TAG_LEN)?
-                } else {
-                    Vec::new()
-                };
-                let m = next.len();
-                plain_hash.update(&current);
                 plain_len += current.len() as u64;
+                let next = if current.len() == size {
+                    pipe.read(&mut input, size, TAG_LEN, plain_len)?
+                } else {
+                    Chunk::default()
+                };
+                let last = next.len() == 0;
+                pipe.send_crypt(
+                    &cipher,
+                    current,
+                    Step {
+                        index: chunks,
+                        last,
+                    },
+                )?;
                 chunks += 1;
-                if m == 0 {
-                    enc.encrypt_last_in_place(&header.bytes, &mut current)
-                        .map_err(|_| SealError::Chunk { index: chunks - 1 })?;
-                    out.send(current)?;
+                if last {
                     break;
                 }
-                enc.encrypt_next_in_place(&header.bytes, &mut current)
-                    .map_err(|_| SealError::Chunk { index: chunks - 1 })?;
-                out.send(current)?;
+                plain_hash.update(next.as_ref());
                 current = next;
             }
-            Ok((plain_hash, plain_len, chunks))
+            Ok((plain_len, chunks))
         })();
-        out.finish();
-        let ((plain_hash, plain_len, chunks), stored_hash, stored_len) =
-            join_output(handle, result)?;
+        let ((plaintext_len, chunks), stored_hash, stored_len) = pipe.finish(result, writer)?;
         Ok(Summary {
-            plaintext_len: plain_len,
+            plaintext_len,
             plaintext_sha256: hex::encode(plain_hash.finalize()),
             stored_len,
             stored_sha256: hex::encode(stored_hash.finalize()),
@@ -342,7 +528,7 @@ pub fn key_id(mut input: impl Read) -> Result<String, SealError> {
 /// callers that must write nothing on failure write to a temporary file first.
 pub fn open(
     mut input: impl Read,
-    output: impl Write + Send,
+    mut output: impl Write + Send,
     key: &MasterKey,
 ) -> Result<Summary, SealError> {
     let mut b = [0u8; HEADER_LEN];
@@ -357,46 +543,73 @@ pub fn open(
         });
     }
     let size = header.chunk as usize + TAG_LEN;
+    let cipher = Cipher {
+        stream: StreamBE32::from_aead(header.cipher(key), (&header.prefix).into()),
+        aad: &header.bytes,
+        way: Way::Open,
+    };
+    let mut stored_hash = Sha256::new();
+    stored_hash.update(header.bytes);
+    let mut current = read_chunk(None, &mut input, size, 0, HEADER_LEN as u64)?;
+    stored_hash.update(current.as_ref());
+    if current.len() < size {
+        // The whole artifact is one chunk: opened here, without a thread.
+        let stored_len = (HEADER_LEN + current.len()) as u64;
+        if current.len() < TAG_LEN {
+            return Err(SealError::Chunk { index: 0 });
+        }
+        cipher.apply(
+            &mut current,
+            Step {
+                index: 0,
+                last: true,
+            },
+        )?;
+        output.write_all(current.as_ref())?;
+        output.flush()?;
+        return Ok(Summary {
+            plaintext_len: current.len() as u64,
+            plaintext_sha256: hex::encode(Sha256::digest(current.as_ref())),
+            stored_len,
+            stored_sha256: hex::encode(stored_hash.finalize()),
+            chunks: 1,
+        });
+    }
     std::thread::scope(|scope| {
-        let (out, handle) = Output::start(scope, output);
+        let (pipe, writer) = Pipeline::start(scope, &cipher, output);
         let result = (|| {
-            let mut stored_hash = Sha256::new();
-            stored_hash.update(header.bytes);
-            let mut stored_len = HEADER_LEN as u64;
-            let mut dec = DecryptorBE32::from_aead(header.cipher(key), (&header.prefix).into());
-            let mut current = out.read(&mut input, size, size)?;
-            let mut index = 0u64;
+            let (mut stored_len, mut chunks) = (HEADER_LEN as u64, 0u64);
             loop {
-                let next = if current.len() == size {
-                    out.read(&mut input, size, size)?
-                } else {
-                    Vec::new()
-                };
-                let m = next.len();
-                stored_hash.update(&current);
                 stored_len += current.len() as u64;
                 if current.len() < TAG_LEN {
-                    return Err(SealError::Chunk { index });
+                    return Err(SealError::Chunk { index: chunks });
                 }
-                if m == 0 {
-                    dec.decrypt_last_in_place(&header.bytes, &mut current)
-                        .map_err(|_| SealError::Chunk { index })?;
-                    out.send(current)?;
+                let next = if current.len() == size {
+                    pipe.read(&mut input, size, 0, stored_len)?
+                } else {
+                    Chunk::default()
+                };
+                let last = next.len() == 0;
+                pipe.send_crypt(
+                    &cipher,
+                    current,
+                    Step {
+                        index: chunks,
+                        last,
+                    },
+                )?;
+                chunks += 1;
+                if last {
                     break;
                 }
-                dec.decrypt_next_in_place(&header.bytes, &mut current)
-                    .map_err(|_| SealError::Chunk { index })?;
-                out.send(current)?;
+                stored_hash.update(next.as_ref());
                 current = next;
-                index += 1;
             }
-            Ok((stored_hash, stored_len, index + 1))
+            Ok((stored_len, chunks))
         })();
-        out.finish();
-        let ((stored_hash, stored_len, chunks), plain_hash, plain_len) =
-            join_output(handle, result)?;
+        let ((stored_len, chunks), plain_hash, plaintext_len) = pipe.finish(result, writer)?;
         Ok(Summary {
-            plaintext_len: plain_len,
+            plaintext_len,
             plaintext_sha256: hex::encode(plain_hash.finalize()),
             stored_len,
             stored_sha256: hex::encode(stored_hash.finalize()),

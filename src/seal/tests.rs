@@ -102,3 +102,90 @@ fn keys_parse_from_hex_and_never_print() {
     assert!(!format!("{k:?}").contains("abab"));
     assert!(MasterKey::from_hex("abc").is_err());
 }
+
+/// Reads or writes `inner`, pausing on every call: a slow side makes the other one take the
+/// cipher's work, so both paths of the pipeline are exercised.
+struct Slow<T>(T);
+
+impl<R: Read> Read for Slow<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        std::thread::sleep(std::time::Duration::from_micros(300));
+        let n = buf.len().min(50);
+        self.0.read(&mut buf[..n])
+    }
+}
+
+impl<W: Write> Write for Slow<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        std::thread::sleep(std::time::Duration::from_micros(300));
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// Opens `stored` the plain way: aead-stream's sequential decryptor, chunk after chunk.
+fn open_sequentially(stored: &[u8], key: &MasterKey) -> Vec<u8> {
+    let header = Header::parse(stored[..HEADER_LEN].try_into().unwrap()).unwrap();
+    let mut dec =
+        aead_stream::DecryptorBE32::from_aead(header.cipher(key), (&header.prefix).into());
+    let chunks: Vec<&[u8]> = stored[HEADER_LEN..]
+        .chunks(header.chunk as usize + TAG_LEN)
+        .collect();
+    let mut out = Vec::new();
+    for (i, c) in chunks.iter().enumerate() {
+        let mut buf = c.to_vec();
+        if i + 1 == chunks.len() {
+            dec.decrypt_last_in_place(&header.bytes, &mut buf).unwrap();
+            out.extend_from_slice(&buf);
+            break;
+        }
+        dec.decrypt_next_in_place(&header.bytes, &mut buf).unwrap();
+        out.extend_from_slice(&buf);
+    }
+    out
+}
+
+#[test]
+fn chunks_sealed_or_opened_by_either_side_are_the_plain_stream() {
+    let data: Vec<u8> = (0..64 * 40 + 7).map(|i| (i * 7 % 253) as u8).collect();
+    let whole = Sha256::digest(&data);
+    // Slow writer: the reader does the cipher's work; slow reader: the writer does.
+    let mut slow_out = Vec::new();
+    seal(data.as_slice(), Slow(&mut slow_out), &key(7), CHUNK).unwrap();
+    let mut fast_out = Vec::new();
+    let s = seal(Slow(data.as_slice()), &mut fast_out, &key(7), CHUNK).unwrap();
+    assert_eq!(s.chunks, 41);
+    for stored in [&slow_out, &fast_out] {
+        assert_eq!(open_sequentially(stored, &key(7)), data);
+        for slow_side in [false, true] {
+            let mut back = Vec::new();
+            let o = if slow_side {
+                open(Slow(stored.as_slice()), &mut back, &key(7)).unwrap()
+            } else {
+                open(stored.as_slice(), Slow(&mut back), &key(7)).unwrap()
+            };
+            assert_eq!((back.as_slice(), o.chunks), (data.as_slice(), 41));
+            assert_eq!(o.plaintext_sha256, hex::encode(whole));
+        }
+    }
+    // What aead-stream's sequential encryptor writes, this opens.
+    let header = Header::new(CHUNK, [3; 32], [4; 7], key(7).id_bytes());
+    let mut enc =
+        aead_stream::EncryptorBE32::from_aead(header.cipher(&key(7)), (&header.prefix).into());
+    let mut stored = header.bytes.to_vec();
+    let parts: Vec<&[u8]> = data.chunks(CHUNK as usize).collect();
+    let (last, rest) = parts.split_last().unwrap();
+    for p in rest {
+        let mut buf = p.to_vec();
+        enc.encrypt_next_in_place(&header.bytes, &mut buf).unwrap();
+        stored.extend_from_slice(&buf);
+    }
+    let mut buf = last.to_vec();
+    enc.encrypt_last_in_place(&header.bytes, &mut buf).unwrap();
+    stored.extend_from_slice(&buf);
+    let mut back = Vec::new();
+    open(stored.as_slice(), Slow(&mut back), &key(7)).unwrap();
+    assert_eq!(back, data);
+}
