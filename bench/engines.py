@@ -2,6 +2,7 @@
 """Backup engine benchmarks against the emulator, each beside a real peer from the same run.
 
   python3 bench/engines.py BIN_DIR WORK_DIR [--kv N] [--r2-small N] [--r2-large N] [--d1-rows N]
+                           [--only kv,r2,d1]
 
 - KV: `cfdr backup kv` of N keys with 50 ms latency on every KV request, against a naive loop
   (list keys, then GET each value one by one, as scripts built on `wrangler kv key get` do);
@@ -144,7 +145,9 @@ def main():
     ap.add_argument("--wrangler", default=None)
     ap.add_argument("--wrangler-rows", type=int, default=100_000)
     ap.add_argument("--naive-puts", type=int, default=1_000)
+    ap.add_argument("--only", default="kv,r2,d1", help="engines to run, comma-separated")
     a = ap.parse_args()
+    only = set(a.only.split(","))
     cfdr = f"{a.bin_dir}/cfdr"
     emu = Emulator(a.bin_dir, f"{a.work}/emulator")
     rows = []
@@ -152,132 +155,135 @@ def main():
         repo = f"{a.work}/repo"
         subprocess.run([cfdr, "repo", "init"], env=emu.env(repo), check=True, stdout=subprocess.DEVNULL)
 
-        # KV: N keys, 50 ms on every KV request.
-        ns = emu.call("POST", "/storage/kv/namespaces", {"title": "BENCH"})["result"]["id"]
-        for i in range(0, a.kv, 10_000):
-            items = [{"key": f"user:{j:07}", "value": json.dumps({"id": j, "name": f"user {j}", "plan": "pro"})}
-                     for j in range(i, min(i + 10_000, a.kv))]
-            emu.call("PUT", f"/storage/kv/namespaces/{ns}/bulk", items)
-        emu.faults({"latency_ms": 50, "path_contains": "/storage/kv"})
-        r0 = emu.requests()
-        kv_secs, kv_rss = measure([cfdr, "backup", "kv", "BENCH", "--concurrency", "8"], env=emu.env(repo))
-        r1 = emu.requests()
-        t = time.perf_counter()
-        n, _ = naive_kv(emu, ns)
-        naive_secs = time.perf_counter() - t
-        r2 = emu.requests()
-        emu.faults({})
-        assert n == a.kv, (n, a.kv)
-        kv_req, naive_req = r1 - r0, r2 - r1
-        rows.append((f"KV backup, {a.kv:,} keys at 50 ms", f"{kv_secs:.1f} s", f"naive loop {naive_secs:.1f} s", f"{naive_secs / kv_secs:.1f}x"))
-        rows.append(("  requests", f"{kv_req:,}", f"naive loop {naive_req:,}", f"{naive_req / kv_req:.0f}x fewer"))
-        rows.append(("  peak memory", f"{kv_rss / 2**20:.0f} MiB", "", ""))
-
-        # KV restore: that backup into a new namespace, against single PUTs into another.
-        kv_backup = newest(cfdr, emu.env(repo), "kv")
-        emu.faults({"latency_ms": 50, "path_contains": "/storage/kv"})
-        r0 = emu.requests()
-        kr_secs, kr_rss = measure([cfdr, "restore", kv_backup, "--to", "BENCH-restored", "--yes"], env=emu.env(repo))
-        r1 = emu.requests()
-        naive_ns = emu.call("POST", "/storage/kv/namespaces", {"title": "BENCH-naive"})["result"]["id"]
-        n = min(a.naive_puts, a.kv)
-        t = time.perf_counter()
-        naive_put(emu, naive_ns, [{"key": f"user:{j:07}", "value": f"value {j}"} for j in range(n)])
-        put_secs = (time.perf_counter() - t) * a.kv / n
-        emu.faults({})
-        scaled = "" if n == a.kv else f" (on {n:,}, x{a.kv // n})"
-        rows.append((f"KV restore, {a.kv:,} keys at 50 ms, verified", f"{kr_secs:.1f} s",
-                     f"single PUTs {put_secs:.0f} s{scaled}", f"{put_secs / kr_secs:.0f}x"))
-        rows.append(("  requests (writes + read-back)", f"{r1 - r0:,}", f"single PUTs {a.kv:,}", ""))
-        rows.append(("  peak memory", f"{kr_rss / 2**20:.0f} MiB", "", ""))
-
-        # R2: small objects and large ones, uploaded with rclone.
-        emu.call("POST", "/r2/buckets", {"name": "bench"})
-        src = f"{a.work}/r2-src"
-        os.makedirs(src)
-        for i in range(a.r2_small):
-            with open(f"{src}/obj-{i:05}.json", "w") as f:
-                f.write(json.dumps({"i": i, "pad": "x" * (200 + i % 3000)}))
-        for i in range(a.r2_large):
-            with open(f"{src}/large-{i}.bin", "wb") as f:
-                f.write(os.urandom(64 << 20))
-        renv = dict(os.environ)
-        renv.pop("AWS_CA_BUNDLE", None)
-        renv.update(RCLONE_CONFIG_S_TYPE="s3", RCLONE_CONFIG_S_PROVIDER="Other", RCLONE_CONFIG_S_ENDPOINT=emu.s3,
-                    RCLONE_CONFIG_S_FORCE_PATH_STYLE="true", RCLONE_CONFIG_S_ACCESS_KEY_ID=AK,
-                    RCLONE_CONFIG_S_SECRET_ACCESS_KEY=SK, RCLONE_CONFIG_S_REGION="auto")
-        subprocess.run(["rclone", "--config", "/dev/null", "copy", src, "s:bench"], env=renv, check=True)
-        total = sum(os.path.getsize(f"{src}/{f}") for f in os.listdir(src))
-        r2_secs, r2_rss = measure([cfdr, "backup", "r2", "bench"], env=emu.env(repo))
-        again_secs, _ = measure([cfdr, "backup", "r2", "bench"], env=emu.env(repo))
-        rc_secs, rc_rss = measure(["rclone", "--config", "/dev/null", "copy", "s:bench", f"{a.work}/r2-rclone"], env=renv)
-        label = f"R2 backup, {a.r2_small:,} small + {a.r2_large} x 64 MiB ({total / 2**20:.0f} MiB)"
-        rows.append((label, f"{r2_secs:.1f} s", f"rclone copy {rc_secs:.1f} s", f"{rc_secs / r2_secs:.2f}x"))
-        rows.append(("  again, unchanged (by ETag)", f"{again_secs:.2f} s", f"rclone copy {rc_secs:.1f} s", f"{rc_secs / again_secs:.1f}x"))
-        rows.append(("  peak memory", f"{r2_rss / 2**20:.0f} MiB", f"rclone {rc_rss / 2**20:.0f} MiB", ""))
-
-        # R2 restore: the same objects from the repository into a new bucket, against rclone
-        # uploading them from a local directory into another.
-        backup_id = newest(cfdr, emu.env(repo), "r2")
-        up_secs, up_rss = measure([cfdr, "restore", backup_id, "--to", "bench-restored", "--yes"], env=emu.env(repo))
-        rc_up_secs, rc_up_rss = measure(["rclone", "--config", "/dev/null", "copy", src, "s:bench-rclone-up"], env=renv)
-        rows.append((f"R2 restore, the same objects into a new bucket", f"{up_secs:.1f} s", f"rclone copy up {rc_up_secs:.1f} s", f"{rc_up_secs / up_secs:.2f}x"))
-        rows.append(("  peak memory", f"{up_rss / 2**20:.0f} MiB", f"rclone {rc_up_rss / 2**20:.0f} MiB", ""))
-
-        # D1: one table of N rows, written straight into the emulator's file for that database.
-        db = emu.call("POST", "/d1/database", {"name": "bench"})["result"]["uuid"]
-        emu.call("POST", f"/d1/database/{db}/query", {"sql": "CREATE TABLE orders(id INTEGER PRIMARY KEY, customer TEXT, total REAL, note TEXT, at INTEGER)"})
-        path = f"{a.work}/emulator/d1/{db}.sqlite"
-        subprocess.run(["sqlite3", path,
-                        f"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {a.d1_rows}) "
-                        "INSERT INTO orders SELECT i, 'customer ' || (i % 9973), i * 1.25, "
-                        "'note ' || hex(randomblob(8)), 1700000000 + i FROM n;"], check=True)
-        r0 = emu.requests()
-        d1_secs, d1_rss = measure([cfdr, "backup", "d1", "bench", "--method", "paged"], env=emu.env(repo))
-        d1_req = emu.requests() - r0
-        with open(f"{a.work}/dump.sql", "wb") as out:
-            sq_secs, sq_rss = measure(["sqlite3", path, ".dump"], stdout=out)
-        rows.append((f"D1 paged dump, {a.d1_rows:,} rows", f"{d1_secs:.1f} s", f"sqlite3 .dump {sq_secs:.1f} s", f"{sq_secs / d1_secs:.2f}x"))
-        rows.append(("  requests (budget: 1,200 / 5 min)", f"{d1_req:,}", "", ""))
-        rows.append(("  peak memory", f"{d1_rss / 2**20:.0f} MiB", f"sqlite3 {sq_rss / 2**20:.0f} MiB", ""))
-
-        # D1 restore: that backup into a new database through the import API, against sqlite3
-        # replaying the same dump into a new file, and wrangler's local D1 executing it.
-        d1_backup = newest(cfdr, emu.env(repo), "d1")
-        r0 = emu.requests()
-        rs_secs, rs_rss = measure([cfdr, "restore", d1_backup, "--to", "bench-restored", "--yes"], env=emu.env(repo))
-        rs_req = emu.requests() - r0
-        sq_rs_secs, sq_rs_rss = measure(["sqlite3", f"{a.work}/replayed.db", f".read {a.work}/dump.sql"])
-        rows.append((f"D1 restore, {a.d1_rows:,} rows, into a new database", f"{rs_secs:.1f} s",
-                     f"sqlite3 .read {sq_rs_secs:.1f} s", f"{sq_rs_secs / rs_secs:.2f}x"))
-        if a.wrangler:
-            n = min(a.wrangler_rows, a.d1_rows)
-            wdir = f"{a.work}/wrangler"
-            os.makedirs(wdir)
-            with open(f"{wdir}/wrangler.toml", "w") as f:
-                f.write('name = "bench"\ncompatibility_date = "2025-01-01"\n[[d1_databases]]\nbinding = "DB"\n'
-                        'database_name = "bench"\ndatabase_id = "00000000-0000-4000-8000-000000000000"\n')
-            with open(f"{a.work}/dump.sql") as src, open(f"{wdir}/in.sql", "w") as out:
-                inserts = 0
-                for line in src:
-                    if line.startswith(("BEGIN TRANSACTION", "COMMIT", "PRAGMA foreign_keys")):
-                        continue
-                    if line.startswith("INSERT"):
-                        inserts += 1
-                        if inserts > n:
-                            continue
-                    out.write(line)
-            wenv = dict(os.environ, WRANGLER_SEND_METRICS="false")
+        if "kv" in only:
+            # KV: N keys, 50 ms on every KV request.
+            ns = emu.call("POST", "/storage/kv/namespaces", {"title": "BENCH"})["result"]["id"]
+            for i in range(0, a.kv, 10_000):
+                items = [{"key": f"user:{j:07}", "value": json.dumps({"id": j, "name": f"user {j}", "plan": "pro"})}
+                         for j in range(i, min(i + 10_000, a.kv))]
+                emu.call("PUT", f"/storage/kv/namespaces/{ns}/bulk", items)
+            emu.faults({"latency_ms": 50, "path_contains": "/storage/kv"})
+            r0 = emu.requests()
+            kv_secs, kv_rss = measure([cfdr, "backup", "kv", "BENCH", "--concurrency", "8"], env=emu.env(repo))
+            r1 = emu.requests()
             t = time.perf_counter()
-            subprocess.run([a.wrangler, "d1", "execute", "bench", "--local", "--file", "in.sql", "--yes"], cwd=wdir,
-                           env=wenv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            w_secs = (time.perf_counter() - t) * a.d1_rows / n
-            scaled = "" if n == a.d1_rows else f" (on {n:,}, x{a.d1_rows // n})"
-            rows.append(("", "", f"wrangler --local {w_secs:.0f} s{scaled}", f"{w_secs / rs_secs:.0f}x"))
-        else:
-            rows.append(("", "", "wrangler: give --wrangler PATH", ""))
-        rows.append(("  requests", f"{rs_req:,}", "", ""))
-        rows.append(("  peak memory", f"{rs_rss / 2**20:.0f} MiB", f"sqlite3 {sq_rs_rss / 2**20:.0f} MiB", ""))
+            n, _ = naive_kv(emu, ns)
+            naive_secs = time.perf_counter() - t
+            r2 = emu.requests()
+            emu.faults({})
+            assert n == a.kv, (n, a.kv)
+            kv_req, naive_req = r1 - r0, r2 - r1
+            rows.append((f"KV backup, {a.kv:,} keys at 50 ms", f"{kv_secs:.1f} s", f"naive loop {naive_secs:.1f} s", f"{naive_secs / kv_secs:.1f}x"))
+            rows.append(("  requests", f"{kv_req:,}", f"naive loop {naive_req:,}", f"{naive_req / kv_req:.0f}x fewer"))
+            rows.append(("  peak memory", f"{kv_rss / 2**20:.0f} MiB", "", ""))
+
+            # KV restore: that backup into a new namespace, against single PUTs into another.
+            kv_backup = newest(cfdr, emu.env(repo), "kv")
+            emu.faults({"latency_ms": 50, "path_contains": "/storage/kv"})
+            r0 = emu.requests()
+            kr_secs, kr_rss = measure([cfdr, "restore", kv_backup, "--to", "BENCH-restored", "--yes"], env=emu.env(repo))
+            r1 = emu.requests()
+            naive_ns = emu.call("POST", "/storage/kv/namespaces", {"title": "BENCH-naive"})["result"]["id"]
+            n = min(a.naive_puts, a.kv)
+            t = time.perf_counter()
+            naive_put(emu, naive_ns, [{"key": f"user:{j:07}", "value": f"value {j}"} for j in range(n)])
+            put_secs = (time.perf_counter() - t) * a.kv / n
+            emu.faults({})
+            scaled = "" if n == a.kv else f" (on {n:,}, x{a.kv // n})"
+            rows.append((f"KV restore, {a.kv:,} keys at 50 ms, verified", f"{kr_secs:.1f} s",
+                         f"single PUTs {put_secs:.0f} s{scaled}", f"{put_secs / kr_secs:.0f}x"))
+            rows.append(("  requests (writes + read-back)", f"{r1 - r0:,}", f"single PUTs {a.kv:,}", ""))
+            rows.append(("  peak memory", f"{kr_rss / 2**20:.0f} MiB", "", ""))
+
+        if "r2" in only:
+            # R2: small objects and large ones, uploaded with rclone.
+            emu.call("POST", "/r2/buckets", {"name": "bench"})
+            src = f"{a.work}/r2-src"
+            os.makedirs(src)
+            for i in range(a.r2_small):
+                with open(f"{src}/obj-{i:05}.json", "w") as f:
+                    f.write(json.dumps({"i": i, "pad": "x" * (200 + i % 3000)}))
+            for i in range(a.r2_large):
+                with open(f"{src}/large-{i}.bin", "wb") as f:
+                    f.write(os.urandom(64 << 20))
+            renv = dict(os.environ)
+            renv.pop("AWS_CA_BUNDLE", None)
+            renv.update(RCLONE_CONFIG_S_TYPE="s3", RCLONE_CONFIG_S_PROVIDER="Other", RCLONE_CONFIG_S_ENDPOINT=emu.s3,
+                        RCLONE_CONFIG_S_FORCE_PATH_STYLE="true", RCLONE_CONFIG_S_ACCESS_KEY_ID=AK,
+                        RCLONE_CONFIG_S_SECRET_ACCESS_KEY=SK, RCLONE_CONFIG_S_REGION="auto")
+            subprocess.run(["rclone", "--config", "/dev/null", "copy", src, "s:bench"], env=renv, check=True)
+            total = sum(os.path.getsize(f"{src}/{f}") for f in os.listdir(src))
+            r2_secs, r2_rss = measure([cfdr, "backup", "r2", "bench"], env=emu.env(repo))
+            again_secs, _ = measure([cfdr, "backup", "r2", "bench"], env=emu.env(repo))
+            rc_secs, rc_rss = measure(["rclone", "--config", "/dev/null", "copy", "s:bench", f"{a.work}/r2-rclone"], env=renv)
+            label = f"R2 backup, {a.r2_small:,} small + {a.r2_large} x 64 MiB ({total / 2**20:.0f} MiB)"
+            rows.append((label, f"{r2_secs:.1f} s", f"rclone copy {rc_secs:.1f} s", f"{rc_secs / r2_secs:.2f}x"))
+            rows.append(("  again, unchanged (by ETag)", f"{again_secs:.2f} s", f"rclone copy {rc_secs:.1f} s", f"{rc_secs / again_secs:.1f}x"))
+            rows.append(("  peak memory", f"{r2_rss / 2**20:.0f} MiB", f"rclone {rc_rss / 2**20:.0f} MiB", ""))
+
+            # R2 restore: the same objects from the repository into a new bucket, against rclone
+            # uploading them from a local directory into another.
+            backup_id = newest(cfdr, emu.env(repo), "r2")
+            up_secs, up_rss = measure([cfdr, "restore", backup_id, "--to", "bench-restored", "--yes"], env=emu.env(repo))
+            rc_up_secs, rc_up_rss = measure(["rclone", "--config", "/dev/null", "copy", src, "s:bench-rclone-up"], env=renv)
+            rows.append((f"R2 restore, the same objects into a new bucket", f"{up_secs:.1f} s", f"rclone copy up {rc_up_secs:.1f} s", f"{rc_up_secs / up_secs:.2f}x"))
+            rows.append(("  peak memory", f"{up_rss / 2**20:.0f} MiB", f"rclone {rc_up_rss / 2**20:.0f} MiB", ""))
+
+        if "d1" in only:
+            # D1: one table of N rows, written straight into the emulator's file for that database.
+            db = emu.call("POST", "/d1/database", {"name": "bench"})["result"]["uuid"]
+            emu.call("POST", f"/d1/database/{db}/query", {"sql": "CREATE TABLE orders(id INTEGER PRIMARY KEY, customer TEXT, total REAL, note TEXT, at INTEGER)"})
+            path = f"{a.work}/emulator/d1/{db}.sqlite"
+            subprocess.run(["sqlite3", path,
+                            f"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {a.d1_rows}) "
+                            "INSERT INTO orders SELECT i, 'customer ' || (i % 9973), i * 1.25, "
+                            "'note ' || hex(randomblob(8)), 1700000000 + i FROM n;"], check=True)
+            r0 = emu.requests()
+            d1_secs, d1_rss = measure([cfdr, "backup", "d1", "bench", "--method", "paged"], env=emu.env(repo))
+            d1_req = emu.requests() - r0
+            with open(f"{a.work}/dump.sql", "wb") as out:
+                sq_secs, sq_rss = measure(["sqlite3", path, ".dump"], stdout=out)
+            rows.append((f"D1 paged dump, {a.d1_rows:,} rows", f"{d1_secs:.1f} s", f"sqlite3 .dump {sq_secs:.1f} s", f"{sq_secs / d1_secs:.2f}x"))
+            rows.append(("  requests (budget: 1,200 / 5 min)", f"{d1_req:,}", "", ""))
+            rows.append(("  peak memory", f"{d1_rss / 2**20:.0f} MiB", f"sqlite3 {sq_rss / 2**20:.0f} MiB", ""))
+
+            # D1 restore: that backup into a new database through the import API, against sqlite3
+            # replaying the same dump into a new file, and wrangler's local D1 executing it.
+            d1_backup = newest(cfdr, emu.env(repo), "d1")
+            r0 = emu.requests()
+            rs_secs, rs_rss = measure([cfdr, "restore", d1_backup, "--to", "bench-restored", "--yes"], env=emu.env(repo))
+            rs_req = emu.requests() - r0
+            sq_rs_secs, sq_rs_rss = measure(["sqlite3", f"{a.work}/replayed.db", f".read {a.work}/dump.sql"])
+            rows.append((f"D1 restore, {a.d1_rows:,} rows, into a new database", f"{rs_secs:.1f} s",
+                         f"sqlite3 .read {sq_rs_secs:.1f} s", f"{sq_rs_secs / rs_secs:.2f}x"))
+            if a.wrangler:
+                n = min(a.wrangler_rows, a.d1_rows)
+                wdir = f"{a.work}/wrangler"
+                os.makedirs(wdir)
+                with open(f"{wdir}/wrangler.toml", "w") as f:
+                    f.write('name = "bench"\ncompatibility_date = "2025-01-01"\n[[d1_databases]]\nbinding = "DB"\n'
+                            'database_name = "bench"\ndatabase_id = "00000000-0000-4000-8000-000000000000"\n')
+                with open(f"{a.work}/dump.sql") as src, open(f"{wdir}/in.sql", "w") as out:
+                    inserts = 0
+                    for line in src:
+                        if line.startswith(("BEGIN TRANSACTION", "COMMIT", "PRAGMA foreign_keys")):
+                            continue
+                        if line.startswith("INSERT"):
+                            inserts += 1
+                            if inserts > n:
+                                continue
+                        out.write(line)
+                wenv = dict(os.environ, WRANGLER_SEND_METRICS="false")
+                t = time.perf_counter()
+                subprocess.run([a.wrangler, "d1", "execute", "bench", "--local", "--file", "in.sql", "--yes"], cwd=wdir,
+                               env=wenv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                w_secs = (time.perf_counter() - t) * a.d1_rows / n
+                scaled = "" if n == a.d1_rows else f" (on {n:,}, x{a.d1_rows // n})"
+                rows.append(("", "", f"wrangler --local {w_secs:.0f} s{scaled}", f"{w_secs / rs_secs:.0f}x"))
+            else:
+                rows.append(("", "", "wrangler: give --wrangler PATH", ""))
+            rows.append(("  requests", f"{rs_req:,}", "", ""))
+            rows.append(("  peak memory", f"{rs_rss / 2**20:.0f} MiB", f"sqlite3 {sq_rs_rss / 2**20:.0f} MiB", ""))
     finally:
         emu.stop()
 

@@ -69,6 +69,14 @@ async fn buckets_back_up_incrementally_by_etag() {
         "identical bodies are stored once"
     );
     assert_eq!(first["blobs"].as_array().unwrap().len(), 40);
+    // Every body went straight into its sealed blob, committed under its name: nothing is left
+    // staged, and each blob opens to its body.
+    let partial = std::path::Path::new(&repo).join("blobs/partial");
+    assert_eq!(
+        std::fs::read_dir(&partial).map_or(0, |d| d.count()),
+        0,
+        "no partial blob is left after a backup"
+    );
 
     let index = {
         let (h, r, id) = (

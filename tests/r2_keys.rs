@@ -71,7 +71,7 @@ async fn every_key_is_stored_listed_and_backed_up_exactly() {
     for (i, k) in keys.iter().enumerate() {
         let mut got = Vec::new();
         let head = s3
-            .get("hostile", k, None, None, &mut |c| {
+            .get("hostile", k, None, None, &mut |c: bytes::Bytes| {
                 got.extend_from_slice(&c);
                 Ok(())
             })
@@ -134,7 +134,13 @@ async fn every_key_is_stored_listed_and_backed_up_exactly() {
 
     // A read pinned to a version that is no longer there fails instead of mixing versions.
     let e = s3
-        .get("hostile", "a/b", Some(1..3), Some("0123"), &mut |_| Ok(()))
+        .get(
+            "hostile",
+            "a/b",
+            Some(1..3),
+            Some("0123"),
+            &mut |_: bytes::Bytes| Ok(()),
+        )
         .await
         .unwrap_err();
     assert_eq!(e.status(), Some(412), "{e}");
@@ -269,7 +275,7 @@ async fn puts_and_multipart_uploads_ride_out_drops_and_cut_answers() {
         .enumerate()
     {
         let mut got = Vec::new();
-        s3.get("restore", &l.key, None, None, &mut |c| {
+        s3.get("restore", &l.key, None, None, &mut |c: bytes::Bytes| {
             got.extend_from_slice(&c);
             Ok(())
         })
@@ -279,7 +285,7 @@ async fn puts_and_multipart_uploads_ride_out_drops_and_cut_answers() {
     }
     let mut got = Vec::new();
     let head = s3
-        .get("restore", "big.mp4", None, None, &mut |c| {
+        .get("restore", "big.mp4", None, None, &mut |c: bytes::Bytes| {
             got.extend_from_slice(&c);
             Ok(())
         })

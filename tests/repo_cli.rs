@@ -180,11 +180,16 @@ fn a_local_repository_end_to_end() {
         .join("blobs/ab/ab00000000000000000000000000000000000000000000000000000000000000ff");
     std::fs::create_dir_all(orphan.parent().unwrap()).unwrap();
     std::fs::write(&orphan, b"sealed body").unwrap();
+    // So does a partial blob a crash left before its batch was committed.
+    let partial = Path::new(repo).join("blobs/partial/blob-x1y2z3.partial");
+    std::fs::create_dir_all(partial.parent().unwrap()).unwrap();
+    std::fs::write(&partial, b"half a sealed body").unwrap();
     lifecycle(repo, &[], tmp.path());
     assert!(
         !orphan.exists(),
         "unreferenced blobs are collected by prune"
     );
+    assert!(!partial.exists(), "partial blobs are collected by prune");
 
     // Damage: exit 1, artifact and chunk named, nothing on stdout from cat.
     let id = ids(repo, &[]).remove(0);

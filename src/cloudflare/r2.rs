@@ -21,6 +21,19 @@ use super::client::RetryPolicy;
 use super::sigv4;
 use crate::config::Secret;
 
+/// Where a GET's body goes, piece by piece, in order. A closure is a sink that never waits; a
+/// sink that must (one feeding a sealing thread through a bounded queue) implements `put` as
+/// an `async fn`, which holds the download back while it is full.
+pub trait BodySink: Send {
+    fn put(&mut self, bytes: Bytes) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+impl<F: FnMut(Bytes) -> Result<(), String> + Send> BodySink for F {
+    async fn put(&mut self, bytes: Bytes) -> Result<(), String> {
+        self(bytes)
+    }
+}
+
 /// Where R2's S3 endpoint is and the key pair that signs for it.
 #[derive(Debug, Clone)]
 pub struct R2Credentials {
@@ -568,7 +581,7 @@ impl S3Client {
         key: &str,
         range: Option<Range<u64>>,
         if_match: Option<&str>,
-        sink: &mut (dyn FnMut(Bytes) -> Result<(), String> + Send),
+        sink: &mut impl BodySink,
     ) -> Result<ObjectHead, S3Error> {
         let mut head: Option<ObjectHead> = None;
         let mut pinned = if_match.map(str::to_string);
@@ -644,7 +657,7 @@ impl S3Client {
                                 _ => c,
                             };
                             at += c.len() as u64;
-                            if let Err(m) = sink(c) {
+                            if let Err(m) = sink.put(c).await {
                                 return Attempt::Fail(S3Error::Sink(m));
                             }
                         }

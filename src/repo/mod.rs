@@ -3,6 +3,7 @@
 //! Only this module knows the layout; only `seal` does crypto.
 
 pub mod audit;
+mod blobs;
 pub mod catalog;
 pub mod drills;
 pub mod lease;
@@ -18,6 +19,7 @@ use object_store::path::Path;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+pub use blobs::{BlobBatch, BlobFeed, Received};
 pub use catalog::{Catalog, Entry};
 pub use lease::Lease;
 pub use manifest::{Artifact, Kind, Manifest, Target};
@@ -422,65 +424,7 @@ impl BackupWriter<'_> {
     }
 }
 
-/// Content-addressed blobs (R2 object bodies), sealed, shared by every snapshot that has them.
 impl Repo {
-    pub fn blob_path(sha256: &str) -> Path {
-        Path::from(format!("blobs/{}/{sha256}", &sha256[..2.min(sha256.len())]))
-    }
-
-    /// Opens blob `sha256` into `sink`: every chunk checked, and the plaintext must hash to
-    /// the blob's name.
-    pub async fn open_blob<W: std::io::Write + Send + 'static>(
-        &self,
-        sha256: &str,
-        sink: W,
-    ) -> Result<W, RepoError> {
-        let (summary, sink) = self
-            .storage
-            .open_from(&Self::blob_path(sha256), &self.key, sink)
-            .await?;
-        if summary.plaintext_sha256 != sha256 {
-            return Err(RepoError::Seal {
-                artifact: format!("blob {sha256}"),
-                source: SealError::Io(std::io::Error::other(format!(
-                    "its plaintext has SHA-256 {}",
-                    summary.plaintext_sha256
-                ))),
-            });
-        }
-        Ok(sink)
-    }
-
-    pub async fn has_blob(&self, sha256: &str) -> Result<bool, RepoError> {
-        Ok(self.storage.head(&Self::blob_path(sha256)).await?.is_some())
-    }
-
-    /// Seals `input` as the blob `sha256` (the caller hashed the plaintext); the caller holds the
-    /// writer lease.
-    pub async fn put_blob(
-        &self,
-        _lease: &Lease,
-        sha256: &str,
-        input: impl Read + Send + 'static,
-    ) -> Result<crate::seal::Summary, RepoError> {
-        let s = self
-            .storage
-            .seal_into(
-                &Self::blob_path(sha256),
-                input,
-                &self.key,
-                self.config.chunk_size,
-            )
-            .await?;
-        if s.plaintext_sha256 != sha256 {
-            return Err(RepoError::Internal(format!(
-                "blob `{sha256}` changed while it was stored (now {})",
-                s.plaintext_sha256
-            )));
-        }
-        Ok(s)
-    }
-
     /// The newest backup of a target, if any.
     pub async fn latest(&self, kind: &Kind, target: &str) -> Result<Option<Manifest>, RepoError> {
         let catalog = self.catalog().await?;

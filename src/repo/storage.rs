@@ -109,6 +109,11 @@ impl Storage {
         }
     }
 
+    /// A local repository's directory (`None` on S3).
+    pub fn local_root(&self) -> Option<&std::path::Path> {
+        self.local.as_deref()
+    }
+
     pub async fn get(&self, path: &Path) -> Result<Option<Bytes>, RepoError> {
         match self.inner.get(path).await {
             Ok(r) => r.bytes().await.map(Some).map_err(|e| self.err(path, e)),
@@ -276,10 +281,7 @@ impl Storage {
         let key = key.clone();
         let opener = tokio::task::spawn_blocking(move || {
             let mut sink = sink;
-            let reader = ChannelReader {
-                rx,
-                current: Bytes::new(),
-            };
+            let reader = ChannelReader::new(rx);
             seal::open(reader, &mut sink, &key).map(|s| (s, sink))
         });
         let mut stream = result.into_stream();
@@ -347,23 +349,41 @@ impl Write for ChannelWriter {
     }
 }
 
-struct ChannelReader {
-    rx: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
-    current: Bytes,
+/// Reads, on a blocking thread, what an async task sends through a bounded channel. Each piece
+/// is dropped once read, with whatever it holds (a memory budget's permit).
+pub(crate) struct ChannelReader<T = Bytes> {
+    rx: tokio::sync::mpsc::Receiver<std::io::Result<T>>,
+    current: Option<T>,
+    at: usize,
 }
 
-impl Read for ChannelReader {
+impl<T: AsRef<[u8]>> ChannelReader<T> {
+    pub(crate) fn new(rx: tokio::sync::mpsc::Receiver<std::io::Result<T>>) -> Self {
+        Self {
+            rx,
+            current: None,
+            at: 0,
+        }
+    }
+}
+
+impl<T: AsRef<[u8]>> Read for ChannelReader<T> {
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        while self.current.is_empty() {
+        let piece = loop {
+            match &self.current {
+                Some(c) if self.at < c.as_ref().len() => break c.as_ref(),
+                _ => {}
+            }
+            self.current = None;
             match self.rx.blocking_recv() {
-                Some(Ok(b)) => self.current = b,
+                Some(Ok(b)) => (self.current, self.at) = (Some(b), 0),
                 Some(Err(e)) => return Err(e),
                 None => return Ok(0),
             }
-        }
-        let n = out.len().min(self.current.len());
-        out[..n].copy_from_slice(&self.current[..n]);
-        self.current = self.current.slice(n..);
+        };
+        let n = out.len().min(piece.len() - self.at);
+        out[..n].copy_from_slice(&piece[self.at..self.at + n]);
+        self.at += n;
         Ok(n)
     }
 }

@@ -11,12 +11,11 @@ use std::io::Write;
 
 use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
-use crate::cloudflare::r2::{Listed, ObjectHead};
+use crate::cloudflare::r2::{BodySink, Listed, ObjectHead};
 use crate::cloudflare::{S3Client, S3Error};
 use crate::progress::{Cancelled, Progress};
-use crate::repo::{Lease, Repo, RepoError};
+use crate::repo::{BlobBatch, BlobFeed, Lease, Received, Repo, RepoError};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectEntry {
@@ -78,11 +77,10 @@ impl Default for R2Options {
     }
 }
 
-/// A downloaded body in a temporary file, with what the GET said about it.
+/// A downloaded body, received into the backup's batch of blobs, with what the GET said
+/// about it.
 struct Body {
-    file: std::fs::File,
-    size: u64,
-    sha256: String,
+    received: Received,
     etag: Option<String>,
     content_type: Option<String>,
     metadata: BTreeMap<String, String>,
@@ -90,33 +88,73 @@ struct Body {
     requests: u64,
 }
 
-/// Downloads one object's body: one GET, or for a large object ranged GETs of `opts.part`
-/// bytes, all pinned to the first answer's ETag (`If-Match`), so an object rewritten during the
-/// backup fails instead of mixing two versions. A body cut short is resumed by the client.
+/// Feeds a GET's body to the blob being received, counting it in the progress.
+struct Feeding<'a> {
+    feed: &'a mut BlobFeed,
+    progress: &'a Progress,
+}
+
+impl BodySink for Feeding<'_> {
+    async fn put(&mut self, bytes: bytes::Bytes) -> Result<(), String> {
+        self.progress.check().map_err(|e| e.to_string())?;
+        let n = bytes.len() as u64;
+        self.feed.put(bytes).await.map_err(|e| e.to_string())?;
+        self.progress.add(0, n);
+        Ok(())
+    }
+}
+
+/// Downloads one object's body into `batch`: one GET, or for a large object ranged GETs of
+/// `opts.part` bytes, all pinned to the first answer's ETag (`If-Match`), so an object
+/// rewritten during the backup fails instead of mixing two versions. A body cut short is
+/// resumed by the client. The body is sealed as it arrives: it is never on disk in plaintext.
 async fn download(
     client: &S3Client,
     bucket: &str,
     meta: &Listed,
     opts: R2Options,
-    parts: &tokio::sync::Semaphore,
+    parts: &std::sync::Arc<tokio::sync::Semaphore>,
+    batch: &BlobBatch<'_>,
     progress: &Progress,
 ) -> Result<Body, R2Error> {
-    let mut file = tempfile::tempfile()?;
-    let mut hash = Sha256::new();
+    let mut feed = batch.feed();
+    let fetched = fetch(client, bucket, meta, opts, parts, &mut feed, progress).await;
+    // A sealing failure shows in the download as "stopped"; the feed says why.
+    let (head, requests, received) = match (fetched, feed.finish().await) {
+        (Ok((head, requests)), Ok(received)) => (head, requests, received),
+        (_, Err(sealing)) => return Err(sealing.into()),
+        (Err(e), Ok(_)) => return Err(e),
+    };
+    Ok(Body {
+        received,
+        etag: head.etag.clone().or_else(|| meta.etag.clone()),
+        content_type: head.content_type,
+        metadata: head.metadata,
+        requests,
+    })
+}
+
+/// The GETs of [`download`]: returns the first answer's head and the number of requests.
+async fn fetch(
+    client: &S3Client,
+    bucket: &str,
+    meta: &Listed,
+    opts: R2Options,
+    parts: &std::sync::Arc<tokio::sync::Semaphore>,
+    feed: &mut BlobFeed,
+    progress: &Progress,
+) -> Result<(ObjectHead, u64), R2Error> {
     let ranged = meta.size >= opts.ranged_from && opts.part > 0;
     let first = ranged.then(|| 0..opts.part.min(meta.size));
-    let head: ObjectHead = {
-        let mut sink = |chunk: bytes::Bytes| -> Result<(), String> {
-            progress.check().map_err(|e| e.to_string())?;
-            hash.update(&chunk);
-            file.write_all(&chunk).map_err(|e| e.to_string())?;
-            progress.add(0, chunk.len() as u64);
-            Ok(())
-        };
-        client
-            .get(bucket, &meta.key, first, None, &mut sink)
-            .await?
-    };
+    let head = client
+        .get(
+            bucket,
+            &meta.key,
+            first,
+            None,
+            &mut Feeding { feed, progress },
+        )
+        .await?;
     // The object as the first answer found it (it may have changed since it was listed).
     let size = head.size;
     let etag = head.etag.clone().or_else(|| meta.etag.clone());
@@ -131,16 +169,19 @@ async fn download(
                 let range = from..(from + opts.part).min(size);
                 let etag = etag.clone();
                 async move {
-                    // One permit a buffered part, across every object of the backup: memory
-                    // stays at `concurrency` parts however many large objects run at once.
+                    // One permit a buffered part, across every object of the backup, held until
+                    // the part is sealed: memory stays at `concurrency` parts however many
+                    // large objects run at once.
                     let permit = parts
-                        .acquire()
+                        .clone()
+                        .acquire_owned()
                         .await
                         .map_err(|e| R2Error::Io(std::io::Error::other(e)))?;
-                    let mut buf = Vec::with_capacity((range.end - range.start) as usize);
+                    // The pieces as the network handed them over: no copy, no fresh buffer.
+                    let mut buf = Vec::new();
                     let mut sink = |chunk: bytes::Bytes| -> Result<(), String> {
                         progress.check().map_err(|e| e.to_string())?;
-                        buf.extend_from_slice(&chunk);
+                        buf.push(chunk);
                         Ok(())
                     };
                     client
@@ -150,23 +191,24 @@ async fn download(
                 }
             })
             .buffered(opts.concurrency.max(1));
-        while let Some(piece) = pieces.next().await {
-            let (piece, _permit) = piece?;
+        while let Some(part) = pieces.next().await {
+            let (mut part, permit) = part?;
             progress.check()?;
-            hash.update(&piece);
-            file.write_all(&piece)?;
-            progress.add(0, piece.len() as u64);
+            // The permit goes with the part's last piece: held until all of it is sealed.
+            let last = part.pop();
+            for piece in part {
+                let n = piece.len() as u64;
+                feed.put(piece).await?;
+                progress.add(0, n);
+            }
+            if let Some(piece) = last {
+                let n = piece.len() as u64;
+                feed.put_held(piece, permit).await?;
+                progress.add(0, n);
+            }
         }
     }
-    Ok(Body {
-        file,
-        size,
-        sha256: hex::encode(hash.finalize()),
-        etag,
-        content_type: head.content_type,
-        metadata: head.metadata,
-        requests,
-    })
+    Ok((head, requests))
 }
 
 /// Backs up every object of `bucket` into `repo` (blobs) and `index` (NDJSON, by key).
@@ -187,7 +229,9 @@ pub async fn backup(
     let before: HashMap<&str, &ObjectEntry> =
         previous.iter().map(|e| (e.key.as_str(), e)).collect();
     let mut stats = R2Stats::default();
-    let parts = &tokio::sync::Semaphore::new(opts.concurrency.max(1));
+    let parts = &std::sync::Arc::new(tokio::sync::Semaphore::new(opts.concurrency.max(1)));
+    let staged = repo.blob_batch(lease);
+    let batch = &staged;
     progress.phase_with_bytes(
         "download",
         "objects",
@@ -216,24 +260,20 @@ pub async fn backup(
                         progress.add(1, p.size);
                         return Ok((p, 0, false));
                     }
-                    let mut body = download(client, bucket, &meta, opts, parts, progress)
+                    let body = download(client, bucket, &meta, opts, parts, batch, progress)
                         .await
                         .map_err(|e| match progress.check() {
                             Err(c) => R2Error::Cancelled(c),
                             Ok(()) => e,
                         })?;
                     progress.add(1, 0);
-                    let fresh = !repo.has_blob(&body.sha256).await?;
-                    if fresh {
-                        use std::io::Seek as _;
-                        body.file.seek(std::io::SeekFrom::Start(0))?;
-                        repo.put_blob(lease, &body.sha256, body.file).await?;
-                    }
+                    let (sha256, size) = (body.received.sha256.clone(), body.received.size);
+                    let fresh = batch.add(body.received).await?;
                     let entry = ObjectEntry {
                         key: meta.key,
-                        size: body.size,
+                        size,
                         etag: body.etag.or(meta.etag),
-                        sha256: body.sha256,
+                        sha256,
                         content_type: body.content_type,
                         metadata: body.metadata,
                         last_modified: meta.last_modified,
@@ -251,8 +291,11 @@ pub async fn backup(
         (Err(_), Err(_)) => std::cmp::Ordering::Equal,
     });
     let mut blobs = Vec::new();
+    let results: Vec<_> = results.into_iter().collect::<Result<_, _>>()?;
+    // The new blobs, durable under their names before the manifest can refer to them.
+    staged.commit(lease).await?;
     for r in results {
-        let (entry, gets, fresh) = r?;
+        let (entry, gets, fresh) = r;
         stats.objects += 1;
         stats.bytes += entry.size;
         stats.downloaded += u64::from(gets > 0);

@@ -135,7 +135,7 @@ impl Source {
                 let tmp = tempfile::Builder::new().prefix("cfdr-import-").tempfile()?;
                 let mut file = tmp.reopen()?;
                 let head = s3
-                    .get(bucket, &key, None, None, &mut |b| {
+                    .get(bucket, &key, None, None, &mut |b: bytes::Bytes| {
                         std::io::Write::write_all(&mut file, &b).map_err(|e| e.to_string())
                     })
                     .await?;

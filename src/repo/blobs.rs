@@ -1,0 +1,323 @@
+//! Content-addressed blobs (R2 object bodies), sealed, shared by every snapshot that has them.
+//!
+//! A backup receives its blobs as a batch: each body streams in through a [`BlobFeed`] and is
+//! sealed as it comes (in a local repository, straight into a partial file under
+//! `blobs/partial/`: each byte written once, never a plaintext copy read back), then
+//! [`BlobBatch::commit`] makes them durable under their names together — one sync of the data,
+//! the renames, one sync of the directories — before the backup's manifest refers to them. A
+//! blob is thus never under its name unless its bytes are on disk; a crash leaves only partial
+//! files, which `collect_garbage` removes. A repository on S3 keeps each body in a local
+//! temporary file and seals and uploads it at the commit.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+
+use bytes::Bytes;
+use object_store::path::Path;
+use sha2::{Digest, Sha256};
+
+use super::storage::ChannelReader;
+use super::{Lease, Repo, RepoError};
+use crate::seal::SealError;
+
+/// Where a local repository keeps blobs until their batch is committed.
+const PARTIAL: &str = "blobs/partial";
+
+/// Pieces of a body queued for the sealing thread (a piece is what the network handed over).
+const QUEUE: usize = 16;
+
+/// A received blob, not yet under its name.
+enum Staged {
+    /// Sealed, in a partial file of the local repository.
+    Sealed(tempfile::TempPath),
+    /// Plaintext in a local temporary file, for a repository on S3.
+    Plain(std::fs::File),
+}
+
+/// A body received in full: what it hashed to, and where it waits.
+pub struct Received {
+    pub sha256: String,
+    pub size: u64,
+    staged: Staged,
+}
+
+/// A piece of a body on its way to the sealing thread, with the permit of the memory budget it
+/// was fetched under (released once the piece is sealed, not when it is queued).
+struct Piece {
+    bytes: Bytes,
+    _held: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl AsRef<[u8]> for Piece {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// One body streaming in; [`BlobFeed::finish`] once all of it was put.
+pub struct BlobFeed {
+    tx: tokio::sync::mpsc::Sender<std::io::Result<Piece>>,
+    task: tokio::task::JoinHandle<Result<Received, RepoError>>,
+}
+
+impl BlobFeed {
+    /// Hands the next piece to the sealing thread, waiting while its queue is full.
+    pub async fn put(&mut self, bytes: Bytes) -> Result<(), RepoError> {
+        self.send(Piece { bytes, _held: None }).await
+    }
+
+    /// As [`BlobFeed::put`], holding `permit` until the sealing thread has read the piece.
+    pub async fn put_held(
+        &mut self,
+        bytes: Bytes,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) -> Result<(), RepoError> {
+        self.send(Piece {
+            bytes,
+            _held: Some(permit),
+        })
+        .await
+    }
+
+    async fn send(&mut self, piece: Piece) -> Result<(), RepoError> {
+        self.tx
+            .send(Ok(piece))
+            .await
+            .map_err(|_| RepoError::Internal("the blob's sealing stopped".into()))
+    }
+
+    /// Ends the body; returns what was received (or why sealing it failed).
+    pub async fn finish(self) -> Result<Received, RepoError> {
+        drop(self.tx);
+        self.task
+            .await
+            .map_err(|e| RepoError::Internal(e.to_string()))?
+    }
+}
+
+/// The blobs of one backup, staged until [`BlobBatch::commit`].
+pub struct BlobBatch<'r> {
+    repo: &'r Repo,
+    staged: std::sync::Mutex<HashMap<String, Staged>>,
+}
+
+impl Repo {
+    /// Starts receiving a backup's blobs; the caller holds the writer lease.
+    pub fn blob_batch(&self, _lease: &Lease) -> BlobBatch<'_> {
+        BlobBatch {
+            repo: self,
+            staged: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn blob_path(sha256: &str) -> Path {
+        Path::from(format!("blobs/{}/{sha256}", &sha256[..2.min(sha256.len())]))
+    }
+
+    /// Opens blob `sha256` into `sink`: every chunk checked, and the plaintext must hash to
+    /// the blob's name.
+    pub async fn open_blob<W: std::io::Write + Send + 'static>(
+        &self,
+        sha256: &str,
+        sink: W,
+    ) -> Result<W, RepoError> {
+        let (summary, sink) = self
+            .storage
+            .open_from(&Self::blob_path(sha256), &self.key, sink)
+            .await?;
+        if summary.plaintext_sha256 != sha256 {
+            return Err(RepoError::Seal {
+                artifact: format!("blob {sha256}"),
+                source: SealError::Io(std::io::Error::other(format!(
+                    "its plaintext has SHA-256 {}",
+                    summary.plaintext_sha256
+                ))),
+            });
+        }
+        Ok(sink)
+    }
+
+    pub async fn has_blob(&self, sha256: &str) -> Result<bool, RepoError> {
+        Ok(self.storage.head(&Self::blob_path(sha256)).await?.is_some())
+    }
+
+    /// Seals `input` as the blob `sha256` (the caller hashed the plaintext); the caller holds the
+    /// writer lease.
+    pub async fn put_blob(
+        &self,
+        _lease: &Lease,
+        sha256: &str,
+        input: impl Read + Send + 'static,
+    ) -> Result<crate::seal::Summary, RepoError> {
+        let s = self
+            .storage
+            .seal_into(
+                &Self::blob_path(sha256),
+                input,
+                &self.key,
+                self.config.chunk_size,
+            )
+            .await?;
+        if s.plaintext_sha256 != sha256 {
+            return Err(RepoError::Internal(format!(
+                "blob `{sha256}` changed while it was stored (now {})",
+                s.plaintext_sha256
+            )));
+        }
+        Ok(s)
+    }
+}
+
+impl BlobBatch<'_> {
+    /// Starts receiving one body.
+    pub fn feed(&self) -> BlobFeed {
+        let (tx, rx) = tokio::sync::mpsc::channel(QUEUE);
+        let reader = ChannelReader::new(rx);
+        let task = match self.repo.storage.local_root() {
+            Some(root) => {
+                let dir = root.join(PARTIAL);
+                let key = self.repo.key.clone();
+                let chunk = self.repo.config.chunk_size;
+                tokio::task::spawn_blocking(move || {
+                    let seal_err = |source| RepoError::Seal {
+                        artifact: "a blob being received".into(),
+                        source,
+                    };
+                    std::fs::create_dir_all(&dir).map_err(|e| seal_err(SealError::Io(e)))?;
+                    let tmp = tempfile::Builder::new()
+                        .prefix("blob-")
+                        .suffix(".partial")
+                        .tempfile_in(&dir)
+                        .map_err(|e| seal_err(SealError::Io(e)))?;
+                    let s =
+                        crate::seal::seal(reader, tmp.as_file(), &key, chunk).map_err(seal_err)?;
+                    Ok(Received {
+                        sha256: s.plaintext_sha256,
+                        size: s.plaintext_len,
+                        staged: Staged::Sealed(tmp.into_temp_path()),
+                    })
+                })
+            }
+            None => tokio::task::spawn_blocking(move || {
+                let io = |e: std::io::Error| RepoError::Seal {
+                    artifact: "a blob being received (local temporary file)".into(),
+                    source: SealError::Io(e),
+                };
+                let mut file = tempfile::tempfile().map_err(io)?;
+                let (mut hash, mut size, mut reader) = (Sha256::new(), 0u64, reader);
+                let mut buf = vec![0u8; 256 << 10];
+                loop {
+                    let n = match reader.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(io(e)),
+                    };
+                    hash.update(&buf[..n]);
+                    size += n as u64;
+                    file.write_all(&buf[..n]).map_err(io)?;
+                }
+                Ok(Received {
+                    sha256: hex::encode(hash.finalize()),
+                    size,
+                    staged: Staged::Plain(file),
+                })
+            }),
+        };
+        BlobFeed { tx, task }
+    }
+
+    /// Keeps `r` for the commit unless the repository or this batch has its blob already
+    /// (then its partial file goes); says whether it was new.
+    pub async fn add(&self, r: Received) -> Result<bool, RepoError> {
+        if self.lock().contains_key(&r.sha256) || self.repo.has_blob(&r.sha256).await? {
+            return Ok(false);
+        }
+        Ok(self.lock().insert(r.sha256, r.staged).is_none())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Staged>> {
+        self.staged.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Puts every staged blob under its name, durably, and returns how many. Call it before
+    /// the manifest that refers to them is written.
+    pub async fn commit(self, lease: &Lease) -> Result<usize, RepoError> {
+        let staged = self.staged.into_inner().unwrap_or_else(|e| e.into_inner());
+        let n = staged.len();
+        let Some(root) = self.repo.storage.local_root().map(|r| r.to_path_buf()) else {
+            for (sha, s) in staged {
+                if let Staged::Plain(mut file) = s {
+                    use std::io::Seek as _;
+                    file.seek(std::io::SeekFrom::Start(0))
+                        .map_err(|e| RepoError::Internal(e.to_string()))?;
+                    self.repo.put_blob(lease, &sha, file).await?;
+                }
+            }
+            return Ok(n);
+        };
+        if n == 0 {
+            return Ok(0);
+        }
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            let sealed: Vec<(String, tempfile::TempPath)> = staged
+                .into_iter()
+                .filter_map(|(sha, s)| match s {
+                    Staged::Sealed(p) => Some((sha, p)),
+                    Staged::Plain(_) => None,
+                })
+                .collect();
+            durable(&root, sealed.iter().map(|(_, p)| p.to_path_buf()))?;
+            let mut dirs = Vec::new();
+            for (sha, partial) in sealed {
+                let dest = root.join(Repo::blob_path(&sha).as_ref());
+                let dir = dest
+                    .parent()
+                    .expect("a blob path has a directory")
+                    .to_path_buf();
+                std::fs::create_dir_all(&dir)?;
+                partial.persist(&dest).map_err(|e| e.error)?;
+                dirs.push(dir);
+            }
+            dirs.sort();
+            dirs.dedup();
+            durable(&root, dirs)
+        })
+        .await
+        .map_err(|e| RepoError::Internal(e.to_string()))?
+        .map_err(|e| RepoError::Store {
+            location: self.repo.storage.display.clone(),
+            path: "blobs".into(),
+            message: e.to_string(),
+            remote: false,
+        })?;
+        Ok(n)
+    }
+}
+
+/// Makes `paths` (files or directories under `root`) durable: on Linux one `syncfs` of the
+/// repository's file system, whatever their number; elsewhere an fsync each.
+fn durable(
+    root: &std::path::Path,
+    paths: impl IntoIterator<Item = std::path::PathBuf>,
+) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd as _;
+        let _ = paths;
+        let dir = std::fs::File::open(root)?;
+        // SAFETY: syncfs takes a file descriptor, open for the duration of the call.
+        if unsafe { libc::syncfs(dir.as_raw_fd()) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = root;
+        for p in paths {
+            std::fs::File::open(p)?.sync_all()?;
+        }
+        Ok(())
+    }
+}
