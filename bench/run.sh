@@ -80,16 +80,17 @@ def limit(sha, aes):
     """Two cores: AES-GCM plus one SHA-256 on one, the other SHA-256 on the other."""
     return min(1 / (1 / aes + 1 / sha), sha)
 lim = limit(ossl_sha, ossl_aes)
-lim_crates = limit(crates["sha256_gbps"], crates["aes_gcm_gbps"])
+# cfdr's pipeline hands the cipher to whichever core is free: its ceiling is all the work over both.
+lim_crates = 2 / (2 / crates["sha256_gbps"] + 1 / crates["aes_gcm_gbps"])
 seal_gbps, verify_gbps = gb / seal["secs"], gb / verify["secs"]
 rows = [
     ("two-core limit, OpenSSL's primitives", f"{lim:.2f} GB/s", f"SHA-256 {ossl_sha:.2f}, AES-GCM {ossl_aes:.2f} GB/s", ""),
-    ("  with cfdr's crates (sha2, aes-gcm)", f"{lim_crates:.2f} GB/s", f"SHA-256 {crates['sha256_gbps']:.2f}, AES-GCM {crates['aes_gcm_gbps']:.2f} GB/s", ""),
-    ("seal (encrypt + 2x SHA-256 + store)", f"{seal_gbps:.2f} GB/s", f"{seal_gbps / lim:.0%} of the limit", ""),
+    ("  cfdr's crates, cipher shared by the cores", f"{lim_crates:.2f} GB/s", f"SHA-256 {crates['sha256_gbps']:.2f}, AES-GCM {crates['aes_gcm_gbps']:.2f} GB/s", ""),
+    ("seal (encrypt + 2x SHA-256 + store)", f"{seal_gbps:.2f} GB/s", f"{seal_gbps / lim:.0%} of the limit, {seal_gbps / lim_crates:.0%} of the crates'", ""),
     ("  cores busy (CPU time / wall time)", f"{seal['cpu'] / seal['secs']:.2f}", f"cp of the file alone {cp:.2f} s", ""),
     ("  beside age -e (ChaCha20-Poly1305, 1 core)", f"{seal['secs']:.2f} s", f"age -e {age:.2f} s", f"{age / seal['secs']:.2f}x"),
     ("  beside restic backup", f"{seal['secs']:.2f} s", f"restic {restic:.2f} s", f"{restic / seal['secs']:.2f}x"),
-    ("full verify (decrypt + 2x SHA-256)", f"{verify_gbps:.2f} GB/s", f"{verify_gbps / lim:.0%} of the limit", ""),
+    ("full verify (decrypt + 2x SHA-256)", f"{verify_gbps:.2f} GB/s", f"{verify_gbps / lim:.0%} of the limit, {verify_gbps / lim_crates:.0%} of the crates'", ""),
     ("  cores busy (CPU time / wall time)", f"{verify['cpu'] / verify['secs']:.2f}", "", ""),
     ("  beside openssl dgst -sha256 (hash only)", f"{verify['secs']:.2f} s", f"openssl dgst {dgst:.2f} s", f"{dgst / verify['secs']:.2f}x"),
     ("seal's throughput / verify's", f"{seal_gbps / verify_gbps:.2f}", "aim >= 0.9", ""),
@@ -97,9 +98,9 @@ rows = [
     ("peak memory, verify", f"{verify['peak_rss'] / 2**20:.0f} MiB", "", ""),
     ("backups list, 10,000 backups (median of 5)", f"{statistics.median(lists) * 1000:.0f} ms", "", ""),
 ]
-print(f"\n{'measure':<46} {'cfdr':>10}  {'peer / reference (same run)':<36} {'ratio':>8}")
+print(f"\n{'measure':<46} {'cfdr':>10}  {'peer / reference (same run)':<44} {'ratio':>8}")
 for r in rows:
-    print(f"{r[0]:<46} {r[1]:>10}  {r[2]:<36} {r[3]:>8}")
+    print(f"{r[0]:<46} {r[1]:>10}  {r[2]:<44} {r[3]:>8}")
 print(f"\n{size_mib} MiB file; ratios are the peer's time over cfdr's (above 1: cfdr was faster).")
 PY
 
