@@ -7,7 +7,8 @@
 //! the renames, one sync of the directories — before the backup's manifest refers to them. A
 //! blob is thus never under its name unless its bytes are on disk; a crash leaves only partial
 //! files, which `collect_garbage` removes. A repository on S3 keeps each body in a local
-//! temporary file and seals and uploads it at the commit.
+//! temporary file until it is whole, then seals and uploads it (as one multipart upload, which
+//! appears whole or not at all).
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -30,7 +31,7 @@ const QUEUE: usize = 16;
 enum Staged {
     /// Sealed, in a partial file of the local repository.
     Sealed(tempfile::TempPath),
-    /// Plaintext in a local temporary file, for a repository on S3.
+    /// Plaintext in a local temporary file, for a repository on S3 (uploaded by `add`).
     Plain(std::fs::File),
 }
 
@@ -228,12 +229,23 @@ impl BlobBatch<'_> {
     }
 
     /// Keeps `r` for the commit unless the repository or this batch has its blob already
-    /// (then its partial file goes); says whether it was new.
-    pub async fn add(&self, r: Received) -> Result<bool, RepoError> {
+    /// (then its partial file goes); says whether it was new. A repository on S3 gets the blob
+    /// sealed and uploaded now (an object store makes an upload visible whole or not at all),
+    /// so no body waits in a local temporary file for the end of the backup.
+    pub async fn add(&self, lease: &Lease, r: Received) -> Result<bool, RepoError> {
         if self.lock().contains_key(&r.sha256) || self.repo.has_blob(&r.sha256).await? {
             return Ok(false);
         }
-        Ok(self.lock().insert(r.sha256, r.staged).is_none())
+        match r.staged {
+            Staged::Plain(mut file) => {
+                use std::io::Seek as _;
+                file.seek(std::io::SeekFrom::Start(0))
+                    .map_err(|e| RepoError::Internal(e.to_string()))?;
+                self.repo.put_blob(lease, &r.sha256, file).await?;
+                Ok(true)
+            }
+            sealed => Ok(self.lock().insert(r.sha256, sealed).is_none()),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Staged>> {
@@ -242,19 +254,11 @@ impl BlobBatch<'_> {
 
     /// Puts every staged blob under its name, durably, and returns how many. Call it before
     /// the manifest that refers to them is written.
-    pub async fn commit(self, lease: &Lease) -> Result<usize, RepoError> {
+    pub async fn commit(self, _lease: &Lease) -> Result<usize, RepoError> {
         let staged = self.staged.into_inner().unwrap_or_else(|e| e.into_inner());
         let n = staged.len();
         let Some(root) = self.repo.storage.local_root().map(|r| r.to_path_buf()) else {
-            for (sha, s) in staged {
-                if let Staged::Plain(mut file) = s {
-                    use std::io::Seek as _;
-                    file.seek(std::io::SeekFrom::Start(0))
-                        .map_err(|e| RepoError::Internal(e.to_string()))?;
-                    self.repo.put_blob(lease, &sha, file).await?;
-                }
-            }
-            return Ok(n);
+            return Ok(0); // on S3, `add` stored each blob
         };
         if n == 0 {
             return Ok(0);

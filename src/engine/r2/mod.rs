@@ -268,7 +268,7 @@ pub async fn backup(
                         })?;
                     progress.add(1, 0);
                     let (sha256, size) = (body.received.sha256.clone(), body.received.size);
-                    let fresh = batch.add(body.received).await?;
+                    let fresh = batch.add(lease, body.received).await?;
                     let entry = ObjectEntry {
                         key: meta.key,
                         size,
