@@ -25,7 +25,7 @@
    expression cfdr reads REALs with runs in D1's SQLite as in the emulator's.
 Prints one line per check and closes with `N passed, N failed`.
 """
-import argparse, hashlib, json, os, shutil, subprocess, sys, tempfile, urllib.request
+import argparse, datetime, hashlib, json, os, shutil, subprocess, sys, tempfile, urllib.request
 
 FIXTURE = """CREATE TABLE vals(id INTEGER PRIMARY KEY AUTOINCREMENT, i INTEGER, r REAL, t TEXT, b BLOB, n);
 INSERT INTO vals(i, r, t, b, n) VALUES (9223372036854775807, 1e300, 'plain', X'00ff10', NULL);
@@ -501,7 +501,8 @@ def workers_checks(cfdr, emu, wrangler, work):
     def live_by_wrangler():
         d = wr("deployments", "list", "--name", "conf-worker", "--json")
         deps = json.loads(d.stdout) if d.returncode == 0 else []
-        newest = max(deps, key=lambda x: x["created_on"]) if deps else {}
+        # By time, not by text: RFC 3339 fractions vary in length ("…51.91Z" is after "…51.91036Z").
+        newest = max(deps, key=lambda x: datetime.datetime.fromisoformat(x["created_on"].replace("Z", "+00:00"))) if deps else {}
         return [v["version_id"] for v in newest.get("versions", [])], d
     subprocess.run([cfdr, "repo", "init"], env=env, check=True, capture_output=True)
     v = wr("versions", "list", "--name", "conf-worker", "--json")
