@@ -107,7 +107,8 @@ impl BodySink for Feeding<'_> {
 /// Downloads one object's body into `batch`: one GET, or for a large object ranged GETs of
 /// `opts.part` bytes, all pinned to the first answer's ETag (`If-Match`), so an object
 /// rewritten during the backup fails instead of mixing two versions. A body cut short is
-/// resumed by the client. The body is sealed as it arrives: it is never on disk in plaintext.
+/// resumed by the client. The body is sealed as it arrives (in a local repository it is never
+/// on disk in plaintext).
 async fn download(
     client: &S3Client,
     bucket: &str,
