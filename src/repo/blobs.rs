@@ -252,16 +252,15 @@ impl BlobBatch<'_> {
         self.staged.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Puts every staged blob under its name, durably, and returns how many. Call it before
-    /// the manifest that refers to them is written.
-    pub async fn commit(self, _lease: &Lease) -> Result<usize, RepoError> {
+    /// Puts every staged blob under its name, durably. Call it before the manifest that refers
+    /// to them is written.
+    pub async fn commit(self, _lease: &Lease) -> Result<(), RepoError> {
         let staged = self.staged.into_inner().unwrap_or_else(|e| e.into_inner());
-        let n = staged.len();
         let Some(root) = self.repo.storage.local_root().map(|r| r.to_path_buf()) else {
-            return Ok(0); // on S3, `add` stored each blob
+            return Ok(()); // on S3, `add` stored each blob
         };
-        if n == 0 {
-            return Ok(0);
+        if staged.is_empty() {
+            return Ok(());
         }
         tokio::task::spawn_blocking(move || -> std::io::Result<()> {
             let sealed: Vec<(String, tempfile::TempPath)> = staged
@@ -295,7 +294,7 @@ impl BlobBatch<'_> {
             message: e.to_string(),
             remote: false,
         })?;
-        Ok(n)
+        Ok(())
     }
 }
 

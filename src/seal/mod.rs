@@ -400,6 +400,48 @@ impl Pipeline {
             .map_err(|_| SealError::Io(std::io::Error::other("the output stopped")))
     }
 
+    /// Sends `current` (read at `pos` and hashed) and every chunk after it in `input` — `size`
+    /// bytes each, the last shorter or empty — to be sealed or opened, hashing each into `hash`
+    /// as it is read. A chunk under `least` bytes is damaged. Returns the input's end position
+    /// and the number of chunks.
+    #[allow(clippy::too_many_arguments)]
+    fn pump(
+        &self,
+        cipher: &Cipher,
+        input: &mut impl Read,
+        mut current: Chunk,
+        size: usize,
+        extra: usize,
+        mut pos: u64,
+        hash: &mut Sha256,
+        least: usize,
+    ) -> Result<(u64, u64), SealError> {
+        let mut chunks = 0u64;
+        loop {
+            pos += current.len() as u64;
+            if current.len() < least {
+                return Err(SealError::Chunk { index: chunks });
+            }
+            let next = if current.len() == size {
+                self.read(input, size, extra, pos)?
+            } else {
+                Chunk::default()
+            };
+            let last = next.len() == 0;
+            let step = Step {
+                index: chunks,
+                last,
+            };
+            self.send_crypt(cipher, current, step)?;
+            chunks += 1;
+            if last {
+                return Ok((pos, chunks));
+            }
+            hash.update(next.as_ref());
+            current = next;
+        }
+    }
+
     fn read(
         &self,
         input: &mut impl Read,
@@ -477,31 +519,16 @@ pub fn seal(
                 start: 0,
                 end: HEADER_LEN,
             })?;
-            let (mut plain_len, mut chunks) = (0u64, 0u64);
-            loop {
-                plain_len += current.len() as u64;
-                let next = if current.len() == size {
-                    pipe.read(&mut input, size, TAG_LEN, plain_len)?
-                } else {
-                    Chunk::default()
-                };
-                let last = next.len() == 0;
-                pipe.send_crypt(
-                    &cipher,
-                    current,
-                    Step {
-                        index: chunks,
-                        last,
-                    },
-                )?;
-                chunks += 1;
-                if last {
-                    break;
-                }
-                plain_hash.update(next.as_ref());
-                current = next;
-            }
-            Ok((plain_len, chunks))
+            pipe.pump(
+                &cipher,
+                &mut input,
+                current,
+                size,
+                TAG_LEN,
+                0,
+                &mut plain_hash,
+                0,
+            )
         })();
         let ((plaintext_len, chunks), stored_hash, stored_len) = pipe.finish(result, writer)?;
         Ok(Summary {
@@ -577,36 +604,16 @@ pub fn open(
     }
     std::thread::scope(|scope| {
         let (pipe, writer) = Pipeline::start(scope, &cipher, output);
-        let result = (|| {
-            let (mut stored_len, mut chunks) = (HEADER_LEN as u64, 0u64);
-            loop {
-                stored_len += current.len() as u64;
-                if current.len() < TAG_LEN {
-                    return Err(SealError::Chunk { index: chunks });
-                }
-                let next = if current.len() == size {
-                    pipe.read(&mut input, size, 0, stored_len)?
-                } else {
-                    Chunk::default()
-                };
-                let last = next.len() == 0;
-                pipe.send_crypt(
-                    &cipher,
-                    current,
-                    Step {
-                        index: chunks,
-                        last,
-                    },
-                )?;
-                chunks += 1;
-                if last {
-                    break;
-                }
-                stored_hash.update(next.as_ref());
-                current = next;
-            }
-            Ok((stored_len, chunks))
-        })();
+        let result = pipe.pump(
+            &cipher,
+            &mut input,
+            current,
+            size,
+            0,
+            HEADER_LEN as u64,
+            &mut stored_hash,
+            TAG_LEN,
+        );
         let ((stored_len, chunks), plain_hash, plaintext_len) = pipe.finish(result, writer)?;
         Ok(Summary {
             plaintext_len,
