@@ -151,35 +151,97 @@ pub fn atof(z: &str) -> Option<f64> {
     Some(if negative { -r } else { r })
 }
 
-/// Significant digits (no trailing zeros) and the decimal exponent of the first, from Rust's
-/// `{:e}` text of a positive finite double (`"9.99e-301"` → `("999", -301)`).
-fn split_e(text: &str) -> (String, i32) {
-    let (mantissa, exp) = text.split_once('e').unwrap_or((text, "0"));
-    let mut digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-    while digits.len() > 1 && digits.ends_with('0') {
-        digits.pop();
-    }
-    (digits, exp.parse().unwrap_or(0))
+/// Significant digits (no trailing zeros) and the decimal exponent of the first of a positive
+/// finite double, as Rust's `{:e}` prints it (`precision` digits after the point, else the
+/// shortest that reads back): `9.99e-301` → `999`, -301. Nothing is allocated.
+struct Digits {
+    buf: [u8; 24],
+    len: usize,
+    exp: i32,
 }
 
-/// Digits and exponent as SQLite's `%!.15g` lays a number out: fixed from 1e-4 up to 1e15, with
-/// at least one digit after the point; `d.ddde+XX` outside.
-fn layout(digits: &str, exp: i32) -> String {
-    if !(-4..15).contains(&exp) {
-        let (first, rest) = digits.split_at(1);
-        let rest = if rest.is_empty() { "0" } else { rest };
-        let sign = if exp < 0 { '-' } else { '+' };
-        return format!("{first}.{rest}e{sign}{:02}", exp.unsigned_abs());
+impl Digits {
+    fn of(a: f64, precision: Option<usize>) -> Self {
+        use std::io::Write as _;
+        // At most 19 digits, a point and `e-324`.
+        let mut text = [0u8; 32];
+        let mut cursor = std::io::Cursor::new(&mut text[..]);
+        let written = match precision {
+            Some(p) => write!(cursor, "{a:.p$e}"),
+            None => write!(cursor, "{a:e}"),
+        };
+        debug_assert!(written.is_ok(), "{a:e} fits in 32 bytes");
+        let n = cursor.position() as usize;
+        let text = &text[..n];
+        let e = text.iter().position(|&c| c == b'e').unwrap_or(n);
+        let mut out = Digits {
+            buf: [0; 24],
+            len: 0,
+            exp: std::str::from_utf8(&text[(e + 1).min(n)..])
+                .ok()
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(0),
+        };
+        for &c in text[..e].iter().filter(|c| c.is_ascii_digit()) {
+            if out.len < out.buf.len() {
+                out.buf[out.len] = c;
+                out.len += 1;
+            }
+        }
+        while out.len > 1 && out.buf[out.len - 1] == b'0' {
+            out.len -= 1;
+        }
+        out
     }
-    if exp < 0 {
-        return format!("0.{}{digits}", "0".repeat((-exp - 1) as usize));
+
+    /// The digits laid out as SQLite's `%!.15g` lays a number out: fixed from 1e-4 up to 1e15,
+    /// with at least one digit after the point; `d.ddde+XX` outside.
+    fn push_layout(&self, out: &mut String) {
+        let digits = std::str::from_utf8(&self.buf[..self.len]).unwrap_or("0");
+        let exp = self.exp;
+        if !(-4..15).contains(&exp) {
+            let (first, rest) = digits.split_at(1);
+            out.push_str(first);
+            out.push('.');
+            out.push_str(if rest.is_empty() { "0" } else { rest });
+            out.push('e');
+            out.push(if exp < 0 { '-' } else { '+' });
+            let e = exp.unsigned_abs();
+            if e < 10 {
+                out.push('0');
+            }
+            out.push_str(itoa(e, &mut [0; 10]));
+        } else if exp < 0 {
+            out.push_str("0.");
+            (1..-exp).for_each(|_| out.push('0'));
+            out.push_str(digits);
+        } else {
+            let point = exp as usize + 1;
+            if digits.len() <= point {
+                out.push_str(digits);
+                (digits.len()..point).for_each(|_| out.push('0'));
+                out.push_str(".0");
+            } else {
+                out.push_str(&digits[..point]);
+                out.push('.');
+                out.push_str(&digits[point..]);
+            }
+        }
     }
-    let point = exp as usize + 1;
-    if digits.len() <= point {
-        format!("{digits}{}.0", "0".repeat(point - digits.len()))
-    } else {
-        format!("{}.{}", &digits[..point], &digits[point..])
+}
+
+/// `n` in decimal, written into `buf`.
+fn itoa(mut n: u32, buf: &mut [u8; 10]) -> &str {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
     }
+    std::str::from_utf8(&buf[i..]).unwrap_or("0")
 }
 
 /// Whether both D1's SQLite and a correctly rounding reader (any later SQLite, Rust) make
@@ -191,22 +253,19 @@ fn reads_back(text: &str, a: f64) -> bool {
             .is_ok_and(|v| v.to_bits() == a.to_bits())
 }
 
-/// A positive finite double as text both readers make exactly `a` of: the shortest digits
-/// first (what `quote()` writes for most values), then more digits, closer to the double
-/// itself; else the exact product [`power_form`].
-fn positive(a: f64) -> String {
-    let text = shortest(a);
-    if reads_back(&text, a) {
-        return text;
-    }
-    for precision in [16, 17, 18] {
-        let (digits, exp) = split_e(&format!("{a:.precision$e}"));
-        let text = layout(&digits, exp);
-        if reads_back(&text, a) {
-            return text;
+/// A positive finite double as text both readers make exactly `a` of, pushed onto `out`: the
+/// shortest digits first (what `quote()` writes for most values), then more digits, closer to
+/// the double itself; else the exact product [`power_form`].
+fn push_positive(out: &mut String, a: f64) {
+    let start = out.len();
+    for precision in [None, Some(16), Some(17), Some(18)] {
+        Digits::of(a, precision).push_layout(out);
+        if reads_back(&out[start..], a) {
+            return;
         }
+        out.truncate(start);
     }
-    power_form(a)
+    out.push_str(&power_form(a));
 }
 
 /// `a` as an integer significand times powers of two, which every IEEE-754 SQLite evaluates
@@ -246,17 +305,25 @@ fn power_form(a: f64) -> String {
 /// exactly this double: `-0.0` keeps its sign, infinities are `9.0e+999`, NaN (which SQLite
 /// stores as NULL) is `NULL`.
 pub fn literal(x: f64) -> String {
+    let mut out = String::new();
+    push_literal(&mut out, x);
+    out
+}
+
+/// [`literal`], pushed onto `out` (a dump's row: no allocation of its own).
+pub fn push_literal(out: &mut String, x: f64) {
     if x.is_nan() {
-        return "NULL".into();
+        out.push_str("NULL");
+    } else if x == 0.0 {
+        out.push_str(if x.is_sign_negative() { "-0.0" } else { "0.0" });
+    } else if x.is_infinite() {
+        out.push_str(if x > 0.0 { "9.0e+999" } else { "-9.0e+999" });
+    } else {
+        if x < 0.0 {
+            out.push('-');
+        }
+        push_positive(out, x.abs());
     }
-    if x == 0.0 {
-        return if x.is_sign_negative() { "-0.0" } else { "0.0" }.into();
-    }
-    if x.is_infinite() {
-        return if x > 0.0 { "9.0e+999" } else { "-9.0e+999" }.into();
-    }
-    let body = positive(x.abs());
-    if x < 0.0 { format!("-{body}") } else { body }
 }
 
 /// The shortest text a correctly rounding reader makes exactly `x` of (what the emulator's
@@ -268,8 +335,9 @@ fn shortest(x: f64) -> String {
     if x == 0.0 {
         return "0.0".into();
     }
-    let (digits, exp) = split_e(&format!("{:e}", x.abs()));
-    layout(&digits, exp)
+    let mut out = String::with_capacity(24);
+    Digits::of(x.abs(), None).push_layout(&mut out);
+    out
 }
 
 fn is_ident(b: u8) -> bool {

@@ -215,7 +215,7 @@ impl Client {
         resend: Resend,
     ) -> Result<Answer, CfError> {
         let (status, headers, bytes) = self.raw(method.clone(), path, query, &body, resend).await?;
-        let v: Value = serde_json::from_slice(&bytes).map_err(|e| CfError::Decode {
+        let mut v: Value = serde_json::from_slice(&bytes).map_err(|e| CfError::Decode {
             method: method.to_string(),
             path: path.into(),
             message: e.to_string(),
@@ -223,8 +223,8 @@ impl Client {
         if v.get("success") == Some(&Value::Bool(true)) {
             return Ok(Answer {
                 status,
-                result: v.get("result").cloned().unwrap_or(Value::Null),
-                result_info: v.get("result_info").cloned(),
+                result: v.get_mut("result").map(Value::take).unwrap_or(Value::Null),
+                result_info: v.get_mut("result_info").map(Value::take),
             });
         }
         Err(api_error(&method, path, status, &headers, &bytes))
@@ -239,7 +239,7 @@ impl Client {
         body: Body,
     ) -> Result<(reqwest::header::HeaderMap, Vec<u8>), CfError> {
         let (_, headers, bytes) = self.raw(method, path, query, &body, Resend::Failed).await?;
-        Ok((headers, bytes))
+        Ok((headers, bytes.into()))
     }
 
     async fn raw(
@@ -249,7 +249,7 @@ impl Client {
         query: &[(&str, String)],
         body: &Body,
         resend: Resend,
-    ) -> Result<(u16, reqwest::header::HeaderMap, Vec<u8>), CfError> {
+    ) -> Result<(u16, reqwest::header::HeaderMap, bytes::Bytes), CfError> {
         let mut url = format!("{}/accounts/{}{path}", self.base, self.account);
         if !query.is_empty() {
             let mut q = form_urlencoded::Serializer::new(String::new());
@@ -287,7 +287,7 @@ impl Client {
                         self.budget.observe(rl);
                     }
                     match resp.bytes().await {
-                        Ok(b) => Ok((status, headers, b.to_vec())),
+                        Ok(b) => Ok((status, headers, b)),
                         Err(e) => Err(e.to_string()),
                     }
                 }
@@ -298,13 +298,13 @@ impl Client {
             }
             drop(permit);
             let (method_s, path_s) = describe(&method);
-            let wait = match &outcome {
+            let (wait, why) = match outcome {
                 Ok((status, headers, bytes)) => {
                     if headers
                         .get("cf-mitigated")
                         .is_some_and(|v| v == "challenge")
                     {
-                        let ray = header(headers, "cf-ray").unwrap_or_default();
+                        let ray = header(&headers, "cf-ray").unwrap_or_default();
                         return Err(CfError::Waf {
                             method: method_s,
                             path: path_s,
@@ -319,38 +319,35 @@ impl Client {
                         Resend::Failed => should.unwrap_or(
                             matches!(status.as_u16(), 408 | 409 | 429) || status.is_server_error(),
                         ),
-                        Resend::Refused => *status == StatusCode::TOO_MANY_REQUESTS,
+                        Resend::Refused => status == StatusCode::TOO_MANY_REQUESTS,
                     };
                     if status.is_success() || !retryable || attempt >= self.retry.max_retries {
                         if status.is_success() {
-                            return Ok((status.as_u16(), headers.clone(), bytes.clone()));
+                            // The body as received: a page of rows is megabytes, never copied.
+                            return Ok((status.as_u16(), headers, bytes));
                         }
-                        return Err(api_error(&method, path, status.as_u16(), headers, bytes));
+                        return Err(api_error(&method, path, status.as_u16(), &headers, &bytes));
                     }
-                    let asked = retry_after(headers);
+                    let asked = retry_after(&headers);
                     if asked.is_some_and(|w| w > self.retry.max_wait) {
-                        return Err(api_error(&method, path, status.as_u16(), headers, bytes));
+                        return Err(api_error(&method, path, status.as_u16(), &headers, &bytes));
                     }
                     let wait = asked.unwrap_or_else(|| self.retry.backoff(attempt));
-                    if *status == StatusCode::TOO_MANY_REQUESTS {
+                    if status == StatusCode::TOO_MANY_REQUESTS {
                         self.budget.back_off(wait);
                     }
-                    wait
+                    (wait, status.to_string())
                 }
                 Err(message) => {
                     if attempt >= self.retry.max_retries || resend == Resend::Refused {
                         return Err(CfError::Network {
                             method: method_s,
                             path: path_s,
-                            message: message.clone(),
+                            message,
                         });
                     }
-                    self.retry.backoff(attempt)
+                    (self.retry.backoff(attempt), message)
                 }
-            };
-            let why = match &outcome {
-                Ok((status, ..)) => status.to_string(),
-                Err(message) => message.clone(),
             };
             self.retries.note(
                 &format!("{method} {path}"),

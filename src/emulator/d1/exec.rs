@@ -19,8 +19,34 @@ pub const MAX_PARAMS: i32 = 100;
 #[derive(Debug)]
 pub struct Outcome {
     pub columns: Vec<String>,
-    pub rows: Vec<Vec<Cell>>,
+    pub rows: Rows,
     pub meta: Meta,
+}
+
+/// A statement's rows, one vector of cells row after row (a page is a million cells: one
+/// allocation, not one a row).
+#[derive(Debug, Default, PartialEq)]
+pub struct Rows {
+    width: usize,
+    cells: Vec<Cell>,
+}
+
+impl Rows {
+    fn new(width: usize) -> Self {
+        Self {
+            width,
+            cells: Vec::new(),
+        }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.cells.len().checked_div(self.width).unwrap_or(0)
+    }
+
+    /// Each row's cells, in order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &[Cell]> {
+        self.cells.chunks_exact(self.width.max(1))
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -155,18 +181,16 @@ fn run_one(
         }
     }
     let columns: Vec<String> = stmt.column_names().map(str::to_string).collect();
-    let mut rows = Vec::new();
+    let mut rows = Rows::new(columns.len());
     let mut returned = 0u64;
     {
         let mut cursor = stmt.raw_query();
         while let Some(row) = cursor.next()? {
             returned += 1;
             if collect {
-                rows.push(
-                    (0..columns.len())
-                        .map(|i| row.get_ref(i).map(Cell::from_ref))
-                        .collect::<rusqlite::Result<_>>()?,
-                );
+                for i in 0..columns.len() {
+                    rows.cells.push(Cell::from_ref(row.get_ref(i)?));
+                }
             }
         }
     }
@@ -313,7 +337,10 @@ mod tests {
         let err = run(&mut c, "INSERT INTO t VALUES(1); INSERT INTO t VALUES(1);").unwrap_err();
         assert_eq!(err, "UNIQUE constraint failed: t.x: SQLITE_CONSTRAINT");
         let n = run(&mut c, "SELECT count(*) AS n FROM t").unwrap();
-        assert_eq!(n.outcomes[0].rows, vec![vec![Cell::Int(0)]]);
+        assert_eq!(
+            n.outcomes[0].rows.iter().collect::<Vec<_>>(),
+            [[Cell::Int(0)]]
+        );
     }
 
     #[test]

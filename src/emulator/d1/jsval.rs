@@ -58,6 +58,8 @@ impl Serialize for Cell {
         };
         match self {
             Cell::Null => s.serialize_none(),
+            // What JavaScript prints of an integer it holds exactly is its digits.
+            Cell::Int(i) if i.unsigned_abs() <= 1 << 53 => s.serialize_i64(*i),
             Cell::Int(i) => number(js_integer(*i), s),
             // JSON.stringify writes non-finite numbers as null.
             Cell::Real(f) if !f.is_finite() => s.serialize_none(),

@@ -305,14 +305,23 @@ struct Answer<'a, R> {
 #[derive(Serialize)]
 struct RawRows<'a> {
     columns: &'a [String],
-    rows: &'a [Vec<Cell>],
+    rows: Arrays<'a>,
+}
+
+/// Rows as arrays.
+struct Arrays<'a>(&'a exec::Rows);
+
+impl Serialize for Arrays<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter())
+    }
 }
 
 /// Rows as objects, keys in column order; a name given twice keeps its first place and its
 /// last value, as a JavaScript object built column by column does.
 struct Objects<'a> {
     keys: Vec<(&'a str, usize)>,
-    rows: &'a [Vec<Cell>],
+    rows: &'a exec::Rows,
 }
 
 impl<'a> Objects<'a> {
@@ -345,7 +354,7 @@ impl Serialize for Objects<'_> {
             }
         }
         let mut seq = s.serialize_seq(Some(self.rows.len()))?;
-        for r in self.rows {
+        for r in self.rows.iter() {
             seq.serialize_element(&Row(&self.keys, r))?;
         }
         seq.end()
@@ -379,7 +388,7 @@ pub async fn raw(State(s): S, Path((_, id)): Path<(String, String)>, body: Bytes
             meta: &o.meta,
             results: RawRows {
                 columns: &o.columns,
-                rows: &o.rows,
+                rows: Arrays(&o.rows),
             },
             success: true,
         })

@@ -183,7 +183,7 @@ pub fn exact_row<'a>(
         let end = i.min(b.len());
         if start == end {
             match reals.next()? {
-                Real::Number(x) => out.push_str(&crate::sqlnum::literal(x)),
+                Real::Number(x) => crate::sqlnum::push_literal(&mut out, x),
                 Real::Literal(l) => out.push_str(l),
             }
         } else {

@@ -53,9 +53,14 @@ pub enum R2Error {
     Cancelled(#[from] Cancelled),
 }
 
-/// Objects at least this large are downloaded as ranged GETs of `PART` bytes, several in flight:
-/// a dropped connection costs one part, not the whole body, and one object is not one stream.
+/// Objects at least this large are downloaded as ranged GETs of `RANGE` bytes, several in
+/// flight: a dropped connection costs one range, not the whole body, and one object is not one
+/// stream.
 pub const RANGED_FROM: u64 = 32 << 20;
+/// A ranged GET's bytes: each is held whole until its turn to be sealed, `concurrency` of them
+/// at most, so this sets the backup's memory (4 × 4 MiB, beside 4 sealing pipelines).
+pub const RANGE: u64 = 4 << 20;
+/// A multipart upload's part (a restore's): S3 and R2 take no part under 5 MiB but the last.
 pub const PART: u64 = 8 << 20;
 
 /// How a backup of a bucket runs.
@@ -64,6 +69,7 @@ pub struct R2Options {
     /// Objects in flight at once (and parts of one large object).
     pub concurrency: usize,
     pub ranged_from: u64,
+    /// A ranged GET's bytes.
     pub part: u64,
 }
 
@@ -72,7 +78,7 @@ impl Default for R2Options {
         Self {
             concurrency: 4,
             ranged_from: RANGED_FROM,
-            part: PART,
+            part: RANGE,
         }
     }
 }

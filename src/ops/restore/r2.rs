@@ -149,7 +149,7 @@ pub async fn plan(
             })
             .map(|o| {
                 if o.size >= crate::engine::r2::RANGED_FROM {
-                    o.size.div_ceil(crate::engine::r2::PART)
+                    o.size.div_ceil(crate::engine::r2::RANGE)
                 } else {
                     1
                 }
