@@ -3,7 +3,9 @@
 # noisy: compare the ratios). Installs restic, rclone, sqlite3 and age from Debian if missing.
 #   bash bench/run.sh [SIZE_MIB]      (default 1024: a 1 GiB file)
 # Three tables: the repository (seal, verify, list), the console (first frame, key latency
-# during a verify and during a D1 restore on the emulator; a Worker rollback beside wrangler's), the backup engines (bench/engines.py: KV, R2, D1 against their peers).
+# during a verify and during a D1 restore on the emulator; a Worker rollback beside wrangler's), the backup engines (bench/engines.py: KV, R2, D1 against their peers),
+# and the engines at scale by simulation (bench/scale.py: a million KV keys against the rate limit
+# in a compressed window, a 1 GiB D1 database against sqlite3 .dump).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 size_mib=${1:-1024}
@@ -126,3 +128,5 @@ print(f"({w['checks']} checks: read back, re-read after the delay, the Worker pr
 PY
 
 python3 "$root/bench/engines.py" "$bin" "$work/engines" --wrangler "$wrangler"
+
+python3 "$root/bench/scale.py" "$bin" "$work/scale"

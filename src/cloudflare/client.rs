@@ -261,6 +261,7 @@ impl Client {
         let describe = |m: &Method| (m.to_string(), path.to_string());
         let mut attempt = 0;
         loop {
+            let asked = std::time::Instant::now();
             self.budget.take().await;
             let permit = self.permits.acquire().await.map_err(|e| CfError::Network {
                 method: method.to_string(),
@@ -284,7 +285,7 @@ impl Client {
                     let status = resp.status();
                     let headers = resp.headers().clone();
                     if let Some(rl) = headers.get("ratelimit").and_then(|v| v.to_str().ok()) {
-                        self.budget.observe(rl);
+                        self.budget.observe(rl, asked);
                     }
                     match resp.bytes().await {
                         Ok(b) => Ok((status, headers, b)),

@@ -92,9 +92,10 @@ async fn fetch_batch(
     Ok(out)
 }
 
-/// Writes every live key of namespace `ns` (under `prefix`, if given) as NDJSON into `out`,
-/// `concurrency` bulk gets of a listing page in flight at once (the client's budget still
-/// paces them).
+/// Writes every live key of namespace `ns` (under `prefix`, if given) as NDJSON into `out`, in
+/// the listing's order: `concurrency` bulk gets of a listing page in flight at once (the
+/// client's budget still paces them), and the next page listed meanwhile, so a page boundary
+/// is not a pause of a round trip.
 pub async fn backup(
     client: &Client,
     ns: &str,
@@ -104,43 +105,59 @@ pub async fn backup(
     out: &mut impl Write,
 ) -> Result<KvStats, KvError> {
     let mut stats = KvStats::default();
-    let mut cursor: Option<String> = None;
     progress.phase("list and fetch", "keys", None);
+    progress.check()?;
+    let mut page = client.kv_keys(ns, prefix, None).await?;
     loop {
-        progress.check()?;
-        let (keys, next) = client.kv_keys(ns, prefix, cursor.as_deref()).await?;
+        let (keys, next) = page;
         // Owned batches: a stream of borrowed slices trips the compiler's higher-ranked
         // lifetime check once this future is spawned (the console does).
         let owned: Vec<Vec<ListedKey>> = keys
             .chunks(MAX_BULK_GET)
             .map(<[ListedKey]>::to_vec)
             .collect();
-        let mut batches = futures_util::stream::iter(owned)
-            .map(|batch| async move {
-                progress.check()?;
-                fetch_batch(client, ns, &batch).await
-            })
-            .buffered(concurrency.max(1));
-        while let Some(batch) = batches.next().await {
-            let batch = batch?;
-            progress.add(
-                batch.len() as u64,
-                batch.iter().map(|f| f.bytes).sum::<u64>(),
-            );
-            for f in batch {
-                stats.keys += 1;
-                stats.value_bytes += f.bytes;
-                stats.binary += u64::from(f.binary);
-                stats.refetched += u64::from(f.refetched);
-                stats.with_metadata += u64::from(f.line.get("metadata").is_some());
-                stats.with_expiration += u64::from(f.line.get("expiration").is_some());
-                serde_json::to_writer(&mut *out, &f.line).map_err(std::io::Error::other)?;
-                out.write_all(b"\n")?;
+        let listing = async {
+            match &next {
+                Some(cursor) => {
+                    progress.check()?;
+                    Ok::<_, KvError>(Some(client.kv_keys(ns, prefix, Some(cursor)).await?))
+                }
+                None => Ok(None),
             }
-        }
-        cursor = next;
-        if cursor.is_none() {
-            break;
+        };
+        let stats = &mut stats;
+        let out = &mut *out;
+        let fetching = async move {
+            let mut batches = futures_util::stream::iter(owned)
+                .map(|batch| async move {
+                    progress.check()?;
+                    fetch_batch(client, ns, &batch).await
+                })
+                .buffered(concurrency.max(1));
+            while let Some(batch) = batches.next().await {
+                let batch = batch?;
+                progress.add(
+                    batch.len() as u64,
+                    batch.iter().map(|f| f.bytes).sum::<u64>(),
+                );
+                for f in batch {
+                    stats.keys += 1;
+                    stats.value_bytes += f.bytes;
+                    stats.binary += u64::from(f.binary);
+                    stats.refetched += u64::from(f.refetched);
+                    stats.with_metadata += u64::from(f.line.get("metadata").is_some());
+                    stats.with_expiration += u64::from(f.line.get("expiration").is_some());
+                    serde_json::to_writer(&mut *out, &f.line).map_err(std::io::Error::other)?;
+                    out.write_all(b"\n")?;
+                }
+            }
+            Ok::<_, KvError>(())
+        };
+        let (listed, fetched) = futures_util::future::join(listing, fetching).await;
+        fetched?;
+        match listed? {
+            Some(p) => page = p,
+            None => break,
         }
     }
     out.flush()?;
