@@ -5,7 +5,9 @@
 //! respected. Going over blocks every call for minutes, which is fatal in an incident, so this
 //! waits instead; but it does not wait sooner than it must: the whole limit may go at once, and
 //! a long job runs at the limit's own pace (a token bucket that never lets a window see more
-//! than the limit keeps part of it as its burst and runs at 90 % of it).
+//! than the limit keeps part of it as its burst and runs at 90 % of it). A fresh process on a
+//! token someone else has spent sends no more than the client's requests in flight before the
+//! first answer brings the server's word.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -114,6 +116,9 @@ impl Budget {
         // Those that may go now go now; each further request goes when the one a limit before
         // it ages out.
         let own_now = u64::from(self.limit).saturating_sub(i.log.len() as u64);
+        if n <= own_now {
+            return wait; // only the server's word holds them back
+        }
         let short = n - own_now;
         let limit = u64::from(self.limit);
         let k = (short - 1) % limit;
@@ -253,6 +258,11 @@ mod tests {
         let b = Budget::new(1200, Duration::from_secs(300));
         b.observe("\"default\";r=3;t=100", Instant::now());
         assert_eq!(b.state().available, 3);
+        let plan = b.wait_for(10);
+        assert!(
+            plan > Duration::from_secs(99) && plan <= Duration::from_secs(100),
+            "ten more wait for the server's reset: {plan:?}"
+        );
     }
 
     #[test]
