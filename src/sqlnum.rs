@@ -206,11 +206,8 @@ impl Digits {
             out.push_str(if rest.is_empty() { "0" } else { rest });
             out.push('e');
             out.push(if exp < 0 { '-' } else { '+' });
-            let e = exp.unsigned_abs();
-            if e < 10 {
-                out.push('0');
-            }
-            out.push_str(itoa(e, &mut [0; 10]));
+            // Writing into a String cannot fail.
+            let _ = std::fmt::Write::write_fmt(out, format_args!("{:02}", exp.unsigned_abs()));
         } else if exp < 0 {
             out.push_str("0.");
             (1..-exp).for_each(|_| out.push('0'));
@@ -228,20 +225,6 @@ impl Digits {
             }
         }
     }
-}
-
-/// `n` in decimal, written into `buf`.
-fn itoa(mut n: u32, buf: &mut [u8; 10]) -> &str {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    std::str::from_utf8(&buf[i..]).unwrap_or("0")
 }
 
 /// Whether both D1's SQLite and a correctly rounding reader (any later SQLite, Rust) make

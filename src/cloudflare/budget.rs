@@ -91,9 +91,14 @@ impl Budget {
         }
     }
 
-    /// Requests that may go now.
+    /// Requests this budget's own count lets go now.
+    fn own(&self, i: &Inner) -> u64 {
+        u64::from(self.limit).saturating_sub(i.log.len() as u64)
+    }
+
+    /// Requests that may go now: the budget's own count, and the server's word if it binds.
     fn available(&self, i: &Inner) -> u64 {
-        let own = u64::from(self.limit).saturating_sub(i.log.len() as u64);
+        let own = self.own(i);
         i.server.as_ref().map_or(own, |w| own.min(w.left))
     }
 
@@ -115,7 +120,7 @@ impl Budget {
         }
         // Those that may go now go now; each further request goes when the one a limit before
         // it ages out.
-        let own_now = u64::from(self.limit).saturating_sub(i.log.len() as u64);
+        let own_now = self.own(&i);
         if n <= own_now {
             return wait; // only the server's word holds them back
         }
@@ -192,7 +197,7 @@ impl Budget {
         // else spends the token too: then its word binds — what it said less every request
         // taken since (they may not have been counted yet), until its reset. Otherwise it is not
         // waited for: its reset is in whole seconds, rounded up, a second late a window.
-        let own = u64::from(self.limit).saturating_sub(i.log.len() as u64);
+        let own = self.own(&i);
         let reset = Duration::from_secs(reset.unwrap_or(self.window.as_secs()).max(1));
         i.server = (remaining < own).then(|| ServerWord {
             left: remaining.saturating_sub(since),
