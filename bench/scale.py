@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """cfdr at scale, by simulation against the emulator.
 
-  python3 bench/scale.py BIN_DIR WORK_DIR [--kv-keys N] [--rate-window SECS] [--d1-mib N] [--only kv,d1]
+  python3 bench/scale.py BIN_DIR WORK_DIR [--kv-keys N] [--rate-window SECS] [--d1-mib N]
+                         [--r2-objects N] [--only kv,d1,r2]
 
 - KV: a backup of N keys (default 1,000,000) against Cloudflare's global limit of 1,200 requests
   a window, the window compressed from 5 minutes to --rate-window seconds (default 3: 100 times
@@ -11,11 +12,17 @@
 - D1: a paged dump of a database of --d1-mib MiB (default 1,024), written straight into the
   emulator's file, against `sqlite3 .dump` of that file. The aim: at most 2 times sqlite3's time,
   peak memory flat (the same as for a database a hundredth the size).
+- R2: a bucket of --r2-objects objects (default 1,000,000), written straight into the emulator's
+  database (each of 100 bytes, all pointing at one body file, so seeding takes
+  seconds), backed up once, then again unchanged. The aim for the second: no body
+  read, the listing streamed, peak memory at most 64 MiB; beside it `rclone size` listing the same
+  bucket (a listing and nothing else: the floor for any tool that must see every key).
 
 Wall time and peak memory (ru_maxrss through GNU time) as in bench/engines.py.
 """
 
 import argparse
+import hashlib
 import os
 import shutil
 import subprocess
@@ -129,6 +136,49 @@ def d1(a, cfdr, rows):
         emu.stop()
 
 
+def r2(a, cfdr, rows):
+    data = f"{a.work}/r2-emulator"
+    emu = Emulator(a.bin_dir, data, 1_000_000, 300)
+    emu.call("POST", "/r2/buckets", {"name": "scale"})
+    emu.stop()
+    # Every object shares one body file (nothing in this run deletes one); its ETag is its MD5.
+    body = b"x" * 100
+    with open(f"{data}/r2/bodies/scale-body", "wb") as f:
+        f.write(body)
+    etag = hashlib.md5(body).hexdigest()
+    subprocess.run(["sqlite3", f"{data}/emulator.sqlite",
+                    f"WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < {a.r2_objects - 1}) "
+                    "INSERT INTO r2_objects(bucket, key, size, etag, modified_ms, body, attrs) "
+                    f"SELECT 'scale', printf('photos/%04d/%07d.jpg', i / 1000, i), {len(body)}, '{etag}', "
+                    "1765000000000 + i, 'scale-body', '{}' FROM n;"], check=True)
+    emu = Emulator(a.bin_dir, data, 1_000_000, 300)
+    try:
+        repo = f"{a.work}/r2-repo"
+        env = emu.env(repo, "1200/5m")
+        subprocess.run([cfdr, "repo", "init"], env=env, check=True, stdout=subprocess.DEVNULL)
+        first_secs, first_rss = measure([cfdr, "backup", "r2", "scale", "--concurrency", "8"], env=env)
+        before = emu.stats()
+        secs, rss = measure([cfdr, "backup", "r2", "scale"], env=env)
+        after = emu.stats()
+        gets = after["routes"].get("GET S3 /{bucket}/{key}", {}).get("requests", 0) - \
+            before["routes"].get("GET S3 /{bucket}/{key}", {}).get("requests", 0)
+        requests = after["total"] - before["total"]
+        renv = dict(os.environ)
+        renv.pop("AWS_CA_BUNDLE", None)
+        renv.update(RCLONE_CONFIG_S_TYPE="s3", RCLONE_CONFIG_S_PROVIDER="Other", RCLONE_CONFIG_S_ENDPOINT=emu.s3,
+                    RCLONE_CONFIG_S_FORCE_PATH_STYLE="true", RCLONE_CONFIG_S_ACCESS_KEY_ID=AK,
+                    RCLONE_CONFIG_S_SECRET_ACCESS_KEY=SK, RCLONE_CONFIG_S_REGION="auto")
+        rc_secs, rc_rss = measure(["rclone", "--config", "/dev/null", "size", "s:scale"], env=renv)
+        rows.append((f"R2 backup, {a.r2_objects:,} objects, unchanged", f"{secs:.1f} s",
+                     f"rclone size (listing only) {rc_secs:.1f} s", f"{secs / rc_secs:.2f}x its time"))
+        rows.append(("  bodies read / requests", f"{gets} / {requests:,}", "", ""))
+        rows.append(("  peak memory", f"{rss / 2**20:.0f} MiB", f"rclone size {rc_rss / 2**20:.0f} MiB", ""))
+        rows.append(("  the first backup (every body read)", f"{first_secs:.0f} s",
+                     f"{first_rss / 2**20:.0f} MiB peak", ""))
+    finally:
+        emu.stop()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("bin_dir")
@@ -136,7 +186,8 @@ def main():
     ap.add_argument("--kv-keys", type=int, default=1_000_000)
     ap.add_argument("--rate-window", type=int, default=3, help="seconds standing in for 5 minutes")
     ap.add_argument("--d1-mib", type=int, default=1024)
-    ap.add_argument("--only", default="kv,d1")
+    ap.add_argument("--r2-objects", type=int, default=1_000_000)
+    ap.add_argument("--only", default="kv,d1,r2")
     a = ap.parse_args()
     only = set(a.only.split(","))
     shutil.rmtree(a.work, ignore_errors=True)
@@ -147,6 +198,8 @@ def main():
         kv(a, cfdr, rows)
     if "d1" in only:
         d1(a, cfdr, rows)
+    if "r2" in only:
+        r2(a, cfdr, rows)
     width = max(len(r[0]) for r in rows) + 2
     print(f"\n{'at scale (simulated)':<{width}}{'cfdr':>12}  {'reference (same run)':<48}{'':>16}")
     for r in rows:

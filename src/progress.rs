@@ -219,6 +219,15 @@ impl Progress {
         });
     }
 
+    /// Sets the phase's totals once they are known (a listing read as the work goes learns
+    /// them at its last page); sent at most once per `THROTTLE`.
+    pub fn set_totals(&self, total: Option<u64>, bytes_total: Option<u64>) {
+        self.update(false, None, false, |s| {
+            s.total = total;
+            s.bytes_total = bytes_total;
+        });
+    }
+
     /// Counts work done; sent at most once per `THROTTLE`.
     pub fn add(&self, units: u64, bytes: u64) {
         self.update(false, None, false, |s| {

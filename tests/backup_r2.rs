@@ -68,7 +68,11 @@ async fn buckets_back_up_incrementally_by_etag() {
         first["stats"]["new_blobs"], 40,
         "identical bodies are stored once"
     );
-    assert_eq!(first["blobs"].as_array().unwrap().len(), 40);
+    assert_eq!(
+        first["blobs"],
+        serde_json::json!([]),
+        "the index names the blobs; the manifest does not repeat them"
+    );
     // Every body went straight into its sealed blob, committed under its name: nothing is left
     // staged, and each blob opens to its body.
     let partial = std::path::Path::new(&repo).join("blobs/partial");
@@ -248,4 +252,156 @@ async fn a_bucket_backs_up_into_a_repository_on_s3() {
             .unwrap();
         assert_eq!(&got, body, "p/{i}.jpg");
     }
+}
+
+/// Every key of a listing of several pages, in the order S3 lists them (by UTF-8 bytes).
+async fn listed_keys(s3: &cfdr::cloudflare::S3Client, bucket: &str) -> Vec<String> {
+    s3.list(bucket, "")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.key)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bucket_of_several_pages_is_merged_with_the_previous_index_as_both_stream_in() {
+    let api = common::start().await;
+    api.send(
+        "POST",
+        "/r2/buckets",
+        Some(serde_json::json!({ "name": "archive" })),
+    )
+    .await
+    .result();
+    let s3 = api.s3();
+    // 2,600 objects: three listing pages; and keys whose byte order is not their character
+    // order's (`é` sorts after `z`, the emoji after both).
+    let mut keys: Vec<String> = (0..2600).map(|i| format!("k/{i:05}")).collect();
+    keys.extend(["k/z", "k/é", "k/😀", "k/Z"].map(String::from));
+    let body = |k: &str| format!("body of {k}").into_bytes();
+    let put_all = |keys: Vec<String>| {
+        let s3 = s3.clone();
+        async move {
+            futures_util::future::join_all(keys.chunks(100).map(|chunk| {
+                let s3 = s3.clone();
+                let chunk = chunk.to_vec();
+                async move {
+                    for k in chunk {
+                        common::put_object(&s3, "archive", &k, body(&k), None, &[]).await;
+                    }
+                }
+            }))
+            .await;
+        }
+    };
+    put_all(keys.clone()).await;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo").to_str().unwrap().to_string();
+    run(&api, &repo, &["repo", "init"]).await;
+    let first = run(&api, &repo, &["backup", "r2", "archive", "--json"]).await;
+    assert_eq!(first["stats"]["downloaded"], 2604);
+
+    // Deleted around a page's end, first and last; changed; added before, between and after.
+    for k in [
+        "k/00000", "k/00999", "k/01000", "k/01001", "k/02599", "k/😀",
+    ] {
+        s3.delete("archive", k).await.unwrap();
+    }
+    let changed = ["k/00500", "k/01999", "k/é"];
+    for k in changed {
+        common::put_object(&s3, "archive", k, b"rewritten".to_vec(), None, &[]).await;
+    }
+    let added = ["a/first", "k/00999a", "k/zz", "l/last"];
+    put_all(added.map(String::from).to_vec()).await;
+
+    api.control("POST", "/__emulator/stats/reset", None).await;
+    let second = run(&api, &repo, &["backup", "r2", "archive", "--json"]).await;
+    assert_eq!(second["stats"]["objects"], 2604 - 6 + 4);
+    assert_eq!(
+        (
+            second["stats"]["downloaded"].as_u64(),
+            second["stats"]["reused"].as_u64()
+        ),
+        (Some(7), Some(2604 - 6 - 3)),
+        "only the changed and the added objects are downloaded: {second}"
+    );
+    assert_eq!(
+        api.stats().await["routes"]["GET S3 /{bucket}/{key}"]["requests"],
+        7
+    );
+
+    // The index is the listing, line for line, each entry the object's body as it is now.
+    let id = second["id"].as_str().unwrap().to_string();
+    let (h, r) = (api.clone_handle(), repo.clone());
+    let index =
+        tokio::task::spawn_blocking(move || cfdr(&h, &r, &["backups", "cat", &id, "index.ndjson"]))
+            .await
+            .unwrap()
+            .stdout;
+    let entries: Vec<Value> = String::from_utf8(index)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let indexed: Vec<&str> = entries.iter().map(|e| e["key"].as_str().unwrap()).collect();
+    assert_eq!(indexed, listed_keys(&s3, "archive").await);
+    for e in &entries {
+        let key = e["key"].as_str().unwrap();
+        let want = if changed.contains(&key) {
+            b"rewritten".to_vec()
+        } else {
+            body(key)
+        };
+        assert_eq!(e["sha256"], hex::encode(Sha256::digest(&want)), "{key}");
+    }
+    let verify = run(
+        &api,
+        &repo,
+        &["backups", "verify", "--all", "--full", "--json"],
+    )
+    .await;
+    assert_eq!(verify["ok"], true, "{verify}");
+
+    // A damaged index: verification says its blobs could not be checked, and garbage
+    // collection stops before deleting anything (those blobs may be another backup's too).
+    let first_id = first["id"].as_str().unwrap();
+    let index_file = common::files_under(std::path::Path::new(&repo))
+        .into_iter()
+        .find(|p| p.ends_with(format!("{first_id}/index.ndjson")))
+        .unwrap();
+    let mut bytes = std::fs::read(&index_file).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 1;
+    std::fs::write(&index_file, bytes).unwrap();
+    let blobs_before = common::files_under(&std::path::Path::new(&repo).join("blobs")).len();
+    let (h, r) = (api.clone_handle(), repo.clone());
+    let pruned = tokio::task::spawn_blocking(move || {
+        cfdr(&h, &r, &["backups", "prune", "--keep-last", "5"])
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&pruned.stderr);
+    assert_eq!(pruned.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(first_id) && stderr.contains("no blob was deleted"),
+        "{stderr}"
+    );
+    assert_eq!(
+        common::files_under(&std::path::Path::new(&repo).join("blobs")).len(),
+        blobs_before
+    );
+    let (h, r, id) = (api.clone_handle(), repo.clone(), first_id.to_string());
+    let verified = tokio::task::spawn_blocking(move || {
+        cfdr(&h, &r, &["backups", "verify", &id, "--full", "--json"])
+    })
+    .await
+    .unwrap();
+    let report: Value = serde_json::from_slice(&verified.stdout).unwrap();
+    let problems = report["problems"].to_string();
+    assert!(
+        problems.contains("index.ndjson") && problems.contains("not checked"),
+        "{report}"
+    );
 }

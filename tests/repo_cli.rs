@@ -193,7 +193,7 @@ fn a_local_repository_end_to_end() {
 
     // Damage: exit 1, artifact and chunk named, nothing on stdout from cat.
     let id = ids(repo, &[]).remove(0);
-    let dir = walk(Path::new(repo))
+    let dir = common::files_under(Path::new(repo))
         .into_iter()
         .find(|p| p.ends_with("database.sqlite"))
         .unwrap();
@@ -381,19 +381,6 @@ async fn an_s3_repository_on_the_emulators_r2_endpoint() {
         puts > 0,
         "the repository went through the S3 endpoint: {stats}"
     );
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p))
-        } else {
-            out.push(p)
-        }
-    }
-    out
 }
 
 /// The repository's own S3 traffic rides out dropped connections and bodies cut short, as the

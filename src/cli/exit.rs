@@ -124,9 +124,10 @@ fn of_repo(e: &RepoError) -> Exit {
         RepoError::Locked { .. } => Exit::Locked,
         // The repository's key was checked when it was opened: an artifact naming another key
         // has a damaged header or comes from elsewhere.
-        RepoError::Seal { .. } | RepoError::MissingArtifact { .. } | RepoError::Tampered { .. } => {
-            Exit::Verification
-        }
+        RepoError::Seal { .. }
+        | RepoError::MissingArtifact { .. }
+        | RepoError::Tampered { .. }
+        | RepoError::BlobsUnreadable { .. } => Exit::Verification,
         RepoError::Store { remote: true, .. } => Exit::Cloudflare,
         RepoError::Store { remote: false, .. } | RepoError::Internal(_) => Exit::Local,
         RepoError::Cancelled => Exit::Interrupted,

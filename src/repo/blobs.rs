@@ -4,7 +4,8 @@
 //! sealed as it comes (in a local repository, straight into a partial file under
 //! `blobs/partial/`: each byte written once, never a plaintext copy read back), then
 //! [`BlobBatch::commit`] makes them durable under their names together — one sync of the data,
-//! the renames, one sync of the directories — before the backup's manifest refers to them. A
+//! the renames, one sync of the directories — before the backup's manifest refers to them (a
+//! batch that grows past `STAGED_MAX` blobs commits those on the way). A
 //! blob is thus never under its name unless its bytes are on disk; a crash leaves only partial
 //! files, which `collect_garbage` removes. A repository on S3 keeps each body in a local
 //! temporary file until it is whole, then seals and uploads it (as one multipart upload, which
@@ -18,11 +19,38 @@ use object_store::path::Path;
 use sha2::{Digest, Sha256};
 
 use super::storage::ChannelReader;
-use super::{Lease, Repo, RepoError};
+use super::{Kind, Lease, Manifest, Repo, RepoError};
 use crate::seal::SealError;
+
+/// The artifact of an R2 backup that lists its objects, and so its blobs.
+pub const INDEX: &str = "index.ndjson";
+
+/// A blob's name (the SHA-256 of its plaintext) in 32 bytes: a million of them in 32 MiB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct BlobId(pub [u8; 32]);
+
+impl BlobId {
+    /// From 64 hex digits (`None` for anything else: a partial file's name, say).
+    pub fn parse(hex_name: &str) -> Option<Self> {
+        let mut id = [0u8; 32];
+        hex::decode_to_slice(hex_name, &mut id).ok()?;
+        Some(Self(id))
+    }
+}
+
+impl std::fmt::Display for BlobId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
 
 /// Where a local repository keeps blobs until their batch is committed.
 const PARTIAL: &str = "blobs/partial";
+
+/// Blobs a batch stages before it commits them (a first backup of a million new objects
+/// commits a hundred times, one `syncfs` each, instead of holding a million partial files'
+/// names to the end).
+const STAGED_MAX: usize = 10_000;
 
 /// Pieces of a body queued for the sealing thread (a piece is what the network handed over).
 const QUEUE: usize = 16;
@@ -138,6 +166,43 @@ impl Repo {
         Ok(sink)
     }
 
+    /// The blobs backup `m` refers to, sorted, each once. A manifest written before the index
+    /// carried them lists them itself; otherwise (and for every R2 backup since) they are the
+    /// `sha256` of each line of the backup's index, read as it is decrypted.
+    pub async fn blobs_of(&self, m: &Manifest) -> Result<Vec<BlobId>, RepoError> {
+        let mut out = Vec::new();
+        for sha in &m.blobs {
+            out.push(BlobId::parse(sha).ok_or_else(|| RepoError::Tampered { id: m.id.clone() })?);
+        }
+        if m.kind == Kind::R2 && m.artifacts.iter().any(|a| a.name == INDEX) {
+            #[derive(serde::Deserialize)]
+            struct Line<'a> {
+                #[serde(borrow)]
+                sha256: &'a str,
+            }
+            let mut lines = self.artifact_lines(m, INDEX);
+            while let Some(line) = lines.next().await? {
+                if line.is_empty() {
+                    continue;
+                }
+                let sha = serde_json::from_slice::<Line>(line)
+                    .ok()
+                    .and_then(|l| BlobId::parse(l.sha256))
+                    .ok_or_else(|| RepoError::Seal {
+                        artifact: INDEX.into(),
+                        source: SealError::Io(std::io::Error::other(format!(
+                            "a line of the index does not name a blob: {}",
+                            String::from_utf8_lossy(&line[..line.len().min(120)])
+                        ))),
+                    })?;
+                out.push(sha);
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
+    }
+
     pub async fn has_blob(&self, sha256: &str) -> Result<bool, RepoError> {
         Ok(self.storage.head(&Self::blob_path(sha256)).await?.is_some())
     }
@@ -244,7 +309,21 @@ impl BlobBatch<'_> {
                 self.repo.put_blob(lease, &r.sha256, file).await?;
                 Ok(true)
             }
-            sealed => Ok(self.lock().insert(r.sha256, sealed).is_none()),
+            sealed => {
+                let full = {
+                    let mut staged = self.lock();
+                    if staged.insert(r.sha256, sealed).is_some() {
+                        return Ok(false);
+                    }
+                    (staged.len() >= STAGED_MAX).then(|| std::mem::take(&mut *staged))
+                };
+                // A long backup commits as it goes: the batch's memory stays flat however many
+                // objects are new, and a blob is still under its name only once it is durable.
+                if let Some(staged) = full {
+                    self.persist(staged).await?;
+                }
+                Ok(true)
+            }
         }
     }
 
@@ -255,7 +334,12 @@ impl BlobBatch<'_> {
     /// Puts every staged blob under its name, durably. Call it before the manifest that refers
     /// to them is written.
     pub async fn commit(self, _lease: &Lease) -> Result<(), RepoError> {
-        let staged = self.staged.into_inner().unwrap_or_else(|e| e.into_inner());
+        let staged = std::mem::take(&mut *self.lock());
+        self.persist(staged).await
+    }
+
+    /// Makes `staged` durable, then renames each under its name, then makes the names durable.
+    async fn persist(&self, staged: HashMap<String, Staged>) -> Result<(), RepoError> {
         let Some(root) = self.repo.storage.local_root().map(|r| r.to_path_buf()) else {
             return Ok(()); // on S3, `add` stored each blob
         };

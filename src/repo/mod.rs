@@ -7,6 +7,7 @@ mod blobs;
 pub mod catalog;
 pub mod drills;
 pub mod lease;
+mod lines;
 pub mod manifest;
 pub mod retention;
 pub mod runs;
@@ -19,9 +20,10 @@ use object_store::path::Path;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-pub use blobs::{BlobBatch, BlobFeed, Received};
+pub use blobs::{BlobBatch, BlobFeed, BlobId, INDEX, Received};
 pub use catalog::{Catalog, Entry};
 pub use lease::Lease;
+pub use lines::ArtifactLines;
 pub use manifest::{Artifact, Kind, Manifest, Target};
 pub use verify::{Problem, VerifyMode, VerifyReport};
 
@@ -82,6 +84,10 @@ pub enum RepoError {
         name: String,
         have: String,
     },
+    #[error(
+        "the blobs of backup `{id}` cannot be read ({message}); no blob was deleted: check it with `cfdr backups verify {id} --full`, and forget it if it is damaged"
+    )]
+    BlobsUnreadable { id: String, message: String },
     #[error("cancelled by the operator; nothing was recorded")]
     Cancelled,
     #[error("internal error: {0}")]
@@ -99,6 +105,7 @@ pub struct RepoConfig {
     pub chunk_size: u32,
 }
 
+#[derive(Clone)]
 pub struct Repo {
     pub storage: Storage,
     key: MasterKey,
@@ -336,7 +343,9 @@ impl Repo {
         catalog.save(&self.storage).await
     }
 
-    /// Deletes blobs no remaining manifest refers to; returns how many went.
+    /// Deletes blobs no remaining manifest refers to; returns how many went. A backup whose
+    /// blobs cannot be read (its index damaged) stops the collection before anything is
+    /// deleted: its blobs may be another backup's too.
     pub async fn collect_garbage(
         &self,
         _lease: &Lease,
@@ -345,13 +354,20 @@ impl Repo {
         let mut live = std::collections::HashSet::new();
         for e in &catalog.entries {
             if let Ok(m) = self.manifest_of(e).await {
-                live.extend(m.blobs);
+                live.extend(
+                    self.blobs_of(&m)
+                        .await
+                        .map_err(|err| RepoError::BlobsUnreadable {
+                            id: m.id.clone(),
+                            message: err.to_string(),
+                        })?,
+                );
             }
         }
         let mut removed = 0;
         for meta in self.storage.list(&Path::from("blobs")).await? {
             if let Some(name) = meta.location.filename()
-                && !live.contains(name)
+                && !BlobId::parse(name).is_some_and(|id| live.contains(&id))
             {
                 self.storage.delete(&meta.location).await?;
                 removed += 1;

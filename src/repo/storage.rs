@@ -204,15 +204,7 @@ impl Storage {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(IN_FLIGHT);
         let key = key.clone();
         let sealer = tokio::task::spawn_blocking(move || {
-            seal::seal(
-                input,
-                ChannelWriter {
-                    tx,
-                    buf: Vec::new(),
-                },
-                &key,
-                chunk,
-            )
+            seal::seal(input, ChannelWriter::new(tx), &key, chunk)
         });
         while let Some(bytes) = rx.recv().await {
             writer
@@ -324,9 +316,20 @@ fn seal_file(
     Ok(summary)
 }
 
-struct ChannelWriter {
+/// Writes, from a blocking thread, into a bounded channel an async task reads: pieces of about
+/// 1 MiB, sent as they fill (and the rest on `flush`).
+pub(crate) struct ChannelWriter {
     tx: tokio::sync::mpsc::Sender<Vec<u8>>,
     buf: Vec<u8>,
+}
+
+impl ChannelWriter {
+    pub(crate) fn new(tx: tokio::sync::mpsc::Sender<Vec<u8>>) -> Self {
+        Self {
+            tx,
+            buf: Vec::new(),
+        }
+    }
 }
 
 impl Write for ChannelWriter {

@@ -87,14 +87,27 @@ pub async fn run(
     progress: &Progress,
 ) -> Result<VerifyReport, RepoError> {
     let deep_bytes: u64 = m.artifacts.iter().map(|a| a.plaintext_size).sum();
+    let mut problems = Vec::new();
+    // The blobs a backup refers to (R2 bodies): listed by its index, which is read for them
+    // (a damaged index is reported with the artifact below, and its blobs cannot be checked).
+    let (blobs, unlisted) = match repo.blobs_of(m).await {
+        Ok(b) => (b, None),
+        Err(e @ (RepoError::Seal { .. } | RepoError::MissingArtifact { .. })) => {
+            let p = Problem {
+                artifact: "blobs".into(),
+                message: format!("not checked: the index that lists them cannot be read ({e})"),
+            };
+            (Vec::new(), Some(p))
+        }
+        Err(e) => return Err(e),
+    };
     progress.phase_with_bytes(
         "verify",
         "artifacts",
-        Some((m.artifacts.len() + m.blobs.len()) as u64),
-        (mode == VerifyMode::Full && m.blobs.is_empty()).then_some(deep_bytes),
+        Some((m.artifacts.len() + blobs.len()) as u64),
+        (mode == VerifyMode::Full && blobs.is_empty()).then_some(deep_bytes),
     );
     let cancelled = || progress.check().map_err(|_| RepoError::Cancelled);
-    let mut problems = Vec::new();
     let (mut checked, mut bytes) = (0, 0u64);
     let full: Vec<bool> = match mode {
         VerifyMode::Quick => vec![false; m.artifacts.len()],
@@ -147,9 +160,11 @@ pub async fn run(
     }
     // The blobs a backup refers to (R2 bodies) are part of it: present, and in full decrypted
     // with their plaintext hashing to their name.
-    for sha in &m.blobs {
+    problems.extend(unlisted);
+    for id in blobs {
         cancelled()?;
         progress.add(1, 0);
+        let sha = &id.to_string();
         let path = Repo::blob_path(sha);
         let label = format!("blob {sha}");
         checked += 1;

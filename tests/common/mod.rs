@@ -729,3 +729,17 @@ pub fn assert_same_r2(
 ) {
     assert_same(got, want, what)
 }
+
+/// Every file under `dir`, at any depth (nothing when it does not exist).
+pub fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

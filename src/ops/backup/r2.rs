@@ -39,28 +39,18 @@ pub async fn run_with(
     let lease = super::lease(repo, &format!("backup r2 {bucket}"), progress).await?;
     let result = async {
         let parent = repo.latest(&Kind::R2, bucket).await?;
-        let previous: Vec<engine::ObjectEntry> = match &parent {
-            Some(m) => {
-                let bytes = repo.open_artifact(m, "index.ndjson", Vec::new()).await?;
-                bytes
-                    .split(|b| *b == b'\n')
-                    .filter(|l| !l.is_empty())
-                    .filter_map(|l| serde_json::from_slice(l).ok())
-                    .collect()
-            }
-            None => Vec::new(),
-        };
         let mut tmp = tempfile::Builder::new()
             .prefix("cfdr-r2-")
             .suffix(".ndjson")
             .tempfile()?;
-        let (stats, blobs) = {
+        let stats = {
             let mut w = std::io::BufWriter::new(tmp.as_file_mut());
             let r2 = engine::R2Options {
                 concurrency: opts.concurrency,
                 ..Default::default()
             };
-            engine::backup(s3, bucket, repo, &lease, &previous, r2, progress, &mut w).await?
+            let previous = parent.as_ref();
+            engine::backup(s3, bucket, repo, &lease, previous, r2, progress, &mut w).await?
         };
         let target = Target {
             account: config.account_id.clone(),
@@ -73,13 +63,12 @@ pub async fn run_with(
         }
         writer
             .add_artifact(
-                "index.ndjson",
+                crate::repo::INDEX,
                 "r2-index-ndjson",
                 std::fs::File::open(tmp.path())?,
             )
             .await?;
         writer.manifest.stats = serde_json::to_value(&stats)?;
-        writer.manifest.blobs = blobs;
         super::sanity(parent.as_ref(), &mut writer.manifest, progress);
         writer.manifest.parent = parent.map(|p| p.id);
         let m = writer.commit().await?;

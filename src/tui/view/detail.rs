@@ -154,12 +154,15 @@ pub fn render(app: &App, theme: Theme, id: &str, frame: &mut Frame, area: Rect) 
         lines.push(Line::from(Span::styled("     stored sha256", theme.dim())));
         lines.push(Line::from(format!("       {}", a.stored_sha256)));
     }
-    if !m.blobs.is_empty() {
-        lines.push(field(
-            theme,
-            "blobs",
-            format!("{} content-addressed (R2 bodies)", m.blobs.len()),
-        ));
+    // R2 bodies: a manifest of old listed its blobs; one now leaves them to its index and
+    // counts the new ones in its statistics.
+    let blobs = match (m.blobs.len(), m.stats["new_blobs"].as_u64()) {
+        (0, Some(new)) => Some(format!("{new} new, content-addressed (R2 bodies)")),
+        (0, None) => None,
+        (n, _) => Some(format!("{n} content-addressed (R2 bodies)")),
+    };
+    if let Some(text) = blobs {
+        lines.push(field(theme, "blobs", text));
     }
     lines.push(heading(theme, "last verification"));
     match last {
