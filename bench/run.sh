@@ -5,7 +5,8 @@
 # Three tables: the repository (seal, verify, list), the console (first frame, key latency
 # during a verify and during a D1 restore on the emulator; a Worker rollback beside wrangler's), the backup engines (bench/engines.py: KV, R2, D1 against their peers),
 # and the engines at scale by simulation (bench/scale.py: a million KV keys against the rate limit
-# in a compressed window, a 1 GiB D1 database against sqlite3 .dump).
+# in a compressed window, a 1 GiB D1 database against sqlite3 .dump, an unchanged bucket of a
+# million R2 objects beside rclone's listing of it).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 size_mib=${1:-1024}
