@@ -28,6 +28,7 @@ import argparse
 import http.client
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -51,6 +52,16 @@ def measure(cmd, env=None, stdout=subprocess.DEVNULL):
         if p.returncode != 0:
             sys.exit(f"{cmd[0]} failed ({p.returncode}): {p.stderr.decode(errors='replace')[-2000:]}")
         return secs, int(rss.read().split()[-1]) * 1024
+
+
+def rclone_env(s3):
+    """The environment for rclone's remote `s:` on the emulator's S3 listener (no config file)."""
+    env = dict(os.environ)
+    env.pop("AWS_CA_BUNDLE", None)
+    env.update(RCLONE_CONFIG_S_TYPE="s3", RCLONE_CONFIG_S_PROVIDER="Other", RCLONE_CONFIG_S_ENDPOINT=s3,
+               RCLONE_CONFIG_S_FORCE_PATH_STYLE="true", RCLONE_CONFIG_S_ACCESS_KEY_ID=AK,
+               RCLONE_CONFIG_S_SECRET_ACCESS_KEY=SK, RCLONE_CONFIG_S_REGION="auto")
+    return env
 
 
 class Emulator:
@@ -149,6 +160,8 @@ def main():
     a = ap.parse_args()
     only = set(a.only.split(","))
     cfdr = f"{a.bin_dir}/cfdr"
+    # A fresh work directory each run (a repository left by the last one would refuse `repo init`).
+    shutil.rmtree(a.work, ignore_errors=True)
     emu = Emulator(a.bin_dir, f"{a.work}/emulator")
     rows = []
     try:
@@ -206,11 +219,7 @@ def main():
             for i in range(a.r2_large):
                 with open(f"{src}/large-{i}.bin", "wb") as f:
                     f.write(os.urandom(64 << 20))
-            renv = dict(os.environ)
-            renv.pop("AWS_CA_BUNDLE", None)
-            renv.update(RCLONE_CONFIG_S_TYPE="s3", RCLONE_CONFIG_S_PROVIDER="Other", RCLONE_CONFIG_S_ENDPOINT=emu.s3,
-                        RCLONE_CONFIG_S_FORCE_PATH_STYLE="true", RCLONE_CONFIG_S_ACCESS_KEY_ID=AK,
-                        RCLONE_CONFIG_S_SECRET_ACCESS_KEY=SK, RCLONE_CONFIG_S_REGION="auto")
+            renv = rclone_env(emu.s3)
             subprocess.run(["rclone", "--config", "/dev/null", "copy", src, "s:bench"], env=renv, check=True)
             total = sum(os.path.getsize(f"{src}/{f}") for f in os.listdir(src))
             r2_secs, r2_rss = measure([cfdr, "backup", "r2", "bench"], env=emu.env(repo))

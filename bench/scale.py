@@ -30,7 +30,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from engines import KEY, TOKEN, AK, SK, measure  # noqa: E402,F401
+from engines import KEY, TOKEN, AK, SK, measure, rclone_env  # noqa: E402,F401
 
 import json  # noqa: E402
 import urllib.request  # noqa: E402
@@ -163,12 +163,7 @@ def r2(a, cfdr, rows):
         gets = after["routes"].get("GET S3 /{bucket}/{key}", {}).get("requests", 0) - \
             before["routes"].get("GET S3 /{bucket}/{key}", {}).get("requests", 0)
         requests = after["total"] - before["total"]
-        renv = dict(os.environ)
-        renv.pop("AWS_CA_BUNDLE", None)
-        renv.update(RCLONE_CONFIG_S_TYPE="s3", RCLONE_CONFIG_S_PROVIDER="Other", RCLONE_CONFIG_S_ENDPOINT=emu.s3,
-                    RCLONE_CONFIG_S_FORCE_PATH_STYLE="true", RCLONE_CONFIG_S_ACCESS_KEY_ID=AK,
-                    RCLONE_CONFIG_S_SECRET_ACCESS_KEY=SK, RCLONE_CONFIG_S_REGION="auto")
-        rc_secs, rc_rss = measure(["rclone", "--config", "/dev/null", "size", "s:scale"], env=renv)
+        rc_secs, rc_rss = measure(["rclone", "--config", "/dev/null", "size", "s:scale"], env=rclone_env(emu.s3))
         rows.append((f"R2 backup, {a.r2_objects:,} objects, unchanged", f"{secs:.1f} s",
                      f"rclone size (listing only) {rc_secs:.1f} s", f"{secs / rc_secs:.2f}x its time"))
         rows.append(("  bodies read / requests", f"{gets} / {requests:,}", "", ""))
