@@ -13,19 +13,25 @@ fn git(args: &[&str]) -> Option<String> {
 }
 
 fn main() {
-    // Run again when HEAD moves: the files git keeps it in (those that exist here).
-    let watched = [
-        ".git/HEAD",
-        ".git/refs/heads",
-        ".git/packed-refs",
-        ".git/index",
-    ];
+    // Run again when HEAD moves: the files git keeps it in, wherever git says they are (in a
+    // linked worktree `.git` is a file, HEAD and the index are the worktree's own, the refs are
+    // shared with the main checkout).
+    let dir = git(&["rev-parse", "--git-dir"]);
+    let common = git(&["rev-parse", "--git-common-dir"]).or_else(|| dir.clone());
+    let mut watched = Vec::new();
+    if let (Some(dir), Some(common)) = (&dir, &common) {
+        let (dir, common) = (Path::new(dir), Path::new(common));
+        watched = vec![
+            dir.join("HEAD"),
+            dir.join("index"),
+            common.join("refs/heads"),
+            common.join("packed-refs"),
+        ];
+    }
     let mut any = false;
-    for p in watched {
-        if Path::new(p).exists() {
-            println!("cargo:rerun-if-changed={p}");
-            any = true;
-        }
+    for p in watched.iter().filter(|p| p.exists()) {
+        println!("cargo:rerun-if-changed={}", p.display());
+        any = true;
     }
     if !any {
         println!("cargo:rerun-if-changed=build.rs");
