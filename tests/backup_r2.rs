@@ -212,11 +212,17 @@ async fn a_bucket_backs_up_into_a_repository_on_s3() {
         bodies.push(body);
     }
     common::put_object(&bucket, "photos", "again.jpg", bodies[3].clone(), None, &[]).await;
+    // Equal bodies side by side in the listing, so they are downloaded at the same time: still
+    // uploaded once.
+    for k in 0..5 {
+        let key = format!("copy-{k}.jpg");
+        common::put_object(&bucket, "photos", &key, bodies[5].clone(), None, &[]).await;
+    }
 
     let repo = "s3://vault/cfdr";
     run(&api, repo, &["repo", "init"]).await;
     let backup = run(&api, repo, &["backup", "r2", "photos", "--json"]).await;
-    assert_eq!(backup["stats"]["objects"], 13);
+    assert_eq!(backup["stats"]["objects"], 18);
     assert_eq!(
         backup["stats"]["new_blobs"], 12,
         "identical bodies are stored once"

@@ -61,6 +61,9 @@ enum Staged {
     Sealed(tempfile::TempPath),
     /// Plaintext in a local temporary file, for a repository on S3 (uploaded by `add`).
     Plain(std::fs::File),
+    /// Uploaded to a repository on S3, or being uploaded, by this batch: an identical body
+    /// arriving meanwhile is not stored twice.
+    Uploaded,
 }
 
 /// A body received in full: what it hashed to, and where it waits.
@@ -304,18 +307,20 @@ impl BlobBatch<'_> {
         match r.staged {
             Staged::Plain(mut file) => {
                 use std::io::Seek as _;
+                // Claimed before the upload, so an identical body arriving meanwhile is not
+                // stored twice. The claims of a long backup are let go every `STAGED_MAX` (a
+                // body seen again after that is found in the repository).
+                let Some(_claims) = self.claim(r.sha256.clone(), Staged::Uploaded) else {
+                    return Ok(false);
+                };
                 file.seek(std::io::SeekFrom::Start(0))
                     .map_err(|e| RepoError::Internal(e.to_string()))?;
                 self.repo.put_blob(lease, &r.sha256, file).await?;
                 Ok(true)
             }
             sealed => {
-                let full = {
-                    let mut staged = self.lock();
-                    if staged.insert(r.sha256, sealed).is_some() {
-                        return Ok(false);
-                    }
-                    (staged.len() >= STAGED_MAX).then(|| std::mem::take(&mut *staged))
+                let Some(full) = self.claim(r.sha256, sealed) else {
+                    return Ok(false);
                 };
                 // A long backup commits as it goes: the batch's memory stays flat however many
                 // objects are new, and a blob is still under its name only once it is durable.
@@ -325,6 +330,16 @@ impl BlobBatch<'_> {
                 Ok(true)
             }
         }
+    }
+
+    /// Stages `staged` as blob `sha256`: `None` when the batch had it already (the new one
+    /// goes), else the batch's staged blobs once they reach `STAGED_MAX` (taken out of it).
+    fn claim(&self, sha256: String, staged: Staged) -> Option<Option<HashMap<String, Staged>>> {
+        let mut all = self.lock();
+        if all.insert(sha256, staged).is_some() {
+            return None;
+        }
+        Some((all.len() >= STAGED_MAX).then(|| std::mem::take(&mut *all)))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Staged>> {
@@ -351,7 +366,7 @@ impl BlobBatch<'_> {
                 .into_iter()
                 .filter_map(|(sha, s)| match s {
                     Staged::Sealed(p) => Some((sha, p)),
-                    Staged::Plain(_) => None,
+                    Staged::Plain(_) | Staged::Uploaded => None,
                 })
                 .collect();
             durable(&root, sealed.iter().map(|(_, p)| p.to_path_buf()))?;
