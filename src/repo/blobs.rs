@@ -169,9 +169,9 @@ impl Repo {
         Ok(sink)
     }
 
-    /// The blobs backup `m` refers to, sorted, each once. A manifest written before the index
-    /// carried them lists them itself; otherwise (and for every R2 backup since) they are the
-    /// `sha256` of each line of the backup's index, read as it is decrypted.
+    /// The blobs backup `m` refers to, sorted, each once: those its manifest lists (manifests
+    /// written before 2026-12-07 list them) and, for an R2 backup, the `sha256` of each line of
+    /// its index, read as it is decrypted.
     pub async fn blobs_of(&self, m: &Manifest) -> Result<Vec<BlobId>, RepoError> {
         let mut out = Vec::new();
         for sha in &m.blobs {
