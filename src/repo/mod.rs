@@ -354,14 +354,16 @@ impl Repo {
         let mut live = std::collections::HashSet::new();
         for e in &catalog.entries {
             if let Ok(m) = self.manifest_of(e).await {
-                live.extend(
-                    self.blobs_of(&m)
-                        .await
-                        .map_err(|err| RepoError::BlobsUnreadable {
-                            id: m.id.clone(),
-                            message: err.to_string(),
-                        })?,
-                );
+                live.extend(self.blobs_of(&m).await.map_err(|err| match err {
+                    // Damage, named with the backup; the store's own failures stay theirs.
+                    RepoError::Seal { .. }
+                    | RepoError::MissingArtifact { .. }
+                    | RepoError::Tampered { .. } => RepoError::BlobsUnreadable {
+                        id: m.id.clone(),
+                        message: err.to_string(),
+                    },
+                    other => other,
+                })?);
             }
         }
         let mut removed = 0;
