@@ -303,7 +303,7 @@ pub async fn backup(
     let staged = repo.blob_batch(lease);
     let batch = &staged;
     let window = std::sync::Arc::new(tokio::sync::Semaphore::new(WINDOW));
-    let (tx, rx) = tokio::sync::mpsc::channel::<Work>(256);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Work>(256);
 
     let list = async move {
         let mut prior = Prior::open(repo, previous);
@@ -352,7 +352,6 @@ pub async fn backup(
         }
     };
 
-    let mut rx = rx;
     let work = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
     // Unordered: an object waiting out a retry must not hold back the ones behind it (in
     // order, one 0.5 s backoff stalled all the lanes: 10 % faults made a 1,500-object bucket
