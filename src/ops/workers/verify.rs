@@ -110,7 +110,8 @@ async fn probe_once(
             )));
         }
     }
-    let mut seen: Vec<String> = Vec::new();
+    // Each version that answered, with how many of the unpinned requests it took.
+    let mut seen: Vec<(String, usize)> = Vec::new();
     for _ in 0..PROBES {
         let got = probe(url, None, timeout).await?.unwrap_or_default();
         if !serving.iter().any(|s| s.version_id == got) {
@@ -124,14 +125,15 @@ async fn probe_once(
                 label(stage)
             )));
         }
-        if !seen.contains(&got) {
-            seen.push(got);
+        match seen.iter_mut().find(|(id, _)| *id == got) {
+            Some((_, n)) => *n += 1,
+            None => seen.push((got, 1)),
         }
     }
     Ok(Ok(format!(
         "probe: {PROBES} requests answered by {}; each version answered when pinned",
         seen.iter()
-            .map(|s| name(s))
+            .map(|(id, n)| format!("{} ({n})", name(id)))
             .collect::<Vec<_>>()
             .join(" and ")
     )))
