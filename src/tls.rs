@@ -1,6 +1,6 @@
 //! TLS for every HTTPS connection cfdr makes (Cloudflare's API, R2's S3 endpoint, an S3
 //! repository, a chat webhook): rustls on the `ring` provider, installed once as the process
-//! default before the first client is built (reqwest and object_store both take it from there).
+//! default before the first client is built (reqwest takes it from there).
 
 /// Installs the `ring` provider as rustls's process default, once; a default someone else
 /// installed first is kept.

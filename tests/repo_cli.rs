@@ -357,7 +357,7 @@ async fn an_s3_repository_on_the_emulators_r2_endpoint() {
     drop(held);
     storage
         .put(
-            &object_store::path::Path::from(cfdr::repo::lease::LEASE_PATH),
+            &cfdr::repo::storage::Path::from(cfdr::repo::lease::LEASE_PATH),
             serde_json::to_vec(&stale).unwrap(),
         )
         .await
@@ -434,5 +434,56 @@ async fn an_s3_repository_rides_out_drops_and_cut_bodies() {
     assert!(
         n("S3 PUT", "dropped") + n("S3 PUT", "truncated") > 0,
         "and its writes: {hit}"
+    );
+}
+
+/// An artifact larger than a part goes to an S3 repository as a multipart upload (8 MiB parts,
+/// the last one short) while a tenth of the parts' requests are dropped or cut, and comes
+/// back whole: `verify --full` opens every chunk and checks both SHA-256.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_s3_repository_takes_a_large_artifact_in_parts() {
+    let api = common::start().await;
+    let owned = s3_bucket(&api, "cfdr-large").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("big.db");
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE b(x BLOB); WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 20) INSERT INTO b SELECT randomblob(1048576) FROM n;",
+        )
+        .unwrap();
+    let db = db.to_str().unwrap().to_string();
+    let run = move |args: Vec<String>| {
+        let owned = owned.clone();
+        tokio::task::spawn_blocking(move || {
+            let env: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            cfdr("s3://cfdr-large/repo", KEY, &args, &env)
+        })
+    };
+    let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    ok(&run(args(&["repo", "init"])).await.unwrap());
+    api.control(
+        "POST",
+        "/__emulator/faults",
+        Some(serde_json::json!({ "drop_rate": 0.05, "truncate_rate": 0.05, "path_contains": "/cfdr-large", "seed": 7 })),
+    )
+    .await;
+    ok(&run(args(&["backup", "sqlite", &db])).await.unwrap());
+    ok(&run(args(&["backups", "verify", "--all", "--full"]))
+        .await
+        .unwrap());
+    let stats = api.stats().await;
+    api.control("POST", "/__emulator/faults", Some(serde_json::json!({})))
+        .await;
+    let n = |route: &str| stats["routes"][route]["requests"].as_u64().unwrap_or(0);
+    assert!(n("POST S3 /{bucket}/{key}?uploads") >= 1, "{stats}");
+    assert!(
+        n("PUT S3 /{bucket}/{key}?partNumber&uploadId") >= 3,
+        "21 MiB sealed goes in three parts or more: {stats}"
+    );
+    assert!(
+        n("POST S3 /{bucket}/{key}?uploadId") >= 1,
+        "completed: {stats}"
     );
 }

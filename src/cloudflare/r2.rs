@@ -742,6 +742,56 @@ impl S3Client {
         Ok(head_of(&a.headers).etag.unwrap_or_default())
     }
 
+    /// PUTs a body only if no object has `key` yet (`If-None-Match: *`): `false` when one
+    /// already had it. A retry whose earlier attempt landed (its answer lost) meets its own
+    /// object: the stored body is read back, and the same bytes count as created.
+    pub async fn put_if_absent(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Bytes,
+    ) -> Result<bool, S3Error> {
+        let extra = [("if-none-match".to_string(), "*".to_string())];
+        let r = self
+            .with_retries("PutObject", bucket, Some(key), |attempt| {
+                let body = body.clone();
+                let extra = &extra;
+                async move {
+                    match self
+                        .send_whole("PutObject", bucket, Some(key), || {
+                            Ok(self
+                                .request(Method::PUT, bucket, Some(key), &[], extra)?
+                                .body(body.clone()))
+                        })
+                        .await
+                    {
+                        Attempt::Done(_) => Attempt::Done(Some(true)),
+                        // Refused: someone else's object, or (on a retry) perhaps our own.
+                        Attempt::Fail(e) if e.status() == Some(412) => {
+                            Attempt::Done((attempt == 0).then_some(false))
+                        }
+                        Attempt::Retry(m, w) => Attempt::Retry(m, w),
+                        Attempt::Fail(e) => Attempt::Fail(e),
+                    }
+                }
+            })
+            .await?;
+        if let Some(created) = r {
+            return Ok(created);
+        }
+        // Refused on a retry: ours if the stored bytes are ours.
+        let mut stored = Vec::new();
+        let mut sink = |b: Bytes| -> Result<(), String> {
+            stored.extend_from_slice(&b);
+            Ok(())
+        };
+        match self.get(bucket, key, None, None, &mut sink).await {
+            Ok(_) => Ok(stored == body),
+            Err(e) if e.status() == Some(404) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Starts a multipart upload; returns its id.
     pub async fn create_multipart(
         &self,

@@ -7,7 +7,7 @@
 //! names it. Appends happen under a lease (`locks/audit.json`, taken by conditional create),
 //! so two writers on one S3 repository never fork the chain.
 
-use object_store::path::Path;
+use super::storage::Path;
 use serde::{Deserialize, Serialize};
 
 use super::lease::{self, Lease};

@@ -14,8 +14,8 @@
 use std::collections::HashMap;
 use std::io::{Read, Write};
 
+use super::storage::Path;
 use bytes::Bytes;
-use object_store::path::Path;
 use sha2::{Digest, Sha256};
 
 use super::storage::ChannelReader;

@@ -2,7 +2,7 @@
 //! however many backups there are. It is a cache of the manifests: rebuilt from them when
 //! missing or unreadable, and rewritten by writers under the lease.
 
-use object_store::path::Path;
+use super::storage::Path;
 use serde::{Deserialize, Serialize};
 
 use super::RepoError;

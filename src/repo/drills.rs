@@ -1,7 +1,7 @@
 //! Drill reports: `drills/<id>.json` and `drills/<id>.md`, MAC'd like manifests so a report
 //! cannot be edited unseen — the JSON carries the MAC of the Markdown and one of its own.
 
-use object_store::path::Path;
+use super::storage::Path;
 
 use super::{Repo, RepoError};
 

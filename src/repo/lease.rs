@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use object_store::path::Path;
+use super::storage::Path;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 

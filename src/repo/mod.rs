@@ -16,8 +16,8 @@ mod verify;
 
 use std::io::Read;
 
-use object_store::path::Path;
 use serde::{Deserialize, Serialize};
+use storage::Path;
 use time::OffsetDateTime;
 
 pub use blobs::{BlobBatch, BlobFeed, BlobId, INDEX, Received};

@@ -3,7 +3,7 @@
 //! unit, written after the unit landed) and `report.json` (the outcome). Every file is sealed:
 //! a plan names keys, tables and objects.
 
-use object_store::path::Path;
+use super::storage::Path;
 
 use super::{Repo, RepoError};
 use crate::seal;

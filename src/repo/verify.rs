@@ -2,7 +2,7 @@
 //! artifact decrypted, every chunk's tag and both SHA-256 checked), or a random sample of
 //! artifacts verified in full. The result is recorded beside the manifest.
 
-use object_store::path::Path;
+use super::storage::Path;
 use serde::{Deserialize, Serialize};
 
 use super::manifest::{Artifact, Manifest, rfc3339};
