@@ -69,16 +69,24 @@ fn log_to_file() -> PathBuf {
         .append(true)
         .open(&path)
     {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        use tracing_subscriber::util::SubscriberInitExt as _;
         let _ = tracing_subscriber::fmt()
             .with_writer(std::sync::Mutex::new(file))
             .with_ansi(false)
-            .with_env_filter(
-                tracing_subscriber::EnvFilter::try_from_env("CFDR_LOG")
-                    .unwrap_or_else(|_| "cfdr=info".into()),
-            )
+            .finish()
+            .with(log_filter(std::env::var("CFDR_LOG").ok().as_deref()))
             .try_init();
     }
     path
+}
+
+/// The log's filter from `CFDR_LOG` (`target=level` directives, comma-separated, or a bare
+/// level); `cfdr=info` when it is unset or does not parse.
+fn log_filter(directives: Option<&str>) -> tracing_subscriber::filter::Targets {
+    directives.and_then(|d| d.parse().ok()).unwrap_or_else(|| {
+        tracing_subscriber::filter::Targets::new().with_target("cfdr", tracing::Level::INFO)
+    })
 }
 
 /// Restores the terminal when dropped: on a normal exit, an error, or unwinding.
@@ -185,4 +193,25 @@ pub async fn run(console: Console) -> anyhow::Result<()> {
     }
     tracing::info!("console closed");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use tracing::Level;
+
+    #[test]
+    fn the_log_filter_reads_cfdr_log_and_falls_back_to_cfdr_info() {
+        let unset = super::log_filter(None);
+        assert!(unset.would_enable("cfdr::ops", &Level::INFO));
+        assert!(!unset.would_enable("cfdr::ops", &Level::DEBUG));
+        assert!(!unset.would_enable("hyper", &Level::INFO));
+        let set = super::log_filter(Some("cfdr=debug,reqwest=warn"));
+        assert!(set.would_enable("cfdr::engine", &Level::DEBUG));
+        assert!(set.would_enable("reqwest::connect", &Level::WARN));
+        assert!(!set.would_enable("reqwest::connect", &Level::INFO));
+        let bare = super::log_filter(Some("trace"));
+        assert!(bare.would_enable("anything", &Level::TRACE));
+        let bad = super::log_filter(Some("cfdr=loud"));
+        assert!(bad.would_enable("cfdr", &Level::INFO) && !bad.would_enable("cfdr", &Level::DEBUG));
+    }
 }
