@@ -6,7 +6,8 @@
 # during a verify and during a D1 restore on the emulator; a Worker rollback beside wrangler's), the backup engines (bench/engines.py: KV, R2, D1 against their peers),
 # and the engines at scale by simulation (bench/scale.py: a million KV keys against the rate limit
 # in a compressed window, a 1 GiB D1 database against sqlite3 .dump, an unchanged bucket of a
-# million R2 objects beside rclone's listing of it).
+# million R2 objects beside rclone's listing of it), and the first build on a fresh clone
+# (bench/first-build.sh).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 size_mib=${1:-1024}
@@ -131,3 +132,8 @@ PY
 python3 "$root/bench/engines.py" "$bin" "$work/engines" --wrangler "$wrangler"
 
 python3 "$root/bench/scale.py" "$bin" "$work/scale"
+
+# The first build a new user waits for (about 5 minutes more; CFDR_BENCH_FIRST_BUILD=0 skips it).
+if [ "${CFDR_BENCH_FIRST_BUILD:-1}" != 0 ]; then
+  bash "$root/bench/first-build.sh"
+fi
