@@ -292,6 +292,20 @@ async fn s3_bucket(api: &common::Api, name: &str) -> Vec<(&'static str, String)>
     ]
 }
 
+/// Runs cfdr on a blocking thread against `repo` on the emulator's S3 endpoint (`env` from
+/// [`s3_bucket`]).
+async fn cfdr_s3(repo: &str, env: &[(&'static str, String)], args: &[&str]) -> Output {
+    let (repo, env) = (repo.to_string(), env.to_vec());
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        cfdr(&repo, KEY, &args, &env)
+    })
+    .await
+    .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_s3_repository_on_the_emulators_r2_endpoint() {
     let api = common::start().await;
@@ -393,17 +407,9 @@ async fn an_s3_repository_rides_out_drops_and_cut_bodies() {
     let owned = s3_bucket(&api, "cfdr-faulty").await;
     let tmp = tempfile::tempdir().unwrap();
     let db = sample_db(tmp.path()).to_str().unwrap().to_string();
-    let run = move |args: Vec<String>| {
-        let owned = owned.clone();
-        tokio::task::spawn_blocking(move || {
-            let env: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            cfdr("s3://cfdr-faulty/repo", KEY, &args, &env)
-        })
-    };
-    let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    ok(&run(args(&["repo", "init"])).await.unwrap());
-    ok(&run(args(&["backup", "sqlite", &db])).await.unwrap());
+    let repo = "s3://cfdr-faulty/repo";
+    ok(&cfdr_s3(repo, &owned, &["repo", "init"]).await);
+    ok(&cfdr_s3(repo, &owned, &["backup", "sqlite", &db]).await);
     for seed in [1, 2, 3] {
         api.control(
             "POST",
@@ -411,20 +417,16 @@ async fn an_s3_repository_rides_out_drops_and_cut_bodies() {
             Some(serde_json::json!({ "drop_rate": 0.15, "truncate_rate": 0.15, "path_contains": "/cfdr-faulty", "seed": seed })),
         )
         .await;
-        ok(&run(args(&["backup", "sqlite", &db])).await.unwrap());
-        ok(&run(args(&["backups", "list"])).await.unwrap());
-        ok(&run(args(&["backups", "verify", "--all", "--full"]))
-            .await
-            .unwrap());
+        ok(&cfdr_s3(repo, &owned, &["backup", "sqlite", &db]).await);
+        ok(&cfdr_s3(repo, &owned, &["backups", "list"]).await);
+        ok(&cfdr_s3(repo, &owned, &["backups", "verify", "--all", "--full"]).await);
     }
     let stats = api.stats().await;
     api.control("POST", "/__emulator/faults", Some(serde_json::json!({})))
         .await;
-    let listed = ok(&run(args(&["backups", "list", "--json"])).await.unwrap());
+    let listed = ok(&cfdr_s3(repo, &owned, &["backups", "list", "--json"]).await);
     assert_eq!(listed.matches("\"id\"").count(), 4, "{listed}");
-    ok(&run(args(&["backups", "verify", "--all", "--full"]))
-        .await
-        .unwrap());
+    ok(&cfdr_s3(repo, &owned, &["backups", "verify", "--all", "--full"]).await);
     let hit = &stats["faults_by_path"];
     let n = |path: &str, kind: &str| hit[path][kind].as_u64().unwrap_or(0);
     assert!(
@@ -453,26 +455,16 @@ async fn an_s3_repository_takes_a_large_artifact_in_parts() {
         )
         .unwrap();
     let db = db.to_str().unwrap().to_string();
-    let run = move |args: Vec<String>| {
-        let owned = owned.clone();
-        tokio::task::spawn_blocking(move || {
-            let env: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            cfdr("s3://cfdr-large/repo", KEY, &args, &env)
-        })
-    };
-    let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    ok(&run(args(&["repo", "init"])).await.unwrap());
+    let repo = "s3://cfdr-large/repo";
+    ok(&cfdr_s3(repo, &owned, &["repo", "init"]).await);
     api.control(
         "POST",
         "/__emulator/faults",
         Some(serde_json::json!({ "drop_rate": 0.05, "truncate_rate": 0.05, "path_contains": "/cfdr-large", "seed": 7 })),
     )
     .await;
-    ok(&run(args(&["backup", "sqlite", &db])).await.unwrap());
-    ok(&run(args(&["backups", "verify", "--all", "--full"]))
-        .await
-        .unwrap());
+    ok(&cfdr_s3(repo, &owned, &["backup", "sqlite", &db]).await);
+    ok(&cfdr_s3(repo, &owned, &["backups", "verify", "--all", "--full"]).await);
     let stats = api.stats().await;
     api.control("POST", "/__emulator/faults", Some(serde_json::json!({})))
         .await;

@@ -196,10 +196,8 @@ impl Storage {
         match &self.backend {
             Backend::Local(root) => {
                 let file = root.join(path.as_ref());
-                self.blocking(path, move || match std::fs::read(file) {
-                    Ok(b) => Ok(Some(Bytes::from(b))),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                    Err(e) => Err(e),
+                self.blocking(path, move || {
+                    absent_as_none(std::fs::read(file)).map(|b| b.map(Bytes::from))
                 })
                 .await
             }
@@ -284,9 +282,8 @@ impl Storage {
         match &self.backend {
             Backend::Local(root) => {
                 let file = root.join(path.as_ref());
-                self.blocking(path, move || match std::fs::remove_file(file) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-                    _ => Ok(()),
+                self.blocking(path, move || {
+                    absent_as_none(std::fs::remove_file(file)).map(drop)
                 })
                 .await
             }
@@ -305,11 +302,9 @@ impl Storage {
         let size = match &self.backend {
             Backend::Local(root) => {
                 let file = root.join(path.as_ref());
-                self.blocking(path, move || match std::fs::metadata(file) {
-                    Ok(m) if m.is_file() => Ok(Some(m.len())),
-                    Ok(_) => Ok(None),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                    Err(e) => Err(e),
+                self.blocking(path, move || {
+                    absent_as_none(std::fs::metadata(file))
+                        .map(|m| m.filter(|m| m.is_file()).map(|m| m.len()))
                 })
                 .await?
             }
@@ -583,6 +578,15 @@ impl BodySink for Feed {
     }
 }
 
+/// `None` for what is not there.
+fn absent_as_none<T>(r: std::io::Result<T>) -> std::io::Result<Option<T>> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// `bytes` written and synced under a staging name beside `file` (its folders made).
 fn staged(file: &std::path::Path, bytes: &[u8]) -> std::io::Result<tempfile::NamedTempFile> {
     let dir = file
@@ -602,10 +606,8 @@ fn walk(
     dir: &std::path::Path,
     out: &mut Vec<ObjectMeta>,
 ) -> std::io::Result<()> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
+    let Some(entries) = absent_as_none(std::fs::read_dir(dir))? else {
+        return Ok(());
     };
     for entry in entries {
         let entry = entry?;
