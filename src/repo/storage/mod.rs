@@ -9,8 +9,20 @@ use bytes::Bytes;
 use futures_util::StreamExt as _;
 use futures_util::stream::FuturesUnordered;
 
+mod channel;
+mod local;
+mod path;
+
+pub use path::Path;
+
+use channel::Feed;
+pub(crate) use channel::{ChannelReader, ChannelWriter};
+#[cfg(test)]
+use local::STAGING;
+use local::{absent_as_none, seal_file, staged, walk};
+
 use super::RepoError;
-use crate::cloudflare::r2::{BodySink, PutAttrs};
+use crate::cloudflare::r2::PutAttrs;
 use crate::cloudflare::{R2Credentials, RetryPolicy, S3Client, S3Error};
 use crate::seal::{self, MasterKey, SealError, Summary};
 
@@ -20,46 +32,6 @@ pub struct S3Settings {
     pub endpoint: Option<String>,
     pub access_key_id: Option<String>,
     pub secret_access_key: Option<crate::config::Secret>,
-}
-
-/// An object's place in a repository: `/`-separated segments, none empty, relative to its root.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Path(String);
-
-impl Path {
-    /// The last segment.
-    pub fn filename(&self) -> Option<&str> {
-        self.0.rsplit('/').next().filter(|s| !s.is_empty())
-    }
-}
-
-impl From<&str> for Path {
-    fn from(s: &str) -> Self {
-        Self(
-            s.split('/')
-                .filter(|seg| !seg.is_empty())
-                .collect::<Vec<_>>()
-                .join("/"),
-        )
-    }
-}
-
-impl From<String> for Path {
-    fn from(s: String) -> Self {
-        Self::from(s.as_str())
-    }
-}
-
-impl AsRef<str> for Path {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Display for Path {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
 }
 
 /// What a listing or a HEAD says about an object.
@@ -97,10 +69,6 @@ const PART: usize = 8 << 20;
 
 /// Parts of one artifact uploaded at once.
 const PARTS_AT_ONCE: usize = 2;
-
-/// Where a local `put` or `create` writes before its file takes the final name; listings skip
-/// these names.
-const STAGING: &str = ".cfdr-put-";
 
 impl Storage {
     pub fn open(location: &str, s3: &S3Settings) -> Result<Self, RepoError> {
@@ -563,166 +531,6 @@ impl Storage {
             }),
             Err(e) => Err(self.err(path, e)),
         }
-    }
-}
-
-/// A GET's body handed to the opening thread through a bounded queue.
-struct Feed(tokio::sync::mpsc::Sender<std::io::Result<Bytes>>);
-
-impl BodySink for Feed {
-    async fn put(&mut self, bytes: Bytes) -> Result<(), String> {
-        self.0
-            .send(Ok(bytes))
-            .await
-            .map_err(|_| "the artifact's check stopped reading".to_string())
-    }
-}
-
-/// `None` for what is not there.
-fn absent_as_none<T>(r: std::io::Result<T>) -> std::io::Result<Option<T>> {
-    match r {
-        Ok(v) => Ok(Some(v)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-/// `bytes` written and synced under a staging name beside `file` (its folders made).
-fn staged(file: &std::path::Path, bytes: &[u8]) -> std::io::Result<tempfile::NamedTempFile> {
-    let dir = file
-        .parent()
-        .ok_or_else(|| std::io::Error::other("the path has no folder"))?;
-    std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::Builder::new().prefix(STAGING).tempfile_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    Ok(tmp)
-}
-
-/// Every file under `dir` (none when it does not exist) with its path relative to `root`;
-/// staging files skipped.
-fn walk(
-    root: &std::path::Path,
-    dir: &std::path::Path,
-    out: &mut Vec<ObjectMeta>,
-) -> std::io::Result<()> {
-    let Some(entries) = absent_as_none(std::fs::read_dir(dir))? else {
-        return Ok(());
-    };
-    for entry in entries {
-        let entry = entry?;
-        let kind = entry.file_type()?;
-        let path = entry.path();
-        if kind.is_dir() {
-            walk(root, &path, out)?;
-        } else if kind.is_file() && !entry.file_name().to_string_lossy().starts_with(STAGING) {
-            let rel = path
-                .strip_prefix(root)
-                .map_err(std::io::Error::other)?
-                .to_string_lossy()
-                .replace('\\', "/");
-            out.push(ObjectMeta {
-                location: Path::from(rel),
-                size: entry.metadata()?.len(),
-            });
-        }
-    }
-    Ok(())
-}
-
-/// Seals into a temporary file beside `file`, synced, then renamed into place: a crash never
-/// leaves a half-written artifact under its final name.
-fn seal_file(
-    file: &std::path::Path,
-    input: impl Read,
-    key: &MasterKey,
-    chunk: u32,
-) -> Result<Summary, SealError> {
-    let dir = file
-        .parent()
-        .ok_or_else(|| SealError::Io(std::io::Error::other("artifact path has no directory")))?;
-    std::fs::create_dir_all(dir)?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".cfdr-partial-")
-        .tempfile_in(dir)?;
-    let summary = seal::seal(input, tmp.as_file(), key, chunk)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(file).map_err(|e| SealError::Io(e.error))?;
-    Ok(summary)
-}
-
-/// Writes, from a blocking thread, into a bounded channel an async task reads: pieces of about
-/// 1 MiB, sent as they fill (and the rest on `flush`).
-pub(crate) struct ChannelWriter {
-    tx: tokio::sync::mpsc::Sender<Vec<u8>>,
-    buf: Vec<u8>,
-}
-
-impl ChannelWriter {
-    pub(crate) fn new(tx: tokio::sync::mpsc::Sender<Vec<u8>>) -> Self {
-        Self {
-            tx,
-            buf: Vec::new(),
-        }
-    }
-}
-
-impl Write for ChannelWriter {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.buf.extend_from_slice(b);
-        if self.buf.len() >= 1 << 20 {
-            self.flush()?;
-        }
-        Ok(b.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        if !self.buf.is_empty() {
-            let part = std::mem::take(&mut self.buf);
-            self.tx
-                .blocking_send(part)
-                .map_err(|_| std::io::Error::other("the upload stopped"))?;
-        }
-        Ok(())
-    }
-}
-
-/// Reads, on a blocking thread, what an async task sends through a bounded channel. Each piece
-/// is dropped once read, with whatever it holds (a memory budget's permit).
-pub(crate) struct ChannelReader<T = Bytes> {
-    rx: tokio::sync::mpsc::Receiver<std::io::Result<T>>,
-    current: Option<T>,
-    at: usize,
-}
-
-impl<T: AsRef<[u8]>> ChannelReader<T> {
-    pub(crate) fn new(rx: tokio::sync::mpsc::Receiver<std::io::Result<T>>) -> Self {
-        Self {
-            rx,
-            current: None,
-            at: 0,
-        }
-    }
-}
-
-impl<T: AsRef<[u8]>> Read for ChannelReader<T> {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        let piece = loop {
-            match &self.current {
-                Some(c) if self.at < c.as_ref().len() => break c.as_ref(),
-                _ => {}
-            }
-            self.current = None;
-            match self.rx.blocking_recv() {
-                Some(Ok(b)) => (self.current, self.at) = (Some(b), 0),
-                Some(Err(e)) => return Err(e),
-                None => return Ok(0),
-            }
-        };
-        let n = out.len().min(piece.len() - self.at);
-        out[..n].copy_from_slice(&piece[self.at..self.at + n]);
-        self.at += n;
-        Ok(n)
     }
 }
 
