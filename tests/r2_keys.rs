@@ -294,3 +294,65 @@ async fn puts_and_multipart_uploads_ride_out_drops_and_cut_answers() {
     assert!(got == big, "the multipart object is the parts in order");
     assert_eq!(head.content_type.as_deref(), Some("video/mp4"));
 }
+
+/// A conditional create (`If-None-Match: *`, what a repository's config and writer lease are)
+/// whose answer is cut after the object landed: the retry meets its own object with 412, reads
+/// it back and reports it created. Another writer's create of other bytes is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_conditional_create_knows_its_own_retried_write() {
+    let api = common::start().await;
+    let s3 = cfdr::cloudflare::S3Client::new(
+        cfdr::cloudflare::R2Credentials {
+            endpoint: api.emu.s3_url.clone(),
+            access_key_id: api.emu.r2_access_key_id.clone(),
+            secret_access_key: cfdr::config::Secret::new(api.emu.r2_secret_access_key.clone()),
+        },
+        cfdr::cloudflare::RetryPolicy {
+            // At least 750 ms before the retry: time to lift the fault once the first answer
+            // has been cut.
+            initial: std::time::Duration::from_secs(1),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    s3.create_bucket("locks").await.unwrap();
+    api.control(
+        "POST",
+        "/__emulator/faults",
+        Some(serde_json::json!({ "truncate_rate": 1.0, "path_contains": "/locks/lease", "method": "PUT" })),
+    )
+    .await;
+    let create = tokio::spawn({
+        let s3 = s3.clone();
+        async move {
+            s3.put_if_absent("locks", "lease", bytes::Bytes::from_static(b"mine"))
+                .await
+        }
+    });
+    let cut = |stats: &Value| stats["faults_by_path"]["S3 PUT"]["truncated"].as_u64();
+    while cut(&api.stats().await).unwrap_or(0) == 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    api.control("POST", "/__emulator/faults", Some(serde_json::json!({})))
+        .await;
+    assert!(
+        create.await.unwrap().unwrap(),
+        "the retried create is the one that landed"
+    );
+    assert_eq!(cut(&api.stats().await), Some(1));
+    assert!(
+        !s3.put_if_absent("locks", "lease", bytes::Bytes::from_static(b"theirs"))
+            .await
+            .unwrap(),
+        "a second writer is refused"
+    );
+    let mut body = Vec::new();
+    let mut sink = |b: bytes::Bytes| -> Result<(), String> {
+        body.extend_from_slice(&b);
+        Ok(())
+    };
+    s3.get("locks", "lease", None, None, &mut sink)
+        .await
+        .unwrap();
+    assert_eq!(body, b"mine");
+}
