@@ -191,26 +191,37 @@ async fn every_key_is_stored_listed_and_backed_up_exactly() {
     }
 }
 
+/// cfdr's S3 client on the emulator's S3 endpoint, retrying under `retry`.
+fn s3_client(
+    api: &common::Api,
+    retry: cfdr::cloudflare::RetryPolicy,
+) -> cfdr::cloudflare::S3Client {
+    cfdr::cloudflare::S3Client::new(
+        cfdr::cloudflare::R2Credentials {
+            endpoint: api.emu.s3_url.clone(),
+            access_key_id: api.emu.r2_access_key_id.clone(),
+            secret_access_key: cfdr::config::Secret::new(api.emu.r2_secret_access_key.clone()),
+        },
+        retry,
+    )
+    .unwrap()
+}
+
 /// cfdr's S3 client rides out drops, cut answers and 5xx on the write path restores use: whole
 /// PUTs are re-sent, parts re-sent, and an upload completes once even when the answer to its
 /// completion is lost.
 #[tokio::test(flavor = "multi_thread")]
 async fn puts_and_multipart_uploads_ride_out_drops_and_cut_answers() {
     let api = common::start().await;
-    let s3 = cfdr::cloudflare::S3Client::new(
-        cfdr::cloudflare::R2Credentials {
-            endpoint: api.emu.s3_url.clone(),
-            access_key_id: api.emu.r2_access_key_id.clone(),
-            secret_access_key: cfdr::config::Secret::new(api.emu.r2_secret_access_key.clone()),
-        },
+    let s3 = s3_client(
+        &api,
         cfdr::cloudflare::RetryPolicy {
             max_retries: 12,
             initial: std::time::Duration::from_millis(10),
             max: std::time::Duration::from_millis(200),
             ..Default::default()
         },
-    )
-    .unwrap();
+    );
     s3.create_bucket("restore").await.unwrap();
     api.control(
         "POST",
@@ -301,20 +312,15 @@ async fn puts_and_multipart_uploads_ride_out_drops_and_cut_answers() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_conditional_create_knows_its_own_retried_write() {
     let api = common::start().await;
-    let s3 = cfdr::cloudflare::S3Client::new(
-        cfdr::cloudflare::R2Credentials {
-            endpoint: api.emu.s3_url.clone(),
-            access_key_id: api.emu.r2_access_key_id.clone(),
-            secret_access_key: cfdr::config::Secret::new(api.emu.r2_secret_access_key.clone()),
-        },
+    let s3 = s3_client(
+        &api,
         cfdr::cloudflare::RetryPolicy {
             // At least 750 ms before the retry: time to lift the fault once the first answer
             // has been cut.
             initial: std::time::Duration::from_secs(1),
             ..Default::default()
         },
-    )
-    .unwrap();
+    );
     s3.create_bucket("locks").await.unwrap();
     api.control(
         "POST",

@@ -780,14 +780,22 @@ impl S3Client {
             return Ok(created);
         }
         // Refused on a retry: ours if the stored bytes are ours.
-        let mut stored = Vec::new();
+        Ok(self
+            .get_whole(bucket, key)
+            .await?
+            .is_some_and(|stored| stored == body))
+    }
+
+    /// GETs a whole object into memory; `None` when there is no such object.
+    pub async fn get_whole(&self, bucket: &str, key: &str) -> Result<Option<Bytes>, S3Error> {
+        let mut out = Vec::new();
         let mut sink = |b: Bytes| -> Result<(), String> {
-            stored.extend_from_slice(&b);
+            out.extend_from_slice(&b);
             Ok(())
         };
         match self.get(bucket, key, None, None, &mut sink).await {
-            Ok(_) => Ok(stored == body),
-            Err(e) if e.status() == Some(404) => Ok(false),
+            Ok(_) => Ok(Some(Bytes::from(out))),
+            Err(e) if e.status() == Some(404) => Ok(None),
             Err(e) => Err(e),
         }
     }

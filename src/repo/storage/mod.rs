@@ -173,21 +173,10 @@ impl Storage {
                 client,
                 bucket,
                 prefix,
-            } => {
-                let mut out = Vec::new();
-                let mut sink = |b: Bytes| -> Result<(), String> {
-                    out.extend_from_slice(&b);
-                    Ok(())
-                };
-                match client
-                    .get(bucket, &Self::key(prefix, path), None, None, &mut sink)
-                    .await
-                {
-                    Ok(_) => Ok(Some(Bytes::from(out))),
-                    Err(e) if e.status() == Some(404) => Ok(None),
-                    Err(e) => Err(self.err(path, e)),
-                }
-            }
+            } => client
+                .get_whole(bucket, &Self::key(prefix, path))
+                .await
+                .map_err(|e| self.err(path, e)),
         }
     }
 
