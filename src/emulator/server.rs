@@ -100,15 +100,15 @@ pub async fn serve(config: EmulatorConfig, shared: Arc<Shared>) -> anyhow::Resul
         async move { api_gate(shared, app, req).await }
     });
 
-    let s3_service = super::r2::s3::service(
+    let s3_endpoint = Arc::new(super::r2::s3::Endpoint::new(
         shared.r2.clone(),
         &shared.r2_access_key_id,
         &shared.r2_secret_access_key,
-    );
+    ));
     let s3_shared = shared.clone();
     let s3_task = accept_loop(s3, stopped.clone(), move |req| {
-        let (shared, service) = (s3_shared.clone(), s3_service.clone());
-        async move { s3_gate(shared, service, req).await }
+        let (shared, endpoint) = (s3_shared.clone(), s3_endpoint.clone());
+        async move { s3_gate(shared, endpoint, req).await }
     });
 
     let sweeper = tokio::spawn(sweep(shared.clone(), stopped.clone()));
@@ -445,7 +445,7 @@ fn finish(
 
 async fn s3_gate(
     shared: Arc<Shared>,
-    service: s3s::service::S3Service,
+    endpoint: Arc<super::r2::s3::Endpoint>,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Dropped> {
     let method = req.method().clone();
@@ -481,21 +481,15 @@ async fn s3_gate(
                 "InternalError",
             )
         }
-        Fault::Truncate | Fault::None => match hyper::service::Service::call(&service, req).await {
-            Ok(r) => {
-                let r = r.map(Body::new);
-                if fault == Fault::Truncate {
-                    shared.stats.fault(class, "truncated");
-                    truncate(r).await
-                } else {
-                    r
-                }
+        Fault::Truncate | Fault::None => {
+            let r = endpoint.handle(req).await;
+            if fault == Fault::Truncate {
+                shared.stats.fault(class, "truncated");
+                truncate(r).await
+            } else {
+                r
             }
-            Err(e) => s3_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &format!("InternalError: {e:?}").replace(['<', '>'], ""),
-            ),
-        },
+        }
     };
     Ok(finish(&shared, &method, &label, bytes_in, response))
 }
