@@ -207,6 +207,8 @@ async fn signatures_times_and_payload_hashes_are_checked() {
         (tagging.status, tagging.code().as_str()),
         (501, "NotImplemented")
     );
+    let form = raw.signed("POST", "/checks/k", &[], &[], b"").await;
+    assert_eq!((form.status, form.code().as_str()), (501, "NotImplemented"));
 }
 
 #[tokio::test(flavor = "multi_thread")]

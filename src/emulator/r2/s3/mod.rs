@@ -311,6 +311,10 @@ impl Endpoint {
             Method::DELETE => self.delete_object(req).await,
             Method::POST if req.has("uploads") => self.create_multipart(req).await,
             Method::POST if upload => self.complete_multipart(req).await,
+            Method::POST => Err(S3Error::new(
+                "NotImplemented",
+                "PostObject (browser form uploads) is not served by the emulator",
+            )),
             _ => Err(S3Error::new(
                 "MethodNotAllowed",
                 format!("{m} is not allowed on an object"),
