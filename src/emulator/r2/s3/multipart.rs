@@ -31,14 +31,10 @@ struct CompletePart {
     etag: Option<String>,
 }
 
-fn internal(e: impl std::fmt::Display) -> S3Error {
-    S3Error::internal(e)
-}
-
 impl Endpoint {
     fn upload_of(&self, req: &Req) -> S3Result<Upload> {
         let id = req.q("uploadId").unwrap_or("");
-        match self.r2.upload(id).map_err(internal)? {
+        match self.r2.upload(id).map_err(S3Error::internal)? {
             Some(u) if u.bucket == req.bucket && u.key == req.key() => Ok(u),
             _ => Err(S3Error::new(
                 "NoSuchUpload",
@@ -57,7 +53,7 @@ impl Endpoint {
         };
         self.r2
             .create_upload(&id, &up, now_ms())
-            .map_err(internal)?;
+            .map_err(S3Error::internal)?;
         let mut x = Xml::new("InitiateMultipartUploadResult", true);
         x.el("Bucket", &req.bucket)
             .el("Key", req.key())
@@ -87,7 +83,7 @@ impl Endpoint {
             body,
         };
         let upload = req.q("uploadId").unwrap_or("");
-        if let Some(old) = self.r2.put_part(upload, &part).map_err(internal)? {
+        if let Some(old) = self.r2.put_part(upload, &part).map_err(S3Error::internal)? {
             self.r2.drop_bodies([old]);
         }
         Ok(Response::builder()
@@ -110,7 +106,7 @@ impl Endpoint {
         if asked.is_empty() {
             return Err(S3Error::new("MalformedXML", "the upload names no part"));
         }
-        let stored = self.r2.parts(&upload).map_err(internal)?;
+        let stored = self.r2.parts(&upload).map_err(S3Error::internal)?;
         let mut chosen: Vec<&Part> = Vec::new();
         for (n, p) in asked.iter().enumerate() {
             if n > 0 && p.part_number <= asked[n - 1].part_number {
@@ -155,17 +151,21 @@ impl Endpoint {
             ));
         }
         let (body, path) = self.r2.new_body();
-        let mut out = tokio::fs::File::create(&path).await.map_err(internal)?;
+        let mut out = tokio::fs::File::create(&path)
+            .await
+            .map_err(S3Error::internal)?;
         let mut md5s = md5::Md5::new();
         let mut size = 0;
         for p in &chosen {
             let mut f = tokio::fs::File::open(self.r2.body_path(&p.body))
                 .await
-                .map_err(internal)?;
-            size += tokio::io::copy(&mut f, &mut out).await.map_err(internal)?;
-            md5s.update(hex::decode(&p.etag).map_err(internal)?);
+                .map_err(S3Error::internal)?;
+            size += tokio::io::copy(&mut f, &mut out)
+                .await
+                .map_err(S3Error::internal)?;
+            md5s.update(hex::decode(&p.etag).map_err(S3Error::internal)?);
         }
-        out.flush().await.map_err(internal)?;
+        out.flush().await.map_err(S3Error::internal)?;
         let record = ObjectRecord {
             key: up.key,
             size,
@@ -175,7 +175,7 @@ impl Endpoint {
             attrs: up.attrs,
         };
         self.store(&req, &record, true)?;
-        let parts = self.r2.end_upload(&upload).map_err(internal)?;
+        let parts = self.r2.end_upload(&upload).map_err(S3Error::internal)?;
         self.r2.drop_bodies(parts);
         let mut x = Xml::new("CompleteMultipartUploadResult", true);
         x.el("Location", &format!("/{}/{}", req.bucket, record.key))
@@ -190,7 +190,7 @@ impl Endpoint {
         let parts = self
             .r2
             .end_upload(req.q("uploadId").unwrap_or(""))
-            .map_err(internal)?;
+            .map_err(S3Error::internal)?;
         self.r2.drop_bodies(parts);
         Ok(wire::empty(StatusCode::NO_CONTENT))
     }

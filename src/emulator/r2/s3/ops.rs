@@ -10,16 +10,12 @@ use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _, AsyncWriteExt as _};
 use super::super::objects::{BucketRecord, Listed, ObjectRecord, R2};
 use super::wire::{self, ETagCond, Xml};
 use super::{Endpoint, Req, S3Error, S3Result, uri_encode};
-use crate::emulator::clock::now_ms;
+use crate::emulator::clock::{now_ms, rfc3339_ms};
 
 pub const MAX_KEYS: usize = 1000;
 
-fn internal(e: impl std::fmt::Display) -> S3Error {
-    S3Error::internal(e)
-}
-
 pub fn bucket_exists(r2: &R2, bucket: &str) -> S3Result<()> {
-    match r2.bucket(bucket).map_err(internal)? {
+    match r2.bucket(bucket).map_err(S3Error::internal)? {
         Some(_) => Ok(()),
         None => Err(S3Error::new(
             "NoSuchBucket",
@@ -29,7 +25,7 @@ pub fn bucket_exists(r2: &R2, bucket: &str) -> S3Result<()> {
 }
 
 fn object(r2: &R2, bucket: &str, key: &str) -> S3Result<ObjectRecord> {
-    match r2.get(bucket, key).map_err(internal)? {
+    match r2.get(bucket, key).map_err(S3Error::internal)? {
         Some(o) => Ok(o),
         None => {
             bucket_exists(r2, bucket)?;
@@ -60,16 +56,18 @@ pub async fn write_body(r2: &R2, req: &mut Req) -> S3Result<(String, u64, [u8; 1
     let result = async {
         let mut file = tokio::io::BufWriter::with_capacity(
             1 << 20,
-            tokio::fs::File::create(&path).await.map_err(internal)?,
+            tokio::fs::File::create(&path)
+                .await
+                .map_err(S3Error::internal)?,
         );
         let mut md5 = md5::Md5::new();
         let mut size = 0u64;
         while let Some(chunk) = req.body.next().await? {
             md5.update(&chunk);
             size += chunk.len() as u64;
-            file.write_all(&chunk).await.map_err(internal)?;
+            file.write_all(&chunk).await.map_err(S3Error::internal)?;
         }
-        file.flush().await.map_err(internal)?;
+        file.flush().await.map_err(S3Error::internal)?;
         let md5: [u8; 16] = md5.finalize().into();
         if want_md5.as_ref().is_some_and(|w| w[..] != md5) {
             return Err(S3Error::new(
@@ -96,7 +94,7 @@ async fn read_body(r2: &R2, id: &str, start: u64, len: u64) -> S3Result<Body> {
         .map_err(|e| S3Error::new("NoSuchKey", e.to_string()))?;
     file.seek(std::io::SeekFrom::Start(start))
         .await
-        .map_err(internal)?;
+        .map_err(S3Error::internal)?;
     let stream = futures_util::stream::unfold((file, len), |(mut file, left)| async move {
         if left == 0 {
             return None;
@@ -157,10 +155,10 @@ impl Endpoint {
         let mut x = Xml::new("ListAllMyBucketsResult", true);
         x.open("Owner").el("ID", "cfdr-emulator").close("Owner");
         x.open("Buckets");
-        for b in self.r2.buckets().map_err(internal)? {
+        for b in self.r2.buckets().map_err(S3Error::internal)? {
             x.open("Bucket")
                 .el("Name", &b.name)
-                .el("CreationDate", &wire::iso(b.created_ms))
+                .el("CreationDate", &rfc3339_ms(b.created_ms))
                 .close("Bucket");
         }
         x.close("Buckets");
@@ -184,7 +182,7 @@ impl Endpoint {
                 jurisdiction: "default".into(),
                 storage_class: "Standard".into(),
             })
-            .map_err(internal)?;
+            .map_err(S3Error::internal)?;
         if !created {
             return Err(S3Error::new(
                 "BucketAlreadyOwnedByYou",
@@ -198,7 +196,11 @@ impl Endpoint {
     }
 
     pub(super) async fn delete_bucket(&self, req: Req) -> S3Result<Response<Body>> {
-        match self.r2.delete_bucket(&req.bucket).map_err(internal)? {
+        match self
+            .r2
+            .delete_bucket(&req.bucket)
+            .map_err(S3Error::internal)?
+        {
             None => Err(S3Error::new(
                 "NoSuchBucket",
                 format!("the bucket `{}` does not exist", req.bucket),
@@ -270,7 +272,11 @@ impl Endpoint {
 
     pub(super) async fn delete_object(&self, req: Req) -> S3Result<Response<Body>> {
         bucket_exists(&self.r2, &req.bucket)?;
-        if let Some(body) = self.r2.delete(&req.bucket, req.key()).map_err(internal)? {
+        if let Some(body) = self
+            .r2
+            .delete(&req.bucket, req.key())
+            .map_err(S3Error::internal)?
+        {
             self.r2.drop_bodies([body]);
         }
         Ok(wire::empty(StatusCode::NO_CONTENT))
@@ -296,7 +302,11 @@ impl Endpoint {
         }
         let mut x = Xml::new("DeleteResult", true);
         for o in asked.objects {
-            if let Some(body) = self.r2.delete(&req.bucket, &o.key).map_err(internal)? {
+            if let Some(body) = self
+                .r2
+                .delete(&req.bucket, &o.key)
+                .map_err(S3Error::internal)?
+            {
                 self.r2.drop_bodies([body]);
             }
             if !asked.quiet {
@@ -344,7 +354,7 @@ impl Endpoint {
         let (entries, truncated) = self
             .r2
             .list(&req.bucket, prefix, delimiter, after.as_deref(), max)
-            .map_err(internal)?;
+            .map_err(S3Error::internal)?;
 
         let mut x = Xml::new("ListBucketResult", true);
         x.el("Name", &req.bucket).el("Prefix", &enc(prefix));
@@ -386,7 +396,7 @@ impl Endpoint {
                 Listed::Object(o) => {
                     x.open("Contents")
                         .el("Key", &enc(&o.key))
-                        .el("LastModified", &wire::iso(o.modified_ms))
+                        .el("LastModified", &rfc3339_ms(o.modified_ms))
                         .el("ETag", &format!("\"{}\"", o.etag))
                         .el("Size", &o.size.to_string())
                         .el("StorageClass", "STANDARD")
@@ -442,7 +452,7 @@ impl Endpoint {
         let (body, _) = self.r2.new_body();
         tokio::fs::copy(self.r2.body_path(&src.body), self.r2.body_path(&body))
             .await
-            .map_err(internal)?;
+            .map_err(S3Error::internal)?;
         let record = ObjectRecord {
             key: req.key().to_string(),
             size: src.size,
@@ -454,7 +464,7 @@ impl Endpoint {
         self.store(&req, &record, false)?;
         let mut x = Xml::new("CopyObjectResult", true);
         x.el("ETag", &format!("\"{}\"", record.etag))
-            .el("LastModified", &wire::iso(record.modified_ms));
+            .el("LastModified", &rfc3339_ms(record.modified_ms));
         Ok(x.respond("CopyObjectResult"))
     }
 
@@ -479,7 +489,7 @@ impl Endpoint {
             .put(&req.bucket, record, |current| {
                 wire::write_allowed(if_match.as_ref(), if_none_match.as_ref(), current)
             })
-            .map_err(internal)?;
+            .map_err(S3Error::internal)?;
         match outcome {
             Ok(replaced) => {
                 self.r2.drop_bodies(replaced);

@@ -8,7 +8,6 @@ use axum::http::{HeaderMap, Response, StatusCode, header, response};
 
 use super::super::objects::{Attrs, ObjectRecord};
 use super::{S3Error, S3Result};
-use crate::emulator::clock::rfc3339_ms;
 
 /// R2: object metadata (user keys and values) at most 8,192 bytes.
 const METADATA_LIMIT: usize = 8192;
@@ -67,11 +66,6 @@ pub fn empty(status: StatusCode) -> Response<Body> {
         .status(status)
         .body(Body::empty())
         .expect("a valid response")
-}
-
-/// Milliseconds since the epoch as S3 writes them in XML (`2026-01-02T03:04:05.000Z`).
-pub fn iso(ms: i64) -> String {
-    rfc3339_ms(ms)
 }
 
 fn http_date_format() -> &'static [time::format_description::BorrowedFormatItem<'static>] {
@@ -254,8 +248,8 @@ pub fn attrs(headers: &HeaderMap) -> S3Result<Attrs> {
     }
     Ok(Attrs {
         content_type: text(header::CONTENT_TYPE),
+        // `aws-chunked` describes the upload, not the object.
         content_encoding: text(header::CONTENT_ENCODING)
-            .filter(|e| e != "aws-chunked")
             .map(|e| {
                 e.split(',')
                     .map(str::trim)
