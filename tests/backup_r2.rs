@@ -144,6 +144,51 @@ async fn buckets_back_up_incrementally_by_etag() {
         api.stats().await["routes"]["GET S3 /{bucket}/{key}"]["requests"],
         1
     );
+    // A new key whose body the repository has (found by the sealing thread, its partial file
+    // dropped), and a body of several chunks, larger than what is gathered in memory before
+    // its sealing thread starts.
+    common::put_object(
+        &bucket,
+        "evidence",
+        "cases/2026/005-again.png",
+        bodies[5].clone(),
+        None,
+        &[],
+    )
+    .await;
+    let medium: Vec<u8> = (0..(3usize << 20) + 7).map(|j| (j % 253) as u8).collect();
+    common::put_object(
+        &bucket,
+        "evidence",
+        "scans/medium.bin",
+        medium.clone(),
+        None,
+        &[],
+    )
+    .await;
+    let fourth = run(&api, &repo, &["backup", "r2", "evidence", "--json"]).await;
+    assert_eq!(
+        (
+            fourth["stats"]["downloaded"].as_u64(),
+            fourth["stats"]["new_blobs"].as_u64()
+        ),
+        (Some(2), Some(1)),
+        "the body the repository had is not stored again"
+    );
+    assert_eq!(
+        std::fs::read_dir(&partial).map_or(0, |d| d.count()),
+        0,
+        "no partial blob is left after a backup"
+    );
+    let medium_sha = hex::encode(Sha256::digest(&medium));
+    assert!(
+        std::path::Path::new(&repo)
+            .join("blobs")
+            .join(&medium_sha[..2])
+            .join(&medium_sha)
+            .is_file(),
+        "the medium body is stored under its plaintext's SHA-256"
+    );
     let verify = run(
         &api,
         &repo,

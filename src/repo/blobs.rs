@@ -71,6 +71,9 @@ pub struct Received {
     pub sha256: String,
     pub size: u64,
     staged: Staged,
+    /// Whether the repository had the blob already when the body ended (looked up by the
+    /// sealing thread in a local repository; `None`: to be asked).
+    present: Option<bool>,
 }
 
 /// A piece of a body on its way to the sealing thread, with the permit of the memory budget it
@@ -86,8 +89,21 @@ impl AsRef<[u8]> for Piece {
     }
 }
 
+/// Bodies up to this size are gathered in memory and handed to a blocking task whole when they
+/// end (most R2 objects are small: one hand-over each instead of a thread waiting on every
+/// piece); a larger body starts its sealing thread once it passes this and streams through it.
+pub const GATHER: usize = 256 << 10;
+
 /// One body streaming in; [`BlobFeed::finish`] once all of it was put.
 pub struct BlobFeed {
+    sealer: Option<Sealer>,
+    gathered: Vec<Piece>,
+    size: usize,
+    streaming: Option<Streaming>,
+}
+
+/// A body's sealing thread and the queue to it.
+struct Streaming {
     tx: tokio::sync::mpsc::Sender<std::io::Result<Piece>>,
     task: tokio::task::JoinHandle<Result<Received, RepoError>>,
 }
@@ -112,32 +128,179 @@ impl BlobFeed {
     }
 
     async fn send(&mut self, piece: Piece) -> Result<(), RepoError> {
-        self.tx
-            .send(Ok(piece))
-            .await
-            .map_err(|_| RepoError::Internal("the blob's sealing stopped".into()))
+        let stopped = || RepoError::Internal("the blob's sealing stopped".into());
+        if self.streaming.is_none() {
+            self.size += piece.bytes.len();
+            self.gathered.push(piece);
+            if self.size <= GATHER {
+                return Ok(());
+            }
+            let (tx, rx) = tokio::sync::mpsc::channel(QUEUE);
+            let sealer = self.sealer.take().ok_or_else(stopped)?;
+            let task = sealer.spawn(ChannelReader::new(rx));
+            let streaming = self.streaming.insert(Streaming { tx, task });
+            for piece in self.gathered.drain(..) {
+                streaming.tx.send(Ok(piece)).await.map_err(|_| stopped())?;
+            }
+            return Ok(());
+        }
+        let streaming = self.streaming.as_ref().ok_or_else(stopped)?;
+        streaming.tx.send(Ok(piece)).await.map_err(|_| stopped())
     }
 
     /// Ends the body; returns what was received (or why sealing it failed).
     pub async fn finish(self) -> Result<Received, RepoError> {
-        drop(self.tx);
-        self.task
-            .await
-            .map_err(|e| RepoError::Internal(e.to_string()))?
+        let task = match (self.streaming, self.sealer) {
+            (Some(Streaming { tx, task }), _) => {
+                drop(tx);
+                task
+            }
+            (None, Some(sealer)) => sealer.spawn(Gathered {
+                pieces: self.gathered.into_iter(),
+                current: None,
+            }),
+            (None, None) => return Err(RepoError::Internal("the blob's sealing stopped".into())),
+        };
+        task.await.map_err(|e| RepoError::Internal(e.to_string()))?
+    }
+}
+
+/// A gathered body's pieces, read in order.
+struct Gathered {
+    pieces: std::vec::IntoIter<Piece>,
+    current: Option<(Piece, usize)>,
+}
+
+impl Read for Gathered {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            if let Some((piece, at)) = &mut self.current {
+                let rest = &piece.bytes[*at..];
+                if !rest.is_empty() {
+                    let n = out.len().min(rest.len());
+                    out[..n].copy_from_slice(&rest[..n]);
+                    *at += n;
+                    return Ok(n);
+                }
+            }
+            match self.pieces.next() {
+                Some(piece) => self.current = Some((piece, 0)),
+                None => return Ok(0),
+            }
+        }
+    }
+}
+
+/// How a batch's bodies are received: sealed into a local repository's partial files, or kept
+/// in plaintext in a local temporary file for a repository on S3.
+#[derive(Clone)]
+enum Sealer {
+    Local {
+        root: std::path::PathBuf,
+        /// Whether the partial files' directory was made (once a batch, not once a body).
+        made: std::sync::Arc<std::sync::atomic::AtomicBool>,
+        key: crate::seal::MasterKey,
+        chunk: u32,
+    },
+    Plain,
+}
+
+impl Sealer {
+    /// Receives a body from `reader` on a blocking thread.
+    fn spawn(
+        self,
+        reader: impl Read + Send + 'static,
+    ) -> tokio::task::JoinHandle<Result<Received, RepoError>> {
+        tokio::task::spawn_blocking(move || self.receive(reader))
+    }
+
+    /// Receives a body from `reader` (blocking).
+    fn receive(self, mut reader: impl Read) -> Result<Received, RepoError> {
+        match self {
+            Sealer::Local {
+                root,
+                made,
+                key,
+                chunk,
+            } => {
+                use std::sync::atomic::Ordering;
+                let seal_err = |source| RepoError::Seal {
+                    artifact: "a blob being received".into(),
+                    source,
+                };
+                let dir = root.join(PARTIAL);
+                if !made.load(Ordering::Relaxed) {
+                    std::fs::create_dir_all(&dir).map_err(|e| seal_err(SealError::Io(e)))?;
+                    made.store(true, Ordering::Relaxed);
+                }
+                let tmp = tempfile::Builder::new()
+                    .prefix("blob-")
+                    .suffix(".partial")
+                    .tempfile_in(&dir)
+                    .map_err(|e| seal_err(SealError::Io(e)))?;
+                let s =
+                    crate::seal::seal_blob(reader, tmp.as_file(), &key, chunk).map_err(seal_err)?;
+                let name = Repo::blob_path(&s.plaintext_sha256);
+                let present = Some(root.join(name.as_ref()).is_file());
+                Ok(Received {
+                    sha256: s.plaintext_sha256,
+                    size: s.plaintext_len,
+                    staged: Staged::Sealed(tmp.into_temp_path()),
+                    present,
+                })
+            }
+            Sealer::Plain => {
+                let io = |e: std::io::Error| RepoError::Seal {
+                    artifact: "a blob being received (local temporary file)".into(),
+                    source: SealError::Io(e),
+                };
+                let mut file = tempfile::tempfile().map_err(io)?;
+                let (mut hash, mut size) = (Sha256::new(), 0u64);
+                let mut buf = vec![0u8; 256 << 10];
+                loop {
+                    let n = match reader.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(io(e)),
+                    };
+                    hash.update(&buf[..n]);
+                    size += n as u64;
+                    file.write_all(&buf[..n]).map_err(io)?;
+                }
+                Ok(Received {
+                    sha256: hex::encode(hash.finalize()),
+                    size,
+                    staged: Staged::Plain(file),
+                    present: None,
+                })
+            }
+        }
     }
 }
 
 /// The blobs of one backup, staged until [`BlobBatch::commit`].
 pub struct BlobBatch<'r> {
     repo: &'r Repo,
+    sealer: Sealer,
     staged: std::sync::Mutex<HashMap<String, Staged>>,
 }
 
 impl Repo {
     /// Starts receiving a backup's blobs; the caller holds the writer lease.
     pub fn blob_batch(&self, _lease: &Lease) -> BlobBatch<'_> {
+        let sealer = match self.storage.local_root() {
+            Some(root) => Sealer::Local {
+                root: root.to_path_buf(),
+                made: Default::default(),
+                key: self.key.clone(),
+                chunk: self.config.chunk_size,
+            },
+            None => Sealer::Plain,
+        };
         BlobBatch {
             repo: self,
+            sealer,
             staged: std::sync::Mutex::new(HashMap::new()),
         }
     }
@@ -240,60 +403,12 @@ impl Repo {
 impl BlobBatch<'_> {
     /// Starts receiving one body.
     pub fn feed(&self) -> BlobFeed {
-        let (tx, rx) = tokio::sync::mpsc::channel(QUEUE);
-        let reader = ChannelReader::new(rx);
-        let task = match self.repo.storage.local_root() {
-            Some(root) => {
-                let dir = root.join(PARTIAL);
-                let key = self.repo.key.clone();
-                let chunk = self.repo.config.chunk_size;
-                tokio::task::spawn_blocking(move || {
-                    let seal_err = |source| RepoError::Seal {
-                        artifact: "a blob being received".into(),
-                        source,
-                    };
-                    std::fs::create_dir_all(&dir).map_err(|e| seal_err(SealError::Io(e)))?;
-                    let tmp = tempfile::Builder::new()
-                        .prefix("blob-")
-                        .suffix(".partial")
-                        .tempfile_in(&dir)
-                        .map_err(|e| seal_err(SealError::Io(e)))?;
-                    let s =
-                        crate::seal::seal(reader, tmp.as_file(), &key, chunk).map_err(seal_err)?;
-                    Ok(Received {
-                        sha256: s.plaintext_sha256,
-                        size: s.plaintext_len,
-                        staged: Staged::Sealed(tmp.into_temp_path()),
-                    })
-                })
-            }
-            None => tokio::task::spawn_blocking(move || {
-                let io = |e: std::io::Error| RepoError::Seal {
-                    artifact: "a blob being received (local temporary file)".into(),
-                    source: SealError::Io(e),
-                };
-                let mut file = tempfile::tempfile().map_err(io)?;
-                let (mut hash, mut size, mut reader) = (Sha256::new(), 0u64, reader);
-                let mut buf = vec![0u8; 256 << 10];
-                loop {
-                    let n = match reader.read(&mut buf) {
-                        Ok(0) => break,
-                        Ok(n) => n,
-                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                        Err(e) => return Err(io(e)),
-                    };
-                    hash.update(&buf[..n]);
-                    size += n as u64;
-                    file.write_all(&buf[..n]).map_err(io)?;
-                }
-                Ok(Received {
-                    sha256: hex::encode(hash.finalize()),
-                    size,
-                    staged: Staged::Plain(file),
-                })
-            }),
-        };
-        BlobFeed { tx, task }
+        BlobFeed {
+            sealer: Some(self.sealer.clone()),
+            gathered: Vec::new(),
+            size: 0,
+            streaming: None,
+        }
     }
 
     /// Keeps `r` for the commit unless the repository or this batch has its blob already
@@ -301,7 +416,14 @@ impl BlobBatch<'_> {
     /// sealed and uploaded now (an object store makes an upload visible whole or not at all),
     /// so no body waits in a local temporary file for the end of the backup.
     pub async fn add(&self, lease: &Lease, r: Received) -> Result<bool, RepoError> {
-        if self.lock().contains_key(&r.sha256) || self.repo.has_blob(&r.sha256).await? {
+        if self.lock().contains_key(&r.sha256) {
+            return Ok(false);
+        }
+        let present = match r.present {
+            Some(present) => present,
+            None => self.repo.has_blob(&r.sha256).await?,
+        };
+        if present {
             return Ok(false);
         }
         match r.staged {
@@ -370,19 +492,16 @@ impl BlobBatch<'_> {
                 })
                 .collect();
             durable(&root, sealed.iter().map(|(_, p)| p.to_path_buf()))?;
-            let mut dirs = Vec::new();
+            let mut dirs = std::collections::HashSet::new();
             for (sha, partial) in sealed {
                 let dest = root.join(Repo::blob_path(&sha).as_ref());
-                let dir = dest
-                    .parent()
-                    .expect("a blob path has a directory")
-                    .to_path_buf();
-                std::fs::create_dir_all(&dir)?;
+                let dir = dest.parent().expect("a blob path has a directory");
+                if !dirs.contains(dir) {
+                    std::fs::create_dir_all(dir)?;
+                    dirs.insert(dir.to_path_buf());
+                }
                 partial.persist(&dest).map_err(|e| e.error)?;
-                dirs.push(dir);
             }
-            dirs.sort();
-            dirs.dedup();
             durable(&root, dirs)
         })
         .await

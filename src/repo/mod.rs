@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use storage::Path;
 use time::OffsetDateTime;
 
-pub use blobs::{BlobBatch, BlobFeed, BlobId, INDEX, Received};
+pub use blobs::{BlobBatch, BlobFeed, BlobId, GATHER, INDEX, Received};
 pub use catalog::{Catalog, Entry};
 pub use lease::Lease;
 pub use lines::ArtifactLines;

@@ -212,6 +212,29 @@ impl Chunk {
     fn len(&self) -> usize {
         self.end - self.start
     }
+
+    /// Empties the chunk and sets its window at the offset within a page of input position
+    /// `pos`.
+    fn place(&mut self, pos: u64) {
+        self.start = (pos as usize).wrapping_sub(self.buf.as_ptr() as usize) % PAGE;
+        self.end = self.start;
+        if self.buf.len() < self.start {
+            self.buf.resize(self.start, 0);
+        }
+    }
+
+    /// Moves the bytes read so far into a new buffer with room for `room` bytes, placed for
+    /// input position `pos` (where they started).
+    fn enlarge(&mut self, room: usize, pos: u64) {
+        let mut bigger = Chunk {
+            buf: Vec::with_capacity(room),
+            ..Chunk::default()
+        };
+        bigger.place(pos);
+        bigger.buf.extend_from_slice(self.as_ref());
+        bigger.end = bigger.buf.len();
+        *self = bigger;
+    }
 }
 
 impl AsRef<[u8]> for Chunk {
@@ -242,10 +265,15 @@ impl aes_gcm::aead::Buffer for Chunk {
     }
 }
 
+/// What a fresh chunk reserves before its input shows it is larger: a small artifact (most R2
+/// objects) never maps a whole chunk, which the binary's fixed mmap threshold would map and unmap
+/// for each (page faults, then a TLB shootdown on every core).
+const FIRST: usize = 64 << 10;
+
 /// Reads up to `len` bytes of `input` (fewer only at its end), which stands at byte `pos`, into
-/// `reuse` or a new chunk, with room for `len + extra` bytes. A new chunk's memory is reserved
-/// at once (so the window never moves) but zeroed and touched only as far as the input goes: a
-/// small artifact never touches a whole chunk.
+/// `reuse` or a new chunk, with room for `len + extra` bytes. A new chunk reserves `FIRST`
+/// bytes, and moves once into a buffer with room for all of it when the input goes further; its
+/// memory is zeroed and touched only as far as the input goes.
 fn read_chunk(
     reuse: Option<Chunk>,
     input: &mut impl Read,
@@ -254,23 +282,22 @@ fn read_chunk(
     pos: u64,
 ) -> std::io::Result<Chunk> {
     let mut c = reuse.unwrap_or_default();
-    let room = PAGE + len + extra;
-    if c.buf.capacity() < room {
-        c.buf.reserve_exact(room - c.buf.len());
+    let first = PAGE + len.min(FIRST) + extra;
+    if c.buf.capacity() < first {
+        c.buf.reserve_exact(first - c.buf.len());
     }
-    // Same offset within a page as the input's position.
-    c.start = (pos as usize).wrapping_sub(c.buf.as_ptr() as usize) % PAGE;
-    c.end = c.start;
-    if c.buf.len() < c.start {
-        c.buf.resize(c.start, 0);
-    }
-    let want = c.start + len;
-    while c.end < want {
+    c.place(pos);
+    while c.len() < len {
         if c.buf.len() == c.end {
             let grow = c.buf.len().max(64 << 10);
-            c.buf.resize(want.min(c.buf.len() + grow), 0);
+            let mut to = (c.start + len).min(c.buf.len() + grow);
+            if c.buf.capacity() < to + extra {
+                c.enlarge(PAGE + len + extra, pos);
+                to = (c.start + len).min(c.buf.len() + grow);
+            }
+            c.buf.resize(to, 0);
         }
-        let stop = want.min(c.buf.len());
+        let stop = (c.start + len).min(c.buf.len());
         match input.read(&mut c.buf[c.end..stop]) {
             Ok(0) => break,
             Ok(n) => c.end += n,
@@ -326,10 +353,10 @@ impl Cipher<'_> {
 /// How many chunks wait for reuse.
 const SPARE: usize = 4;
 
-type Writer<'s> = std::thread::ScopedJoinHandle<'s, Result<(Sha256, u64), SealError>>;
+type Writer<'s> = std::thread::ScopedJoinHandle<'s, Result<(Option<Sha256>, u64), SealError>>;
 
 /// A seal's or an open's two sides: the caller's thread reads and hashes the input, a second
-/// thread hashes and writes the output, then hands each chunk back for reuse; so the two SHA-256
+/// thread hashes (unless a blob's seal) and writes the output, then hands each chunk back for reuse; so the two SHA-256
 /// passes run in parallel, and memory stays at a few chunks. The cipher (AES-GCM, half of a
 /// core's work) goes to whichever side is free: a chunk is sealed or opened by the reader when
 /// the writer has work queued, else handed to the writer to do. The balance thus follows the
@@ -341,10 +368,12 @@ struct Pipeline {
 }
 
 impl Pipeline {
+    /// Starts the writer, which hashes what it writes into `hash` if one is given.
     fn start<'s, W: Write + Send + 's>(
         scope: &'s std::thread::Scope<'s, '_>,
         cipher: &'s Cipher<'_>,
         mut out: W,
+        mut hash: Option<Sha256>,
     ) -> (Self, Writer<'s>) {
         use std::sync::atomic::Ordering;
         let (tx, rx) = std::sync::mpsc::sync_channel::<(Chunk, Option<Step>)>(2);
@@ -352,14 +381,16 @@ impl Pipeline {
         let queued = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let waiting = queued.clone();
         let writer = scope.spawn(move || {
-            let (mut hash, mut len) = (Sha256::new(), 0u64);
+            let mut len = 0u64;
             for (mut chunk, step) in rx {
                 waiting.fetch_sub(1, Ordering::Relaxed);
                 if let Some(step) = step {
                     cipher.apply(&mut chunk, step)?;
                 }
                 let bytes = chunk.as_ref();
-                hash.update(bytes);
+                if let Some(hash) = &mut hash {
+                    hash.update(bytes);
+                }
                 len += bytes.len() as u64;
                 out.write_all(bytes)?;
                 let _ = back.try_send(chunk);
@@ -458,7 +489,7 @@ impl Pipeline {
         mut self,
         result: Result<T, SealError>,
         writer: Writer<'_>,
-    ) -> Result<(T, Sha256, u64), SealError> {
+    ) -> Result<(T, Option<Sha256>, u64), SealError> {
         self.tx.take();
         let (hash, len) = writer
             .join()
@@ -469,10 +500,46 @@ impl Pipeline {
 
 /// Seals everything `input` yields into `output`.
 pub fn seal(
+    input: impl Read,
+    output: impl Write + Send,
+    key: &MasterKey,
+    chunk: u32,
+) -> Result<Summary, SealError> {
+    seal_hashing(input, output, key, chunk, true)
+}
+
+/// What [`seal_blob`] measured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sealed {
+    pub plaintext_len: u64,
+    pub plaintext_sha256: String,
+    pub stored_len: u64,
+}
+
+/// Seals as [`seal`] does, without hashing the stored bytes: for content named by its
+/// plaintext's SHA-256 (R2 bodies), where nothing records the stored bytes' hash and the tags
+/// guard them. A third less hashing on the way in.
+pub fn seal_blob(
+    input: impl Read,
+    output: impl Write + Send,
+    key: &MasterKey,
+    chunk: u32,
+) -> Result<Sealed, SealError> {
+    let s = seal_hashing(input, output, key, chunk, false)?;
+    Ok(Sealed {
+        plaintext_len: s.plaintext_len,
+        plaintext_sha256: s.plaintext_sha256,
+        stored_len: s.stored_len,
+    })
+}
+
+/// [`seal`], hashing the stored bytes only if `hash_stored` (else `stored_sha256` is empty).
+fn seal_hashing(
     mut input: impl Read,
     mut output: impl Write + Send,
     key: &MasterKey,
     chunk: u32,
+    hash_stored: bool,
 ) -> Result<Summary, SealError> {
     if chunk == 0 || chunk > MAX_CHUNK {
         return Err(SealError::BadHeader(chunk));
@@ -497,9 +564,12 @@ pub fn seal(
                 last: true,
             },
         )?;
-        let mut stored_hash = Sha256::new();
-        stored_hash.update(header.bytes);
-        stored_hash.update(current.as_ref());
+        let stored_hash = hash_stored.then(|| {
+            let mut h = Sha256::new();
+            h.update(header.bytes);
+            h.update(current.as_ref());
+            h
+        });
         output.write_all(&header.bytes)?;
         output.write_all(current.as_ref())?;
         output.flush()?;
@@ -507,12 +577,14 @@ pub fn seal(
             plaintext_len,
             plaintext_sha256: hex::encode(plain_hash.finalize()),
             stored_len: (HEADER_LEN + current.len()) as u64,
-            stored_sha256: hex::encode(stored_hash.finalize()),
+            stored_sha256: stored_hash
+                .map(|h| hex::encode(h.finalize()))
+                .unwrap_or_default(),
             chunks: 1,
         });
     }
     std::thread::scope(|scope| {
-        let (pipe, writer) = Pipeline::start(scope, &cipher, output);
+        let (pipe, writer) = Pipeline::start(scope, &cipher, output, hash_stored.then(Sha256::new));
         let result = (|| {
             pipe.send(Chunk {
                 buf: header.bytes.to_vec(),
@@ -535,7 +607,9 @@ pub fn seal(
             plaintext_len,
             plaintext_sha256: hex::encode(plain_hash.finalize()),
             stored_len,
-            stored_sha256: hex::encode(stored_hash.finalize()),
+            stored_sha256: stored_hash
+                .map(|h| hex::encode(h.finalize()))
+                .unwrap_or_default(),
             chunks,
         })
     })
@@ -603,7 +677,7 @@ pub fn open(
         });
     }
     std::thread::scope(|scope| {
-        let (pipe, writer) = Pipeline::start(scope, &cipher, output);
+        let (pipe, writer) = Pipeline::start(scope, &cipher, output, Some(Sha256::new()));
         let result = pipe.pump(
             &cipher,
             &mut input,
@@ -615,6 +689,7 @@ pub fn open(
             TAG_LEN,
         );
         let ((stored_len, chunks), plain_hash, plaintext_len) = pipe.finish(result, writer)?;
+        let plain_hash = plain_hash.expect("the writer was given a hash");
         Ok(Summary {
             plaintext_len,
             plaintext_sha256: hex::encode(plain_hash.finalize()),

@@ -30,6 +30,43 @@ fn round_trips_are_exact_at_every_size_around_a_chunk() {
     }
 }
 
+/// Hands out at most 7,001 bytes a read, as a network body arrives in pieces.
+struct Trickle<'a>(&'a [u8]);
+
+impl Read for Trickle<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(self.0.len()).min(7_001);
+        buf[..n].copy_from_slice(&self.0[..n]);
+        self.0 = &self.0[n..];
+        Ok(n)
+    }
+}
+
+#[test]
+fn round_trips_are_exact_when_chunks_outgrow_their_first_reservation() {
+    let chunk = 4 * FIRST as u32;
+    let c = chunk as usize;
+    for len in [
+        FIRST - 1,
+        FIRST,
+        FIRST + 1,
+        c - 1,
+        c,
+        c + 1,
+        2 * c + FIRST + 3,
+    ] {
+        let data: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
+        let mut stored = Vec::new();
+        let s = seal(Trickle(&data), &mut stored, &key(7), chunk).unwrap();
+        assert_eq!(s.stored_len as usize, stored.len(), "size {len}");
+        assert_eq!(s.plaintext_sha256, hex::encode(Sha256::digest(&data)));
+        assert_eq!(s.stored_sha256, hex::encode(Sha256::digest(&stored)));
+        let mut back = Vec::new();
+        open(Trickle(&stored), &mut back, &key(7)).unwrap();
+        assert_eq!(back, data, "size {len}");
+    }
+}
+
 #[test]
 fn a_wrong_key_is_a_key_id_mismatch_before_any_data() {
     let (stored, _) = sealed(b"secret rows", CHUNK);
@@ -188,4 +225,20 @@ fn chunks_sealed_or_opened_by_either_side_are_the_plain_stream() {
     let mut back = Vec::new();
     open(stored.as_slice(), Slow(&mut back), &key(7)).unwrap();
     assert_eq!(back, data);
+}
+
+#[test]
+fn a_blob_seals_as_an_artifact_does_without_hashing_the_stored_bytes() {
+    let chunk = 4 * FIRST as u32;
+    for len in [0usize, 10, FIRST + 1, 2 * chunk as usize + 5] {
+        let data: Vec<u8> = (0..len).map(|i| (i * 17 % 253) as u8).collect();
+        let mut stored = Vec::new();
+        let s = seal_blob(Trickle(&data), &mut stored, &key(7), chunk).unwrap();
+        assert_eq!(s.plaintext_len as usize, len);
+        assert_eq!(s.plaintext_sha256, hex::encode(Sha256::digest(&data)));
+        assert_eq!(s.stored_len as usize, stored.len());
+        let mut back = Vec::new();
+        let o = open(stored.as_slice(), &mut back, &key(7)).unwrap();
+        assert_eq!((back, o.plaintext_sha256), (data, s.plaintext_sha256));
+    }
 }

@@ -81,8 +81,8 @@ pub struct Common {
     /// Post a Discord/Slack-compatible JSON message to this webhook when a backup fails.
     #[arg(long, value_name = "URL")]
     notify: Option<String>,
-    /// Requests in flight at once (KV bulk gets, R2 objects and parts of large ones); the
-    /// request budget paces them all.
+    /// Requests in flight at once (KV bulk gets, R2 objects and parts of large ones; R2 objects
+    /// of 256 KiB or less, twice as many); the request budget paces them all.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     concurrency: u16,
     /// Give up on a request that has not answered in this long (it is retried like a 5xx).

@@ -16,7 +16,7 @@ use crate::cloudflare::r2::{BodySink, Listed, ObjectHead};
 use crate::cloudflare::{S3Client, S3Error};
 use crate::progress::{Cancelled, Progress};
 use crate::repo::{
-    ArtifactLines, BlobBatch, BlobFeed, INDEX, Lease, Manifest, Received, Repo, RepoError,
+    ArtifactLines, BlobBatch, BlobFeed, GATHER, INDEX, Lease, Manifest, Received, Repo, RepoError,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,7 +68,8 @@ pub const PART: u64 = 8 << 20;
 /// How a backup of a bucket runs.
 #[derive(Debug, Clone, Copy)]
 pub struct R2Options {
-    /// Objects in flight at once (and parts of one large object).
+    /// Objects over `GATHER` bytes in flight at once, and ranged parts in flight; objects up to
+    /// `GATHER` bytes (one short GET each, gathered in memory) run up to twice as many.
     pub concurrency: usize,
     pub ranged_from: u64,
     /// A ranged GET's bytes.
@@ -300,6 +301,9 @@ pub async fn backup(
 ) -> Result<R2Stats, R2Error> {
     progress.phase_with_bytes("download", "objects", None, None);
     let parts = &std::sync::Arc::new(tokio::sync::Semaphore::new(opts.concurrency.max(1)));
+    // Bodies streamed through a sealing thread (a few chunks each): `concurrency` at once, so
+    // memory stays flat however many large objects come together.
+    let streams = &tokio::sync::Semaphore::new(opts.concurrency.max(1));
     let staged = repo.blob_batch(lease);
     let batch = &staged;
     let window = std::sync::Arc::new(tokio::sync::Semaphore::new(WINDOW));
@@ -382,6 +386,12 @@ pub async fn backup(
                 };
                 return Ok::<_, R2Error>((seq, entry));
             }
+            let _stream = if meta.size > GATHER as u64 {
+                let permit = streams.acquire().await;
+                Some(permit.map_err(|e| R2Error::Io(std::io::Error::other(e)))?)
+            } else {
+                None
+            };
             let body = download(client, bucket, &meta, opts, parts, batch, progress)
                 .await
                 .map_err(|e| match progress.check() {
@@ -411,7 +421,7 @@ pub async fn backup(
                 },
             ))
         })
-        .buffer_unordered(opts.concurrency.max(1));
+        .buffer_unordered(2 * opts.concurrency.max(1));
 
     let write = async {
         let mut stats = R2Stats::default();
