@@ -42,16 +42,30 @@ AK, SK = "cfdr-emulator-access-key", "cfdr-emulator-secret-key"
 
 
 def measure(cmd, env=None, stdout=subprocess.DEVNULL):
-    """Runs cmd; returns (seconds, peak RSS bytes). The peak comes from GNU time: a child forked
-    from this Python process would inherit Python's own high-water mark."""
-    with tempfile.NamedTemporaryFile("r") as rss:
+    """Runs cmd; returns (seconds, peak RSS bytes)."""
+    secs, rss, _ = measure_cpu(cmd, env, stdout)
+    return secs, rss
+
+
+def measure_cpu(cmd, env=None, stdout=subprocess.DEVNULL):
+    """Runs cmd; returns (seconds, peak RSS bytes, CPU seconds). The peak comes from GNU time: a
+    child forked from this Python process would inherit Python's own high-water mark."""
+    with tempfile.NamedTemporaryFile("r") as out:
         t = time.perf_counter()
-        p = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", rss.name, *cmd], env=env, stdout=stdout,
-                           stderr=subprocess.PIPE)
+        p = subprocess.run(["/usr/bin/time", "-f", "%M %U %S", "-o", out.name, *cmd], env=env,
+                           stdout=stdout, stderr=subprocess.PIPE)
         secs = time.perf_counter() - t
         if p.returncode != 0:
             sys.exit(f"{cmd[0]} failed ({p.returncode}): {p.stderr.decode(errors='replace')[-2000:]}")
-        return secs, int(rss.read().split()[-1]) * 1024
+        rss, user, system = out.read().split()[-3:]
+        return secs, int(rss) * 1024, float(user) + float(system)
+
+
+def process_cpu(pid):
+    """CPU seconds process `pid` has used so far (user + system)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rclone_env(s3):

@@ -21,7 +21,11 @@ impl Cell {
             ValueRef::Null => Cell::Null,
             ValueRef::Integer(i) => Cell::Int(i),
             ValueRef::Real(f) => Cell::Real(f),
-            ValueRef::Text(t) => Cell::Text(String::from_utf8_lossy(t).into_owned()),
+            // Valid UTF-8 (nearly always) is checked by the fast path and copied once.
+            ValueRef::Text(t) => Cell::Text(match std::str::from_utf8(t) {
+                Ok(text) => text.to_owned(),
+                Err(_) => String::from_utf8_lossy(t).into_owned(),
+            }),
             ValueRef::Blob(b) => Cell::Blob(b.to_vec()),
         }
     }

@@ -106,7 +106,9 @@ pub(super) fn columns(
 /// An SQL expression for a column's value as text: `quote()`, except for text holding NUL,
 /// which `quote()` cannot carry and which becomes `CAST(X'…' AS TEXT)`, and for a REAL of a
 /// column read with [`RowText::Exact`], which is left empty for [`exact_row`] to fill from the
-/// column's [`real_expr`].
+/// column's [`real_expr`]. `instr()` compares at every byte, so it runs only where the
+/// characters before the first NUL (`length`) fall short of the bytes (`length` of the text as
+/// a blob): text holding NUL, or not ASCII.
 fn value_expr(column: &Column, scheme: RowText) -> String {
     let c = ident(&column.name);
     let real = if scheme == RowText::Exact && column.real {
@@ -115,7 +117,7 @@ fn value_expr(column: &Column, scheme: RowText) -> String {
         String::new()
     };
     format!(
-        "CASE {real}WHEN typeof({c}) = 'text' AND instr({c}, char(0)) > 0 THEN 'CAST(X''' || hex({c}) || ''' AS TEXT)' ELSE quote({c}) END"
+        "CASE {real}WHEN typeof({c}) = 'text' AND length({c}) < length(CAST({c} AS BLOB)) AND instr({c}, char(0)) > 0 THEN 'CAST(X''' || hex({c}) || ''' AS TEXT)' ELSE quote({c}) END"
     )
 }
 
