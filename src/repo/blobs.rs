@@ -1,8 +1,9 @@
 //! Content-addressed blobs (R2 object bodies), sealed, shared by every snapshot that has them.
 //!
 //! A backup receives its blobs as a batch: each body streams in through a [`BlobFeed`] and is
-//! sealed as it comes (in a local repository, straight into a partial file under
-//! `blobs/partial/`: each byte written once, never a plaintext copy read back), then
+//! sealed as it comes — one of up to [`GATHER`] bytes is gathered in memory and sealed whole —
+//! (in a local repository, straight into a partial file under `blobs/partial/`: each byte
+//! written once, never a plaintext copy read back), then
 //! [`BlobBatch::commit`] makes them durable under their names together — one sync of the data,
 //! the renames, one sync of the directories — before the backup's manifest refers to them (a
 //! batch that grows past `STAGED_MAX` blobs commits those on the way). A
