@@ -185,6 +185,20 @@ impl BodyReader {
         }
     }
 
+    /// The body as an XML document `name` (at most 4 MiB), MalformedXML when it does not parse.
+    pub async fn document<T: serde::de::DeserializeOwned>(
+        &mut self,
+        name: &str,
+    ) -> Result<T, S3Error> {
+        let xml = self.all(4 << 20).await?;
+        quick_xml::de::from_reader(&xml[..]).map_err(|e| {
+            S3Error::new(
+                "MalformedXML",
+                format!("the {name} document does not parse: {e}"),
+            )
+        })
+    }
+
     /// The whole body, refused past `limit` bytes.
     pub async fn all(&mut self, limit: usize) -> Result<Bytes, S3Error> {
         let mut out = BytesMut::new();

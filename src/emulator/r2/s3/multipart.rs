@@ -95,14 +95,11 @@ impl Endpoint {
     pub(super) async fn complete_multipart(&self, mut req: Req) -> S3Result<Response<Body>> {
         let up = self.upload_of(&req)?;
         let upload = req.q("uploadId").unwrap_or("").to_string();
-        let xml = req.body.all(4 << 20).await?;
-        let asked: CompleteRequest = quick_xml::de::from_reader(&xml[..]).map_err(|e| {
-            S3Error::new(
-                "MalformedXML",
-                format!("the CompleteMultipartUpload document does not parse: {e}"),
-            )
-        })?;
-        let asked = asked.parts;
+        let asked = req
+            .body
+            .document::<CompleteRequest>("CompleteMultipartUpload")
+            .await?
+            .parts;
         if asked.is_empty() {
             return Err(S3Error::new("MalformedXML", "the upload names no part"));
         }

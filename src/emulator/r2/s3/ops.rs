@@ -284,13 +284,7 @@ impl Endpoint {
 
     pub(super) async fn delete_objects(&self, mut req: Req) -> S3Result<Response<Body>> {
         bucket_exists(&self.r2, &req.bucket)?;
-        let xml = req.body.all(4 << 20).await?;
-        let asked: DeleteRequest = quick_xml::de::from_reader(&xml[..]).map_err(|e| {
-            S3Error::new(
-                "MalformedXML",
-                format!("the Delete document does not parse: {e}"),
-            )
-        })?;
+        let asked: DeleteRequest = req.body.document("Delete").await?;
         if asked.objects.len() > MAX_KEYS {
             return Err(S3Error::new(
                 "MalformedXML",
